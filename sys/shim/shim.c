@@ -1,0 +1,108 @@
+/* Out-of-line copies of DPDK's static-inline functions; see shim.h. */
+#include <stddef.h>
+#include "shim.h"
+
+uint16_t fg_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
+			 struct rte_mbuf **rx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_rx_burst(port_id, queue_id, rx_pkts, nb_pkts);
+}
+
+uint16_t fg_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
+			 struct rte_mbuf **tx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
+}
+
+struct rte_mbuf *fg_pktmbuf_alloc(struct rte_mempool *mp)
+{
+	return rte_pktmbuf_alloc(mp);
+}
+
+int fg_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+			  unsigned int count)
+{
+	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
+void fg_pktmbuf_free(struct rte_mbuf *m)
+{
+	rte_pktmbuf_free(m);
+}
+
+uint8_t *fg_pktmbuf_data(struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod(m, uint8_t *);
+}
+
+uint16_t fg_pktmbuf_data_len(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_data_len(m);
+}
+
+uint32_t fg_pktmbuf_pkt_len(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_pkt_len(m);
+}
+
+uint16_t fg_pktmbuf_headroom(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_headroom(m);
+}
+
+uint16_t fg_pktmbuf_tailroom(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_tailroom(m);
+}
+
+uint8_t *fg_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
+{
+	return (uint8_t *)rte_pktmbuf_append(m, len);
+}
+
+uint8_t *fg_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
+{
+	return (uint8_t *)rte_pktmbuf_prepend(m, len);
+}
+
+int fg_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_trim(m, len);
+}
+
+uint16_t fg_pktmbuf_nb_segs(const struct rte_mbuf *m)
+{
+	return m->nb_segs;
+}
+
+uint16_t fg_pktmbuf_port(const struct rte_mbuf *m)
+{
+	return m->port;
+}
+
+void fg_prefetch0(const void *p)
+{
+	rte_prefetch0(p);
+}
+
+uint64_t fg_rdtsc(void)
+{
+	return rte_rdtsc();
+}
+
+unsigned int fg_lcore_id(void)
+{
+	return rte_lcore_id();
+}
+
+int fg_errno(void)
+{
+	return rte_errno;
+}
+
+const uint32_t fg_mbuf_off_buf_addr = offsetof(struct rte_mbuf, buf_addr);
+const uint32_t fg_mbuf_off_data_off = offsetof(struct rte_mbuf, data_off);
+const uint32_t fg_mbuf_off_data_len = offsetof(struct rte_mbuf, data_len);
+const uint32_t fg_mbuf_off_pkt_len = offsetof(struct rte_mbuf, pkt_len);
+
+const uint64_t fg_rss_hf_flows = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_SCTP;

@@ -1,0 +1,67 @@
+/*
+ * The part of DPDK that flowgate-sys binds to.
+ *
+ * bindgen reads this header; the fg_* functions wrap DPDK's static-inline
+ * functions and macros (which have no symbol to link against) and are built
+ * by build.rs from shim.c with the compiler flags pkg-config gives for libdpdk.
+ */
+#ifndef FLOWGATE_SHIM_H
+#define FLOWGATE_SHIM_H
+
+#include <stdint.h>
+#include <rte_config.h>
+#include <rte_version.h>
+#include <rte_errno.h>
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_cycles.h>
+#include <rte_dev.h>
+#include <rte_bus_vdev.h>
+#include <rte_mempool.h>
+#include <rte_mbuf.h>
+#include <rte_ethdev.h>
+
+/* Receive and transmit bursts (rte_eth_rx_burst / rte_eth_tx_burst). */
+uint16_t fg_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
+			 struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
+uint16_t fg_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
+			 struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
+
+/* mbuf life cycle. */
+struct rte_mbuf *fg_pktmbuf_alloc(struct rte_mempool *mp);
+int fg_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+			  unsigned int count);
+void fg_pktmbuf_free(struct rte_mbuf *m);
+
+/* mbuf data: pointer to the first byte (rte_pktmbuf_mtod) and lengths. */
+uint8_t *fg_pktmbuf_data(struct rte_mbuf *m);
+uint16_t fg_pktmbuf_data_len(const struct rte_mbuf *m);
+uint32_t fg_pktmbuf_pkt_len(const struct rte_mbuf *m);
+uint16_t fg_pktmbuf_headroom(const struct rte_mbuf *m);
+uint16_t fg_pktmbuf_tailroom(const struct rte_mbuf *m);
+uint8_t *fg_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+uint8_t *fg_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
+int fg_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+uint16_t fg_pktmbuf_nb_segs(const struct rte_mbuf *m);
+uint16_t fg_pktmbuf_port(const struct rte_mbuf *m);
+
+/* CPU and lcore helpers. */
+void fg_prefetch0(const void *p);
+uint64_t fg_rdtsc(void);
+unsigned int fg_lcore_id(void);
+int fg_errno(void);
+
+/*
+ * Layout facts the Rust side reads mbufs with on the hot path, so that a
+ * per-packet data pointer costs a load and an add, not a call.
+ */
+extern const uint32_t fg_mbuf_off_buf_addr;
+extern const uint32_t fg_mbuf_off_data_off;
+extern const uint32_t fg_mbuf_off_data_len;
+extern const uint32_t fg_mbuf_off_pkt_len;
+
+/* RSS hash functions that spread flows: IP, TCP, UDP and SCTP (RTE_ETH_RSS_*). */
+extern const uint64_t fg_rss_hf_flows;
+
+#endif

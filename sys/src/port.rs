@@ -1,0 +1,509 @@
+//! Ethdev ports and their queues.
+//!
+//! Invariants:
+//! - a queue is polled by one thread at a time: [`RxQueue`] / [`TxQueue`]
+//!   are handed out once per queue, are `Send` but not `Clone`, and take
+//!   `&mut self` to move packets;
+//! - a port is stopped or closed only when no queue handle is alive: every
+//!   handle holds a token, and [`Port::stop`] refuses while any exists (DPDK
+//!   forbids rx/tx on a stopped port);
+//! - the port's mempool outlives the port (the port holds an `Arc`).
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::sync::Arc;
+
+use crate::eal::EalGuard;
+use crate::{ffi, DpdkError, Eal, Mbuf, MbufBurst, Mempool};
+
+/// A DPDK port id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+
+/// An Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+/// What a device can do, as `rte_eth_dev_info_get` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The driver, e.g. `net_pcap`.
+    pub driver: String,
+    /// The ethdev name, e.g. `net_pcap0`.
+    pub name: String,
+    /// Maximum rx queues.
+    pub max_rx_queues: u16,
+    /// Maximum tx queues.
+    pub max_tx_queues: u16,
+    /// RSS hash functions the device offers (0: no RSS).
+    pub rss_offloads: u64,
+    /// RSS key size in bytes (0 when unknown).
+    pub rss_key_size: u8,
+    /// NUMA socket of the device (-1 unknown).
+    pub socket: i32,
+}
+
+/// Link state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Link up.
+    pub up: bool,
+    /// Speed in Mb/s (0 unknown).
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+}
+
+/// Basic port counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the hardware dropped because rx queues were full.
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// Rx mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// How to bring a port up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSetup {
+    /// Rx queues (one per worker that polls this port).
+    pub rx_queues: u16,
+    /// Tx queues (one per worker, so no two threads share one).
+    pub tx_queues: u16,
+    /// Rx descriptors per queue.
+    pub rx_desc: u16,
+    /// Tx descriptors per queue.
+    pub tx_desc: u16,
+    /// Spread flows over rx queues with a symmetric RSS key when the device
+    /// offers RSS and there is more than one rx queue.
+    pub symmetric_rss: bool,
+    /// Receive every frame, whatever its destination MAC.
+    pub promiscuous: bool,
+}
+
+impl Default for PortSetup {
+    fn default() -> Self {
+        Self {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            symmetric_rss: true,
+            promiscuous: true,
+        }
+    }
+}
+
+/// The 40-byte Toeplitz key made of one repeated 16-bit pattern: with it the
+/// hash of (src, dst, sport, dport) equals that of (dst, src, dport, sport),
+/// so both directions of a flow reach the same queue (Woo and Park, 2012).
+pub const SYMMETRIC_RSS_KEY: [u8; 40] = {
+    let mut k = [0u8; 40];
+    let mut i = 0;
+    while i < 40 {
+        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
+        i += 1;
+    }
+    k
+};
+
+#[derive(Debug)]
+struct QueueToken;
+
+/// A configured ethdev port. Stops and closes itself on drop.
+#[derive(Debug)]
+pub struct Port {
+    id: PortId,
+    name: String,
+    started: bool,
+    rss_enabled: bool,
+    queues: Arc<QueueToken>,
+    _mempool: Arc<Mempool>,
+    _eal: Arc<EalGuard>,
+}
+
+/// Receive side of queue `queue` of a port; owned by one worker.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+    _token: Arc<QueueToken>,
+}
+
+/// Transmit side of queue `queue` of a port; owned by one worker.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    _token: Arc<QueueToken>,
+}
+
+pub(crate) fn probe(devargs: &str) -> Result<PortId, DpdkError> {
+    let c = CString::new(devargs)
+        .map_err(|_| DpdkError::other("rte_dev_probe", "devargs contain NUL"))?;
+    // SAFETY: c is a valid C string; EAL is initialised (only reachable via Eal).
+    let ret = unsafe { ffi::rte_dev_probe(c.as_ptr()) };
+    if ret < 0 {
+        return Err(DpdkError::from_ret(format!("rte_dev_probe({devargs})"), ret));
+    }
+    let name = devargs.split(',').next().unwrap_or(devargs);
+    Port::id_by_name(name).ok_or_else(|| {
+        DpdkError::other(
+            format!("rte_dev_probe({devargs})"),
+            format!("device probed but no ethdev port named {name} appeared"),
+        )
+    })
+}
+
+impl Port {
+    /// The port id of an ethdev named `name` (e.g. `net_pcap0`, `0000:03:00.0`).
+    pub fn id_by_name(name: &str) -> Option<PortId> {
+        let c = CString::new(name).ok()?;
+        let mut id = 0u16;
+        // SAFETY: c is a valid C string and id a valid out pointer.
+        let ret = unsafe { ffi::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        (ret == 0).then_some(PortId(id))
+    }
+
+    /// What the device behind `id` can do.
+    pub fn device_info(id: PortId) -> Result<DeviceInfo, DpdkError> {
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: info is a valid out struct; invalid ids return an error.
+        let ret = unsafe { ffi::rte_eth_dev_info_get(id.0, &mut info) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_info_get", ret));
+        }
+        let mut name = [0 as c_char; 64];
+        // SAFETY: name is a buffer of the size RTE_ETH_NAME_MAX_LEN (64) needs.
+        let ret = unsafe { ffi::rte_eth_dev_get_name_by_port(id.0, name.as_mut_ptr()) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_get_name_by_port", ret));
+        }
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name points to the driver's static name.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: rte_eth_dev_get_name_by_port NUL-terminated the buffer.
+        let name = unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: plain query on a valid port id.
+        let socket = unsafe { ffi::rte_eth_dev_socket_id(id.0) };
+        Ok(DeviceInfo {
+            driver,
+            name,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            rss_offloads: info.flow_type_rss_offloads,
+            rss_key_size: info.hash_key_size,
+            socket,
+        })
+    }
+
+    /// Configures port `id` with `setup` and sets up its queues on `mempool`.
+    /// Returns the port (not yet started) and one handle per rx and tx queue.
+    pub fn configure(
+        eal: &Eal,
+        id: PortId,
+        setup: &PortSetup,
+        mempool: Arc<Mempool>,
+    ) -> Result<(Port, Vec<RxQueue>, Vec<TxQueue>), DpdkError> {
+        let info = Self::device_info(id)?;
+        if setup.rx_queues == 0 || setup.rx_queues > info.max_rx_queues {
+            return Err(DpdkError::other(
+                "rte_eth_dev_configure",
+                format!(
+                    "{} offers {} rx queues, {} asked",
+                    info.name, info.max_rx_queues, setup.rx_queues
+                ),
+            ));
+        }
+        if setup.tx_queues == 0 || setup.tx_queues > info.max_tx_queues {
+            return Err(DpdkError::other(
+                "rte_eth_dev_configure",
+                format!(
+                    "{} offers {} tx queues, {} asked",
+                    info.name, info.max_tx_queues, setup.tx_queues
+                ),
+            ));
+        }
+        let mut conf = ffi::rte_eth_conf::default();
+        // SAFETY: fg_rss_hf_flows is an immutable constant defined in the shim.
+        let rss_hf = info.rss_offloads & unsafe { ffi::fg_rss_hf_flows };
+        let use_rss = setup.symmetric_rss && setup.rx_queues > 1 && rss_hf != 0;
+        // The key must live until rte_eth_dev_configure returns (DPDK copies it).
+        let mut key = SYMMETRIC_RSS_KEY;
+        if use_rss {
+            conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            if info.rss_key_size as usize == key.len() {
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
+            }
+        }
+        // SAFETY: conf is fully initialised and key outlives the call.
+        let ret = unsafe {
+            ffi::rte_eth_dev_configure(id.0, setup.rx_queues, setup.tx_queues, &conf)
+        };
+        if ret != 0 {
+            return Err(DpdkError::from_ret(format!("rte_eth_dev_configure({})", info.name), ret));
+        }
+        let mut rx_desc = setup.rx_desc;
+        let mut tx_desc = setup.tx_desc;
+        // SAFETY: valid port id and out pointers.
+        let ret = unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut rx_desc, &mut tx_desc) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_adjust_nb_rx_tx_desc", ret));
+        }
+        let socket = info.socket.max(0) as u32;
+        for q in 0..setup.rx_queues {
+            // SAFETY: the port is configured with rx_queues queues; a null
+            // rxconf means the driver's defaults; the mempool outlives the
+            // port (held in _mempool below).
+            let ret = unsafe {
+                ffi::rte_eth_rx_queue_setup(id.0, q, rx_desc, socket, std::ptr::null(), mempool.as_ptr())
+            };
+            if ret != 0 {
+                return Err(DpdkError::from_ret(format!("rte_eth_rx_queue_setup({}, {q})", info.name), ret));
+            }
+        }
+        for q in 0..setup.tx_queues {
+            // SAFETY: as above, for tx; null txconf means driver defaults.
+            let ret = unsafe { ffi::rte_eth_tx_queue_setup(id.0, q, tx_desc, socket, std::ptr::null()) };
+            if ret != 0 {
+                return Err(DpdkError::from_ret(format!("rte_eth_tx_queue_setup({}, {q})", info.name), ret));
+            }
+        }
+        if setup.promiscuous {
+            // SAFETY: valid configured port. Some virtual devices do not
+            // support it; that is not an error for a bump in the wire.
+            unsafe { ffi::rte_eth_promiscuous_enable(id.0) };
+        }
+        let token = Arc::new(QueueToken);
+        let rxq = (0..setup.rx_queues)
+            .map(|q| RxQueue { port: id.0, queue: q, _token: token.clone() })
+            .collect();
+        let txq = (0..setup.tx_queues)
+            .map(|q| TxQueue { port: id.0, queue: q, _token: token.clone() })
+            .collect();
+        Ok((
+            Port {
+                id,
+                name: info.name,
+                started: false,
+                rss_enabled: use_rss,
+                queues: token,
+                _mempool: mempool,
+                _eal: eal.guard.clone(),
+            },
+            rxq,
+            txq,
+        ))
+    }
+
+    /// The port id.
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// The ethdev name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether symmetric RSS was switched on.
+    pub fn rss_enabled(&self) -> bool {
+        self.rss_enabled
+    }
+
+    /// Starts the port.
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        // SAFETY: the port is configured with all its queues set up.
+        let ret = unsafe { ffi::rte_eth_dev_start(self.id.0) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret(format!("rte_eth_dev_start({})", self.name), ret));
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// Whether queue handles are still alive (workers still own them).
+    pub fn queues_in_use(&self) -> bool {
+        Arc::strong_count(&self.queues) > 1
+    }
+
+    /// Stops the port. Fails while any queue handle is alive.
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        if self.queues_in_use() {
+            return Err(DpdkError::other(
+                format!("rte_eth_dev_stop({})", self.name),
+                "queues are still owned by workers",
+            ));
+        }
+        if self.started {
+            // SAFETY: no queue handle exists, so no thread is in rx/tx on it.
+            let ret = unsafe { ffi::rte_eth_dev_stop(self.id.0) };
+            if ret != 0 {
+                return Err(DpdkError::from_ret(format!("rte_eth_dev_stop({})", self.name), ret));
+            }
+            self.started = false;
+        }
+        Ok(())
+    }
+
+    /// Port counters. Safe to call while workers poll the port.
+    pub fn stats(&self) -> PortStats {
+        Self::stats_of(self.id)
+    }
+
+    /// Counters of any port id (zeroes if the id is invalid).
+    pub fn stats_of(id: PortId) -> PortStats {
+        let mut s = ffi::rte_eth_stats::default();
+        // SAFETY: s is a valid out struct; the call only reads counters.
+        let ret = unsafe { ffi::rte_eth_stats_get(id.0, &mut s) };
+        if ret != 0 {
+            return PortStats::default();
+        }
+        PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> MacAddr {
+        let mut a = ffi::rte_ether_addr::default();
+        // SAFETY: a is a valid out struct.
+        unsafe { ffi::rte_eth_macaddr_get(self.id.0, &mut a) };
+        MacAddr(a.addr_bytes)
+    }
+
+    /// Link state, without waiting.
+    pub fn link(&self) -> LinkStatus {
+        let mut l = ffi::rte_eth_link::default();
+        // SAFETY: l is a valid out struct.
+        let ret = unsafe { ffi::rte_eth_link_get_nowait(self.id.0, &mut l) };
+        if ret != 0 {
+            return LinkStatus { up: false, speed_mbps: 0, full_duplex: false };
+        }
+        LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+            full_duplex: l.link_duplex() != 0,
+        }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.queues_in_use() {
+            // A worker still holds a queue: closing would pull the queue out
+            // from under it. Leave the port as it is.
+            eprintln!("flowgate-sys: port {} dropped while queues are in use; not closing", self.name);
+            return;
+        }
+        let _ = self.stop();
+        // SAFETY: the port is stopped and no queue handle exists.
+        unsafe { ffi::rte_eth_dev_close(self.id.0) };
+    }
+}
+
+impl RxQueue {
+    /// Port id and queue id.
+    pub fn ids(&self) -> (PortId, u16) {
+        (PortId(self.port), self.queue)
+    }
+
+    /// Receives up to `burst.room()` packets, appended to `burst`.
+    #[inline(always)]
+    pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+        let room = burst.room();
+        if room == 0 {
+            return 0;
+        }
+        let len = burst.len();
+        // SAFETY: the queue is set up and its port started or stopped-with-no-
+        // handles (we are a handle, so not stopped); only this thread polls it
+        // (&mut self, not Clone); the slots from len on have room for `room`
+        // pointers.
+        let n = unsafe { ffi::fg_eth_rx_burst(self.port, self.queue, burst.raw_slots().add(len), room as u16) };
+        // SAFETY: the driver wrote n owned mbufs after the first len slots.
+        unsafe { burst.grow(n as usize) };
+        n as usize
+    }
+}
+
+/// What one [`TxQueue::tx_burst`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxResult {
+    /// Packets the driver accepted.
+    pub sent: usize,
+    /// Packets it refused, which were freed.
+    pub dropped: usize,
+}
+
+impl TxQueue {
+    /// Port id and queue id.
+    pub fn ids(&self) -> (PortId, u16) {
+        (PortId(self.port), self.queue)
+    }
+
+    /// Sends every packet of `burst`. The sender owns the packets even when
+    /// the driver refuses them: whatever was not sent is freed. The burst is
+    /// empty afterwards.
+    #[inline(always)]
+    pub fn tx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> TxResult {
+        let n = burst.len();
+        if n == 0 {
+            return TxResult::default();
+        }
+        // SAFETY: only this thread uses the queue; the first n slots hold
+        // owned mbufs; on return the driver owns the first `sent`.
+        let sent = unsafe { ffi::fg_eth_tx_burst(self.port, self.queue, burst.raw_slots(), n as u16) } as usize;
+        // SAFETY: the driver took exactly the first `sent` mbufs.
+        unsafe { burst.consume_front(sent) };
+        let dropped = burst.len();
+        burst.clear();
+        TxResult { sent, dropped }
+    }
+
+    /// Sends one packet; frees it if the driver refuses. Returns whether it was sent.
+    pub fn tx_one(&mut self, m: Mbuf) -> bool {
+        let mut b = MbufBurst::<1>::new();
+        let _ = b.push(m);
+        self.tx_burst(&mut b).sent == 1
+    }
+}
