@@ -63,7 +63,10 @@ impl Eal {
         let mut owned: Vec<CString> = vec![CString::new("flowgate").expect("no NUL")];
         for a in args {
             owned.push(CString::new(a.as_ref()).map_err(|_| {
-                DpdkError::other("rte_eal_init", format!("argument {:?} contains NUL", a.as_ref()))
+                DpdkError::other(
+                    "rte_eal_init",
+                    format!("argument {:?} contains NUL", a.as_ref()),
+                )
             })?);
         }
         // EAL permutes argv and may keep pointers into it for the life of the

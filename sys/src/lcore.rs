@@ -67,7 +67,10 @@ where
     if ret != 0 {
         // SAFETY: the launch failed, so arg was not handed to any lcore.
         drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
-        return Err(DpdkError::from_ret(format!("rte_eal_remote_launch(lcore {lcore})"), ret));
+        return Err(DpdkError::from_ret(
+            format!("rte_eal_remote_launch(lcore {lcore})"),
+            ret,
+        ));
     }
     Ok(LcoreTask {
         lcore,

@@ -43,7 +43,9 @@ pub use error::DpdkError;
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 pub use memory::{HugeArray, Zeroable};
 pub use mempool::Mempool;
-pub use port::{DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortSetup, PortStats, RxQueue, TxQueue};
+pub use port::{
+    DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortSetup, PortStats, RxQueue, TxQueue,
+};
 
 /// The DPDK version this crate was built against, as pkg-config reported it.
 pub const DPDK_VERSION: &str = env!("FLOWGATE_DPDK_VERSION");

@@ -306,11 +306,26 @@ mod tests {
         // agree with offsetof() as the C compiler sees it.
         // SAFETY: the fg_mbuf_off_* constants are plain u32 statics.
         unsafe {
-            assert_eq!(std::mem::offset_of!(ffi::rte_mbuf, buf_addr) as u32, ffi::fg_mbuf_off_buf_addr);
-            assert_eq!(std::mem::offset_of!(ffi::rte_mbuf, data_off) as u32, ffi::fg_mbuf_off_data_off);
-            assert_eq!(std::mem::offset_of!(ffi::rte_mbuf, data_len) as u32, ffi::fg_mbuf_off_data_len);
-            assert_eq!(std::mem::offset_of!(ffi::rte_mbuf, pkt_len) as u32, ffi::fg_mbuf_off_pkt_len);
+            assert_eq!(
+                std::mem::offset_of!(ffi::rte_mbuf, buf_addr) as u32,
+                ffi::fg_mbuf_off_buf_addr
+            );
+            assert_eq!(
+                std::mem::offset_of!(ffi::rte_mbuf, data_off) as u32,
+                ffi::fg_mbuf_off_data_off
+            );
+            assert_eq!(
+                std::mem::offset_of!(ffi::rte_mbuf, data_len) as u32,
+                ffi::fg_mbuf_off_data_len
+            );
+            assert_eq!(
+                std::mem::offset_of!(ffi::rte_mbuf, pkt_len) as u32,
+                ffi::fg_mbuf_off_pkt_len
+            );
         }
-        assert_eq!(std::mem::size_of::<Mbuf>(), std::mem::size_of::<*mut ffi::rte_mbuf>());
+        assert_eq!(
+            std::mem::size_of::<Mbuf>(),
+            std::mem::size_of::<*mut ffi::rte_mbuf>()
+        );
     }
 }

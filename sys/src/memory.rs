@@ -45,7 +45,10 @@ unsafe impl<T: Zeroable + Sync> Sync for HugeArray<T> {}
 
 impl<T: Zeroable> std::fmt::Debug for HugeArray<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HugeArray").field("len", &self.len).field("bytes", &self.map_len).finish()
+        f.debug_struct("HugeArray")
+            .field("len", &self.len)
+            .field("bytes", &self.map_len)
+            .finish()
     }
 }
 
@@ -53,9 +56,12 @@ impl<T: Zeroable> HugeArray<T> {
     /// Maps `len` zeroed elements. Fails only if the kernel refuses memory.
     pub fn new(len: usize) -> std::io::Result<Self> {
         assert!(std::mem::align_of::<T>() <= 4096, "alignment above a page");
-        let bytes = len.max(1).checked_mul(std::mem::size_of::<T>().max(1)).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::OutOfMemory, "table size overflows")
-        })?;
+        let bytes = len
+            .max(1)
+            .checked_mul(std::mem::size_of::<T>().max(1))
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, "table size overflows")
+            })?;
         let map_len = bytes.div_ceil(HUGE_PAGE) * HUGE_PAGE;
         // SAFETY: an anonymous private mapping with no address hint has no
         // preconditions; the kernel returns zeroed pages.

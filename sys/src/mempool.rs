@@ -41,9 +41,8 @@ impl Mempool {
         let cname = CString::new(name)
             .map_err(|_| DpdkError::other("rte_pktmbuf_pool_create", "name contains NUL"))?;
         // SAFETY: cname is a valid C string; EAL is initialised (eal exists).
-        let raw = unsafe {
-            ffi::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket)
-        };
+        let raw =
+            unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
         let raw = NonNull::new(raw).ok_or_else(|| {
             DpdkError::from_rte_errno(format!("rte_pktmbuf_pool_create({name}, {n} mbufs)"))
         })?;

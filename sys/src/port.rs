@@ -167,7 +167,10 @@ pub(crate) fn probe(devargs: &str) -> Result<PortId, DpdkError> {
     // SAFETY: c is a valid C string; EAL is initialised (only reachable via Eal).
     let ret = unsafe { ffi::rte_dev_probe(c.as_ptr()) };
     if ret < 0 {
-        return Err(DpdkError::from_ret(format!("rte_dev_probe({devargs})"), ret));
+        return Err(DpdkError::from_ret(
+            format!("rte_dev_probe({devargs})"),
+            ret,
+        ));
     }
     let name = devargs.split(',').next().unwrap_or(devargs);
     Port::id_by_name(name).ok_or_else(|| {
@@ -269,16 +272,19 @@ impl Port {
             }
         }
         // SAFETY: conf is fully initialised and key outlives the call.
-        let ret = unsafe {
-            ffi::rte_eth_dev_configure(id.0, setup.rx_queues, setup.tx_queues, &conf)
-        };
+        let ret =
+            unsafe { ffi::rte_eth_dev_configure(id.0, setup.rx_queues, setup.tx_queues, &conf) };
         if ret != 0 {
-            return Err(DpdkError::from_ret(format!("rte_eth_dev_configure({})", info.name), ret));
+            return Err(DpdkError::from_ret(
+                format!("rte_eth_dev_configure({})", info.name),
+                ret,
+            ));
         }
         let mut rx_desc = setup.rx_desc;
         let mut tx_desc = setup.tx_desc;
         // SAFETY: valid port id and out pointers.
-        let ret = unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut rx_desc, &mut tx_desc) };
+        let ret =
+            unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut rx_desc, &mut tx_desc) };
         if ret != 0 {
             return Err(DpdkError::from_ret("rte_eth_dev_adjust_nb_rx_tx_desc", ret));
         }
@@ -288,17 +294,31 @@ impl Port {
             // rxconf means the driver's defaults; the mempool outlives the
             // port (held in _mempool below).
             let ret = unsafe {
-                ffi::rte_eth_rx_queue_setup(id.0, q, rx_desc, socket, std::ptr::null(), mempool.as_ptr())
+                ffi::rte_eth_rx_queue_setup(
+                    id.0,
+                    q,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    mempool.as_ptr(),
+                )
             };
             if ret != 0 {
-                return Err(DpdkError::from_ret(format!("rte_eth_rx_queue_setup({}, {q})", info.name), ret));
+                return Err(DpdkError::from_ret(
+                    format!("rte_eth_rx_queue_setup({}, {q})", info.name),
+                    ret,
+                ));
             }
         }
         for q in 0..setup.tx_queues {
             // SAFETY: as above, for tx; null txconf means driver defaults.
-            let ret = unsafe { ffi::rte_eth_tx_queue_setup(id.0, q, tx_desc, socket, std::ptr::null()) };
+            let ret =
+                unsafe { ffi::rte_eth_tx_queue_setup(id.0, q, tx_desc, socket, std::ptr::null()) };
             if ret != 0 {
-                return Err(DpdkError::from_ret(format!("rte_eth_tx_queue_setup({}, {q})", info.name), ret));
+                return Err(DpdkError::from_ret(
+                    format!("rte_eth_tx_queue_setup({}, {q})", info.name),
+                    ret,
+                ));
             }
         }
         if setup.promiscuous {
@@ -308,10 +328,18 @@ impl Port {
         }
         let token = Arc::new(QueueToken);
         let rxq = (0..setup.rx_queues)
-            .map(|q| RxQueue { port: id.0, queue: q, _token: token.clone() })
+            .map(|q| RxQueue {
+                port: id.0,
+                queue: q,
+                _token: token.clone(),
+            })
             .collect();
         let txq = (0..setup.tx_queues)
-            .map(|q| TxQueue { port: id.0, queue: q, _token: token.clone() })
+            .map(|q| TxQueue {
+                port: id.0,
+                queue: q,
+                _token: token.clone(),
+            })
             .collect();
         Ok((
             Port {
@@ -348,7 +376,10 @@ impl Port {
         // SAFETY: the port is configured with all its queues set up.
         let ret = unsafe { ffi::rte_eth_dev_start(self.id.0) };
         if ret != 0 {
-            return Err(DpdkError::from_ret(format!("rte_eth_dev_start({})", self.name), ret));
+            return Err(DpdkError::from_ret(
+                format!("rte_eth_dev_start({})", self.name),
+                ret,
+            ));
         }
         self.started = true;
         Ok(())
@@ -371,7 +402,10 @@ impl Port {
             // SAFETY: no queue handle exists, so no thread is in rx/tx on it.
             let ret = unsafe { ffi::rte_eth_dev_stop(self.id.0) };
             if ret != 0 {
-                return Err(DpdkError::from_ret(format!("rte_eth_dev_stop({})", self.name), ret));
+                return Err(DpdkError::from_ret(
+                    format!("rte_eth_dev_stop({})", self.name),
+                    ret,
+                ));
             }
             self.started = false;
         }
@@ -417,7 +451,11 @@ impl Port {
         // SAFETY: l is a valid out struct.
         let ret = unsafe { ffi::rte_eth_link_get_nowait(self.id.0, &mut l) };
         if ret != 0 {
-            return LinkStatus { up: false, speed_mbps: 0, full_duplex: false };
+            return LinkStatus {
+                up: false,
+                speed_mbps: 0,
+                full_duplex: false,
+            };
         }
         LinkStatus {
             up: l.link_status() != 0,
@@ -432,7 +470,10 @@ impl Drop for Port {
         if self.queues_in_use() {
             // A worker still holds a queue: closing would pull the queue out
             // from under it. Leave the port as it is.
-            eprintln!("flowgate-sys: port {} dropped while queues are in use; not closing", self.name);
+            eprintln!(
+                "flowgate-sys: port {} dropped while queues are in use; not closing",
+                self.name
+            );
             return;
         }
         let _ = self.stop();
@@ -459,7 +500,14 @@ impl RxQueue {
         // handles (we are a handle, so not stopped); only this thread polls it
         // (&mut self, not Clone); the slots from len on have room for `room`
         // pointers.
-        let n = unsafe { ffi::fg_eth_rx_burst(self.port, self.queue, burst.raw_slots().add(len), room as u16) };
+        let n = unsafe {
+            ffi::fg_eth_rx_burst(
+                self.port,
+                self.queue,
+                burst.raw_slots().add(len),
+                room as u16,
+            )
+        };
         // SAFETY: the driver wrote n owned mbufs after the first len slots.
         unsafe { burst.grow(n as usize) };
         n as usize
@@ -492,7 +540,9 @@ impl TxQueue {
         }
         // SAFETY: only this thread uses the queue; the first n slots hold
         // owned mbufs; on return the driver owns the first `sent`.
-        let sent = unsafe { ffi::fg_eth_tx_burst(self.port, self.queue, burst.raw_slots(), n as u16) } as usize;
+        let sent =
+            unsafe { ffi::fg_eth_tx_burst(self.port, self.queue, burst.raw_slots(), n as u16) }
+                as usize;
         // SAFETY: the driver took exactly the first `sent` mbufs.
         unsafe { burst.consume_front(sent) };
         let dropped = burst.len();

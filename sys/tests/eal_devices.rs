@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use flowgate_sys::{lcore, Eal, Mempool, MbufBurst, Port, PortSetup};
+use flowgate_sys::{lcore, Eal, MbufBurst, Mempool, Port, PortSetup};
 
 fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     let mut f = std::fs::File::create(path).unwrap();
@@ -123,7 +123,7 @@ fn wrappers_work_on_virtual_devices() {
     assert_eq!(Port::id_by_name("net_null0"), Some(p1));
     let setup = PortSetup::default();
     let (mut port0, mut rx0, mut tx0) = Port::configure(&eal, p0, &setup, pool.clone()).unwrap();
-    let (mut port1, _rx1, mut tx1) = Port::configure(&eal, p1, &setup, pool.clone()).unwrap();
+    let (mut port1, rx1, mut tx1) = Port::configure(&eal, p1, &setup, pool.clone()).unwrap();
     port0.start().unwrap();
     port1.start().unwrap();
     assert!(!port0.rss_enabled(), "one queue: no RSS");
@@ -157,7 +157,10 @@ fn wrappers_work_on_virtual_devices() {
     })
     .unwrap();
     assert!(port0.queues_in_use());
-    assert!(port0.stop().is_err(), "stop must wait for the worker's queues");
+    assert!(
+        port0.stop().is_err(),
+        "stop must wait for the worker's queues"
+    );
     release.store(true, std::sync::atomic::Ordering::Release);
     assert_eq!(task.join(), 5);
 
@@ -180,10 +183,14 @@ fn wrappers_work_on_virtual_devices() {
     assert_eq!(port1.stats().opackets, 8);
 
     port0.stop().unwrap();
+    assert!(
+        port1.stop().is_err(),
+        "rx queue handle of port 1 still alive"
+    );
+    drop(rx1);
     port1.stop().unwrap();
     drop(port0); // closes: net_pcap flushes out.pcap
     drop(port1);
-    drop(_rx1);
     assert_eq!(pool.in_use_count(), 0, "every mbuf back in the pool");
 
     // out.pcap holds the input frames, byte for byte, in order.
