@@ -1,8 +1,10 @@
-//! CPU helpers for the hot path: timestamp counter and prefetch.
+//! CPU helpers for the hot path: timestamp counter, prefetch, CRC32C and
+//! the 8-lane signature compare of flow-table buckets.
 //!
-//! These are the Rust-side equivalents of DPDK's `rte_rdtsc` and
-//! `rte_prefetch0`; they compile to one instruction. The shim's `fg_rdtsc` /
-//! `fg_prefetch0` exist so the tests can check both agree.
+//! `tsc` and `prefetch0` are the Rust-side equivalents of DPDK's `rte_rdtsc`
+//! and `rte_prefetch0` and compile to one instruction; the shim's
+//! `fg_rdtsc` / `fg_prefetch0` exist so the tests can check both agree.
+//! Every SIMD helper has a portable `*_scalar` twin and a test that they agree.
 
 /// Reads the time-stamp counter.
 #[inline(always)]
@@ -42,9 +44,133 @@ pub fn prefetch0<T>(p: *const T) {
     }
 }
 
+/// One CRC32C (Castagnoli) step over 8 bytes, little-endian, without the
+/// initial/final inversion (callers chain steps and invert themselves).
+#[inline(always)]
+pub fn crc32c_u64(crc: u32, v: u64) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse4.2"))]
+    {
+        // SAFETY: the crate is compiled with SSE4.2 enabled (cfg above), so
+        // the instruction exists; it has no memory operands.
+        unsafe { core::arch::x86_64::_mm_crc32_u64(crc as u64, v) as u32 }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.2")))]
+    {
+        crc32c_scalar(crc, &v.to_le_bytes())
+    }
+}
+
+/// One CRC32C step over 4 bytes; see [`crc32c_u64`].
+#[inline(always)]
+pub fn crc32c_u32(crc: u32, v: u32) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse4.2"))]
+    {
+        // SAFETY: as in crc32c_u64.
+        unsafe { core::arch::x86_64::_mm_crc32_u32(crc, v) }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.2")))]
+    {
+        crc32c_scalar(crc, &v.to_le_bytes())
+    }
+}
+
+/// Bitwise CRC32C over `bytes`: the portable twin of the two functions above.
+pub fn crc32c_scalar(mut crc: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// Bit i of the result is set when `lanes[i] == needle`: one SSE2 compare
+/// tests a whole 8-slot bucket of signatures.
+#[inline(always)]
+pub fn eq_mask_u16x8(lanes: &[u16; 8], needle: u16) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86_64; lanes is 16 readable bytes and
+        // _mm_loadu_si128 has no alignment requirement.
+        unsafe {
+            let v = _mm_loadu_si128(lanes.as_ptr().cast());
+            let n = _mm_set1_epi16(needle as i16);
+            let eq = _mm_cmpeq_epi16(v, n);
+            // Two mask bits per lane: keep the even ones and pack them.
+            let m = _mm_movemask_epi8(eq) as u32;
+            pext_even(m)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        eq_mask_u16x8_scalar(lanes, needle)
+    }
+}
+
+/// Keeps bits 0, 2, 4, .. 14 of `m`, packed into bits 0..8.
+#[inline(always)]
+#[cfg(target_arch = "x86_64")]
+fn pext_even(m: u32) -> u32 {
+    let mut x = m & 0x5555;
+    x = (x | (x >> 1)) & 0x3333;
+    x = (x | (x >> 2)) & 0x0f0f;
+    x = (x | (x >> 4)) & 0x00ff;
+    x
+}
+
+/// Portable twin of [`eq_mask_u16x8`].
+pub fn eq_mask_u16x8_scalar(lanes: &[u16; 8], needle: u16) -> u32 {
+    lanes
+        .iter()
+        .enumerate()
+        .fold(0, |m, (i, &l)| if l == needle { m | 1 << i } else { m })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc32c_known_answer_and_twins_agree() {
+        assert_eq!(!crc32c_scalar(!0, b"123456789"), 0xe306_9283);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let c = x as u32;
+            assert_eq!(crc32c_u64(c, x), crc32c_scalar(c, &x.to_le_bytes()));
+            assert_eq!(
+                crc32c_u32(c, (x >> 7) as u32),
+                crc32c_scalar(c, &((x >> 7) as u32).to_le_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn signature_compare_twins_agree() {
+        let mut x: u64 = 7;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Small value range so matches are frequent.
+            let lanes: [u16; 8] = std::array::from_fn(|i| ((x >> (i * 3)) & 3) as u16);
+            let needle = ((x >> 40) & 3) as u16;
+            assert_eq!(
+                eq_mask_u16x8(&lanes, needle),
+                eq_mask_u16x8_scalar(&lanes, needle)
+            );
+        }
+        assert_eq!(eq_mask_u16x8(&[5; 8], 5), 0xff);
+        assert_eq!(eq_mask_u16x8(&[0, 0, 0, 9, 0, 0, 0, 9], 9), 0b1000_1000);
+    }
 
     #[test]
     fn rust_tsc_and_shim_tsc_move_together() {
