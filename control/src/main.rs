@@ -1,1 +1,161 @@
-fn main() {}
+//! `flowgate`: the appliance binary.
+
+mod api;
+mod appliance;
+mod config;
+mod control;
+mod dispatch;
+mod eal_args;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::appliance::{Appliance, BringUpError};
+
+/// A DPDK bump-in-the-wire appliance with flow operations, mirroring and an
+/// HTTP control API.
+#[derive(Parser, Debug)]
+#[command(name = "flowgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the appliance.
+    Run {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/default.toml")]
+        config: PathBuf,
+        /// Load and validate the config, print the resolved setup, and exit.
+        #[arg(long)]
+        check_config: bool,
+    },
+}
+
+/// Exit status for a configuration problem.
+const EXIT_CONFIG: i32 = 2;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Cmd::Run {
+            config,
+            check_config,
+        } => run(&config, check_config),
+    };
+    std::process::exit(code);
+}
+
+fn run(path: &std::path::Path, check_only: bool) -> i32 {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("flowgate: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let c = &loaded.config;
+    if check_only {
+        return match eal_args::build(&loaded) {
+            Ok((args, memory)) => {
+                println!("config {}: ok", path.display());
+                println!("eal: {}", args.join(" "));
+                println!("memory: {memory}");
+                println!(
+                    "control: CPU {}; workers: CPUs {:?}",
+                    c.dataplane.main_cpu, c.dataplane.worker_cpus
+                );
+                for (i, p) in c.ports.iter().enumerate() {
+                    println!("port {i} {}: {}", p.name, p.device);
+                }
+                for [a, b] in &c.dataplane.pairs {
+                    println!("pair: {a} <-> {b}");
+                }
+                println!("api: http://{}", c.api.listen);
+                0
+            }
+            Err(e) => {
+                eprintln!("flowgate: {e}");
+                EXIT_CONFIG
+            }
+        };
+    }
+    let listener = match std::net::TcpListener::bind(c.api.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "flowgate: {}",
+                loaded.error(
+                    "api.listen",
+                    format!("cannot listen on {}: {e}", c.api.listen)
+                )
+            );
+            return EXIT_CONFIG;
+        }
+    };
+    let state = Arc::new(api::ApiState::default());
+    let (handoff_tx, handoff_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let _control = control::spawn(
+        c.dataplane.main_cpu,
+        listener,
+        state.clone(),
+        c.dataplane.stats_period,
+        handoff_rx,
+        stop_tx,
+    );
+
+    let (app, handles) = match Appliance::start(&loaded) {
+        Ok(x) => x,
+        Err(BringUpError::Config(e)) => {
+            eprintln!("flowgate: {e}");
+            return EXIT_CONFIG;
+        }
+        Err(BringUpError::Dpdk(e)) => {
+            eprintln!("flowgate: {e}");
+            return 1;
+        }
+    };
+    state.ready.store(true, Ordering::Release);
+    let _ = handoff_tx.send(handles);
+    println!(
+        "flowgate: API on http://{} (GET /healthz); stop with Ctrl-C or SIGTERM",
+        c.api.listen
+    );
+
+    let reason = stop_rx.recv().unwrap_or("control thread ended");
+    println!("flowgate: {reason}: stopping");
+    state.ready.store(false, Ordering::Release);
+    let s = app.shutdown();
+    println!("flowgate: final counters");
+    for (v, st) in &s.ports {
+        println!(
+            "  port {:<2} {:<10} {:<12} RX-packets: {}  RX-bytes: {}  TX-packets: {}  TX-bytes: {}  RX-missed: {}  RX-errors: {}  RX-nombuf: {}  TX-errors: {}",
+            v.id.0, v.name, v.device, st.ipackets, st.ibytes, st.opackets, st.obytes, st.imissed, st.ierrors, st.rx_nombuf, st.oerrors
+        );
+    }
+    for (w, wc) in s.workers.iter().enumerate() {
+        println!(
+            "  worker {w}  rx {}  tx {}  tx-dropped {}",
+            wc.rx_packets, wc.tx_packets, wc.tx_dropped
+        );
+    }
+    println!(
+        "  mbufs in use after close: {}{}",
+        s.mbufs_in_use,
+        if s.mbufs_in_use == 0 {
+            " (no leak)"
+        } else {
+            " (LEAK)"
+        }
+    );
+    if s.mbufs_in_use != 0 {
+        return 1;
+    }
+    0
+}

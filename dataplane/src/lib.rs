@@ -13,4 +13,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod command;
 pub mod flow;
+pub mod stats;
+pub mod worker;

@@ -21,6 +21,7 @@
 #include <rte_mempool.h>
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>
+#include <rte_log.h>
 
 /* Receive and transmit bursts (rte_eth_rx_burst / rte_eth_tx_burst). */
 uint16_t fg_eth_rx_burst(uint16_t port_id, uint16_t queue_id,

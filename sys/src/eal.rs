@@ -7,12 +7,69 @@
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use crate::{ffi, DpdkError};
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// DPDK's log stream: stdout, line buffered (set before EAL init so that
+/// nothing DPDK prints lands on stderr, which is kept for flowgate's errors).
+static LOG_STREAM: AtomicPtr<libc::FILE> = AtomicPtr::new(std::ptr::null_mut());
+
+fn route_logs_to_stdout() {
+    if !LOG_STREAM.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    // SAFETY: dup/fdopen/setvbuf on our own copy of fd 1; the FILE lives for
+    // the rest of the process (DPDK keeps the pointer), so it is never closed.
+    unsafe {
+        let fd = libc::dup(1);
+        if fd < 0 {
+            return;
+        }
+        let f = libc::fdopen(fd, c"w".as_ptr());
+        if f.is_null() {
+            libc::close(fd);
+            return;
+        }
+        libc::setvbuf(f, std::ptr::null_mut(), libc::_IOLBF, 0);
+        LOG_STREAM.store(f, Ordering::Release);
+        ffi::rte_openlog_stream(f.cast());
+    }
+}
+
+/// Runs `f` with DPDK's log lines captured instead of printed; returns its
+/// result and what DPDK logged meanwhile.
+fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+    let mut buf: *mut libc::c_char = std::ptr::null_mut();
+    let mut len: libc::size_t = 0;
+    // SAFETY: open_memstream writes the buffer pointer and size through the
+    // two out pointers, which live until after fclose below.
+    let mem = unsafe { libc::open_memstream(&mut buf, &mut len) };
+    if mem.is_null() {
+        return (f(), String::new());
+    }
+    // SAFETY: mem is a valid FILE*; it is swapped out again before fclose.
+    unsafe { ffi::rte_openlog_stream(mem.cast()) };
+    let r = f();
+    // SAFETY: restore the previous stream (stdout copy, or NULL = DPDK's
+    // default) before closing mem, so DPDK never writes to a closed FILE;
+    // after fclose, buf holds len bytes allocated with malloc, freed here.
+    let text = unsafe {
+        ffi::rte_openlog_stream(LOG_STREAM.load(Ordering::Acquire).cast());
+        libc::fclose(mem);
+        let t = if buf.is_null() {
+            String::new()
+        } else {
+            String::from_utf8_lossy(std::slice::from_raw_parts(buf.cast::<u8>(), len)).into_owned()
+        };
+        libc::free(buf.cast());
+        t
+    };
+    (r, text)
+}
 
 /// Calls `rte_eal_cleanup` when the last holder is dropped.
 #[derive(Debug)]
@@ -80,6 +137,7 @@ impl Eal {
                 .into_boxed_slice(),
         );
         let argc = argv.len() as c_int;
+        route_logs_to_stdout();
         // SAFETY: argv points to argc valid NUL-terminated strings that live
         // for the rest of the process; this is the only rte_eal_init call
         // (guarded by INITIALISED).
@@ -111,9 +169,33 @@ impl Eal {
         }
     }
 
+    /// Sets DPDK's global log level (1 emergency .. 8 debug).
+    pub fn set_log_level(&self, level: u32) {
+        // SAFETY: plain setter of a global EAL variable.
+        unsafe { ffi::rte_log_set_global_level(level) }
+    }
+
+    /// DPDK's global log level.
+    pub fn log_level(&self) -> u32 {
+        // SAFETY: plain getter.
+        unsafe { ffi::rte_log_get_global_level() }
+    }
+
     /// Probes a device from its devargs (`net_pcap0,rx_pcap=x.pcap`, a PCI
-    /// address, ...) and returns the port it created.
+    /// address, ...) and returns the port it created. On failure the error
+    /// message is what DPDK logged about it (its error codes alone say little).
     pub fn probe_port(&self, devargs: &str) -> Result<crate::PortId, DpdkError> {
-        crate::port::probe(devargs)
+        let (r, logged) = capture_logs(|| crate::port::probe(devargs));
+        r.map_err(|mut e| {
+            let lines: Vec<&str> = logged
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if !lines.is_empty() {
+                e.message = lines.join("; ");
+            }
+            e
+        })
     }
 }

@@ -1,0 +1,44 @@
+# flowgate: two commands do everything on a fresh Debian 12 machine.
+#   make run   install what is missing, build, start on config/default.toml
+#   make test  install what is missing, run every test
+# Both are idempotent and say what they do.
+
+CONFIG ?= config/default.toml
+CARGO  ?= cargo
+BIN    := target/release/flowgate
+
+.PHONY: run test build deps deps-test hugepages lint unit-tests bench clean
+
+deps:
+	@scripts/ensure-deps.sh run
+
+deps-test:
+	@scripts/ensure-deps.sh test
+
+hugepages:
+	@scripts/hugepages.sh 1024
+
+build: deps
+	@echo "build: cargo build --release"
+	@$(CARGO) build --release --workspace --bins
+
+run: build hugepages
+	@echo "run: $(BIN) run --config $(CONFIG)   (API on the address in [api] listen, default http://127.0.0.1:8080)"
+	@exec $(BIN) run --config $(CONFIG)
+
+lint: deps
+	@echo "lint: cargo fmt --check; cargo clippy --all-targets -D warnings"
+	@$(CARGO) fmt --all --check
+	@$(CARGO) clippy --release --workspace --all-targets -q -- -D warnings
+
+test: deps-test hugepages lint
+	@echo "test: cargo test --release --workspace (unit, property and integration tests on DPDK virtual devices)"
+	@$(CARGO) test --release --workspace
+
+bench: deps
+	@scripts/ensure-deps.sh bench
+	@$(CARGO) build --release --workspace --bins
+	@echo "bench: see benches/README.md"
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,290 @@
+//! Bringing the data plane up and down: EAL, the mempool, ports, workers.
+//!
+//! Order matters and is the reverse on the way down: EAL, pool, ports
+//! configured and started, workers launched; then workers stopped and
+//! joined (they release their queues), ports stopped and closed, the pool
+//! checked for leaked mbufs, EAL cleaned up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use flowgate_dataplane::command::{ring_pair, ControlEnd};
+use flowgate_dataplane::stats::WorkerCounters;
+use flowgate_dataplane::worker::{RxPath, Worker};
+use flowgate_sys::lcore::{self, LcoreTask};
+use flowgate_sys::{Eal, Mempool, Port, PortId, PortSetup};
+
+use crate::config::{is_pci, ConfigError, Loaded};
+use crate::eal_args;
+
+/// Why bring-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BringUpError {
+    /// The config asks for something this machine or DPDK cannot do.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// DPDK failed for another reason.
+    #[error("{0}")]
+    Dpdk(String),
+}
+
+/// A port as control sees it.
+#[derive(Debug, Clone)]
+pub struct PortView {
+    /// Configured name.
+    pub name: String,
+    /// DPDK port id.
+    pub id: PortId,
+    /// DPDK device name.
+    pub device: String,
+    /// Driver name.
+    pub driver: String,
+}
+
+/// What control gets once the data plane runs.
+#[derive(Debug)]
+pub struct ControlHandles {
+    /// Ports, in config order.
+    pub ports: Vec<PortView>,
+    /// One ring end per worker, in worker order.
+    pub rings: Vec<ControlEnd>,
+}
+
+/// The running data plane.
+pub struct Appliance {
+    ports: Vec<Port>,
+    views: Vec<PortView>,
+    tasks: Vec<LcoreTask>,
+    finals: Vec<Arc<OnceLock<WorkerCounters>>>,
+    stop: Arc<AtomicBool>,
+    pool: Arc<Mempool>,
+    eal: Eal,
+}
+
+/// What was left at the end.
+#[derive(Debug)]
+pub struct Shutdown {
+    /// Each worker's final counters.
+    pub workers: Vec<WorkerCounters>,
+    /// Each port's final counters, in config order.
+    pub ports: Vec<(PortView, flowgate_sys::PortStats)>,
+    /// Mbufs still out of the pool after every port closed (0 = no leak).
+    pub mbufs_in_use: u32,
+}
+
+impl Appliance {
+    /// Brings everything up and starts forwarding.
+    pub fn start(l: &Loaded) -> Result<(Appliance, ControlHandles), BringUpError> {
+        let c = &l.config;
+        let dp = &c.dataplane;
+        let (args, memory) = eal_args::build(l)?;
+        let eal = Eal::init(&args).map_err(|e| {
+            BringUpError::Dpdk(format!(
+                "EAL init failed: {e} (arguments: {})",
+                args.join(" ")
+            ))
+        })?;
+        let info = eal.info();
+        println!(
+            "flowgate: {} on {}; runtime dir {}",
+            info.version, memory, info.runtime_dir
+        );
+
+        // A probe failure is reported once, by us, as a config error naming
+        // the port, with what DPDK logged about it.
+        let mut ids = Vec::new();
+        for (i, p) in c.ports.iter().enumerate() {
+            let id = if is_pci(&p.device) {
+                let name = crate::config::split_devargs(&p.device).0;
+                Port::id_by_name(name).ok_or_else(|| l.error(format!("ports[{i}].device"), format!("PCI device {name} was not probed (is it bound to vfio-pci or uio_pci_generic?)")))
+            } else {
+                eal.probe_port(&p.device).map_err(|e| {
+                    l.error(
+                        format!("ports[{i}].device"),
+                        format!("DPDK cannot probe {:?}: {}", p.device, e.message),
+                    )
+                })
+            };
+            ids.push(id?);
+        }
+
+        let workers = dp.worker_cpus.len();
+        let pool = Mempool::new(
+            &eal,
+            "flowgate_pkts",
+            dp.mbufs,
+            dp.mbuf_cache,
+            dp.mbuf_data_room,
+            -1,
+        )
+        .map_err(|e| {
+            BringUpError::Dpdk(format!(
+                "cannot create the packet pool of {} mbufs: {e} (dataplane.mbufs / eal.memory_mb)",
+                dp.mbufs
+            ))
+        })?;
+
+        let port_index = |name: &str| c.ports.iter().position(|p| p.name == name);
+        let mut peer: Vec<Option<usize>> = vec![None; c.ports.len()];
+        for [a, b] in &dp.pairs {
+            let (a, b) = (
+                port_index(a).expect("validated"),
+                port_index(b).expect("validated"),
+            );
+            peer[a] = Some(b);
+            peer[b] = Some(a);
+        }
+
+        let mut ports = Vec::new();
+        let mut views = Vec::new();
+        // rx[w] / tx[w]: what worker w polls and sends through.
+        let mut rx: Vec<Vec<RxPath>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut tx: Vec<Vec<flowgate_sys::TxQueue>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut pending_rx: Vec<Vec<(usize, flowgate_sys::RxQueue)>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        for (i, (p, &id)) in c.ports.iter().zip(&ids).enumerate() {
+            let dev = Port::device_info(id).map_err(|e| BringUpError::Dpdk(e.to_string()))?;
+            if (dev.max_tx_queues as usize) < workers {
+                return Err(l
+                    .error(
+                        format!("ports[{i}].device"),
+                        format!(
+                            "{} offers {} tx queues but {} workers need one each",
+                            dev.name, dev.max_tx_queues, workers
+                        ),
+                    )
+                    .into());
+            }
+            let rx_queues = workers.min(dev.max_rx_queues as usize).max(1) as u16;
+            if (rx_queues as usize) < workers && peer[i].is_some() {
+                println!("flowgate: warning: port {} ({}) has {} rx queue(s) for {} workers; only the first {} poll it", p.name, dev.name, rx_queues, workers, rx_queues);
+            }
+            let setup = PortSetup {
+                rx_queues,
+                tx_queues: workers as u16,
+                rx_desc: dp.rx_desc,
+                tx_desc: dp.tx_desc,
+                symmetric_rss: true,
+                promiscuous: true,
+            };
+            let (port, rxq, txq) =
+                Port::configure(&eal, id, &setup, pool.clone()).map_err(|e| {
+                    l.error(
+                        format!("ports[{i}].device"),
+                        format!("cannot configure {}: {e}", dev.name),
+                    )
+                })?;
+            for (w, q) in txq.into_iter().enumerate() {
+                tx[w].push(q);
+            }
+            if peer[i].is_some() {
+                for (w, q) in rxq.into_iter().enumerate() {
+                    pending_rx[w].push((i, q));
+                }
+            }
+            views.push(PortView {
+                name: p.name.clone(),
+                id,
+                device: dev.name.clone(),
+                driver: dev.driver.clone(),
+            });
+            ports.push(port);
+        }
+        for (w, list) in pending_rx.into_iter().enumerate() {
+            for (i, q) in list {
+                rx[w].push(RxPath {
+                    queue: q,
+                    out: peer[i].expect("only paired ports are polled"),
+                });
+            }
+        }
+        for (port, v) in ports.iter_mut().zip(&views) {
+            port.start()
+                .map_err(|e| BringUpError::Dpdk(format!("port {}: {e}", v.name)))?;
+            println!(
+                "flowgate: port {} {} ({}, {}) mac {} {}",
+                v.id.0,
+                v.name,
+                v.device,
+                v.driver,
+                port.mac(),
+                if port.rss_enabled() {
+                    "symmetric RSS"
+                } else {
+                    "single queue"
+                }
+            );
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let lcores = lcore::workers(&eal);
+        let mut tasks = Vec::new();
+        let mut finals = Vec::new();
+        let mut rings = Vec::new();
+        for (w, (rxp, txq)) in rx.into_iter().zip(tx).enumerate() {
+            let (control_end, worker_end) = ring_pair(256, 1024);
+            let worker = Worker::new(w, rxp, txq, worker_end, stop.clone());
+            let slot = Arc::new(OnceLock::new());
+            let slot_w = slot.clone();
+            let task = lcore::launch(&eal, lcores[w], move || {
+                let counters = worker.run();
+                let _ = slot_w.set(counters);
+                0
+            })
+            .map_err(|e| BringUpError::Dpdk(e.to_string()))?;
+            tasks.push(task);
+            finals.push(slot);
+            rings.push(control_end);
+        }
+        println!(
+            "flowgate: {} worker(s) on lcores {:?} (CPUs {:?}), control on CPU {}",
+            workers, lcores, dp.worker_cpus, dp.main_cpu
+        );
+        let handles = ControlHandles {
+            ports: views.clone(),
+            rings,
+        };
+        Ok((
+            Appliance {
+                ports,
+                views,
+                tasks,
+                finals,
+                stop,
+                pool,
+                eal,
+            },
+            handles,
+        ))
+    }
+
+    /// Stops workers (each finishes its burst), then ports; reports what is left.
+    pub fn shutdown(mut self) -> Shutdown {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks.drain(..) {
+            t.join();
+        }
+        let workers = self
+            .finals
+            .iter()
+            .map(|f| f.get().copied().unwrap_or_default())
+            .collect();
+        let mut port_stats = Vec::new();
+        for (mut port, v) in self.ports.drain(..).zip(self.views.iter().cloned()) {
+            let stats = port.stats();
+            if let Err(e) = port.stop() {
+                eprintln!("flowgate: stopping port {}: {e}", v.name);
+            }
+            drop(port);
+            port_stats.push((v, stats));
+        }
+        let mbufs_in_use = self.pool.in_use_count();
+        drop(self.pool);
+        drop(self.eal);
+        Shutdown {
+            workers,
+            ports: port_stats,
+            mbufs_in_use,
+        }
+    }
+}

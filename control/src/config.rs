@@ -1,0 +1,584 @@
+//! The operator's TOML file: its schema, defaults and validation.
+//!
+//! Every problem is reported as one line naming the file, the key and what
+//! is wrong (`config/x.toml: dataplane.worker_cpus[1]: CPU 9 is not
+//! available on this machine (available: 0-1)`), and `flowgate` exits with
+//! status 2. Unknown keys are rejected so typos do not silently fall back
+//! to defaults.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration problem: file, key, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {problem}")]
+pub struct ConfigError {
+    /// The config file.
+    pub file: String,
+    /// Dotted path of the offending key (or `line:column` for syntax errors).
+    pub key: String,
+    /// What is wrong, in one line.
+    pub problem: String,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DPDK environment (EAL) settings.
+    #[serde(default)]
+    pub eal: EalConfig,
+    /// Workers, buffers, forwarding.
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+    /// The ports, by DPDK device name.
+    pub ports: Vec<PortConfig>,
+    /// The HTTP control API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// Whether EAL runs on huge pages.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HugepageMode {
+    /// Use huge pages when some are reserved and mounted, else `--no-huge`.
+    #[default]
+    Auto,
+    /// Require huge pages.
+    On,
+    /// Never use them (`--no-huge`).
+    Off,
+}
+
+/// `[eal]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EalConfig {
+    /// Names this instance's runtime files (`/var/run/dpdk/<prefix>/`).
+    pub file_prefix: String,
+    /// Huge pages: auto, on or off.
+    pub hugepages: HugepageMode,
+    /// Memory for EAL, in MiB, when running without huge pages.
+    pub memory_mb: u32,
+    /// DPDK log level (emergency..debug, or 1..8).
+    pub log_level: String,
+    /// Further EAL arguments, passed as they are.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for EalConfig {
+    fn default() -> Self {
+        Self {
+            file_prefix: "flowgate".into(),
+            hugepages: HugepageMode::Auto,
+            memory_mb: 1024,
+            log_level: "notice".into(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// What workers do with packets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Forward every packet to the paired port, untouched and unexamined.
+    #[default]
+    Forward,
+}
+
+/// `[dataplane]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    /// CPU of the control thread and EAL's main lcore.
+    pub main_cpu: usize,
+    /// One worker per entry, on that CPU (repeat a CPU only for tests).
+    pub worker_cpus: Vec<usize>,
+    /// What workers do with packets.
+    pub mode: Mode,
+    /// Port pairs: what enters one port leaves by the other, both ways.
+    pub pairs: Vec<[String; 2]>,
+    /// Packet buffers in the pool.
+    pub mbufs: u32,
+    /// Per-lcore mempool cache.
+    pub mbuf_cache: u32,
+    /// Bytes per packet buffer, headroom (128) included.
+    pub mbuf_data_room: u16,
+    /// Rx descriptors per queue.
+    pub rx_desc: u16,
+    /// Tx descriptors per queue.
+    pub tx_desc: u16,
+    /// Seconds between periodic statistics lines (0: none).
+    pub stats_period: u64,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        Self {
+            main_cpu: 0,
+            worker_cpus: vec![1],
+            mode: Mode::Forward,
+            pairs: Vec::new(),
+            mbufs: 32767,
+            mbuf_cache: 256,
+            mbuf_data_room: 2048 + 128,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            stats_period: 5,
+        }
+    }
+}
+
+/// `[[ports]]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Our name for the port (used by pairs and the API).
+    pub name: String,
+    /// DPDK device: a PCI address or a vdev with its arguments.
+    pub device: String,
+    /// Interface id the mirror API knows the port by (`eni-...`).
+    #[serde(default)]
+    pub interface_id: Option<String>,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// A loaded, validated configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub config: Config,
+}
+
+impl Loaded {
+    /// A problem with `key` of this file.
+    pub fn error(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.display().to_string(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let err = |key: &str, problem: String| ConfigError {
+        file: file.clone(),
+        key: key.to_string(),
+        problem,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err("(file)", format!("cannot read: {e}")))?;
+    let config = parse(&text).map_err(|(key, problem)| err(&key, problem))?;
+    let loaded = Loaded {
+        path: path.to_path_buf(),
+        config,
+    };
+    validate(&loaded, &available_cpus())?;
+    Ok(loaded)
+}
+
+/// Parses TOML text; on failure returns (key or line:column, problem).
+pub fn parse(text: &str) -> Result<Config, (String, String)> {
+    let located = |e: &toml::de::Error| -> String {
+        match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {col}")
+            }
+            None => "(syntax)".to_string(),
+        }
+    };
+    let de =
+        toml::de::Deserializer::parse(text).map_err(|e| (located(&e), one_line(e.message())))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        let key = if path.is_empty() || path == "." {
+            located(inner)
+        } else {
+            format!(
+                "{path} (line {})",
+                located(inner)
+                    .trim_start_matches("line ")
+                    .split(',')
+                    .next()
+                    .unwrap_or("?")
+            )
+        };
+        (key, one_line(inner.message()))
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// CPUs this process may run on.
+pub fn available_cpus() -> Vec<usize> {
+    let mut v: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        let mut end = start;
+        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
+            i += 1;
+            end = cpus[i];
+        }
+        out.push(if start == end {
+            format!("{start}")
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// Splits `name,key=value,...` devargs into the device name and its pairs.
+pub fn split_devargs(device: &str) -> (&str, Vec<(&str, &str)>) {
+    let mut parts = device.split(',');
+    let name = parts.next().unwrap_or("");
+    let kv = parts
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    (name, kv)
+}
+
+/// Whether a device string names a PCI device (`0000:03:00.0` or `03:00.0`).
+pub fn is_pci(device: &str) -> bool {
+    let name = split_devargs(device).0;
+    let parts: Vec<&str> = name.split(':').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    let devfn = |s: &str| {
+        s.split_once('.').is_some_and(|(d, f)| {
+            hex(d, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c))
+        })
+    };
+    match parts.as_slice() {
+        [dom, bus, df] => hex(dom, 4) && hex(bus, 2) && devfn(df),
+        [bus, df] => hex(bus, 2) && devfn(df),
+        _ => false,
+    }
+}
+
+/// Checks what serde cannot: names, references, CPUs, files.
+pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
+    let c = &l.config;
+    let dp = &c.dataplane;
+    if c.ports.is_empty() {
+        return Err(l.error("ports", "at least one [[ports]] entry is needed"));
+    }
+    if c.eal.file_prefix.is_empty()
+        || !c
+            .eal
+            .file_prefix
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        return Err(l.error(
+            "eal.file_prefix",
+            "must be non-empty letters, digits, '-' or '_'",
+        ));
+    }
+    if log_level_number(&c.eal.log_level).is_none() {
+        return Err(l.error(
+            "eal.log_level",
+            format!("unknown level {:?} (emergency, alert, critical, error, warning, notice, info, debug)", c.eal.log_level),
+        ));
+    }
+    if !cpus.contains(&dp.main_cpu) {
+        return Err(l.error(
+            "dataplane.main_cpu",
+            format!(
+                "CPU {} is not available on this machine (available: {})",
+                dp.main_cpu,
+                cpu_list(cpus)
+            ),
+        ));
+    }
+    if dp.worker_cpus.is_empty() {
+        return Err(l.error("dataplane.worker_cpus", "at least one worker CPU is needed"));
+    }
+    for (i, &cpu) in dp.worker_cpus.iter().enumerate() {
+        if !cpus.contains(&cpu) {
+            return Err(l.error(
+                format!("dataplane.worker_cpus[{i}]"),
+                format!(
+                    "CPU {cpu} is not available on this machine (available: {})",
+                    cpu_list(cpus)
+                ),
+            ));
+        }
+        if cpu == dp.main_cpu {
+            return Err(l.error(
+                format!("dataplane.worker_cpus[{i}]"),
+                format!("CPU {cpu} is the control thread's (dataplane.main_cpu); workers need CPUs of their own"),
+            ));
+        }
+    }
+    if dp.worker_cpus.len() > 127 {
+        return Err(l.error("dataplane.worker_cpus", "at most 127 workers"));
+    }
+    if dp.mbufs < 1024 {
+        return Err(l.error("dataplane.mbufs", "at least 1024 packet buffers are needed"));
+    }
+    if dp.mbuf_data_room < 256 + 128 {
+        return Err(l.error(
+            "dataplane.mbuf_data_room",
+            "at least 384 bytes (128 of headroom and a frame)",
+        ));
+    }
+    for (key, v) in [
+        ("dataplane.rx_desc", dp.rx_desc),
+        ("dataplane.tx_desc", dp.tx_desc),
+    ] {
+        if v < 32 || !v.is_power_of_two() {
+            return Err(l.error(key, format!("{v} is not a power of two of at least 32")));
+        }
+    }
+    let mut names = HashSet::new();
+    let mut devices = HashSet::new();
+    for (i, p) in c.ports.iter().enumerate() {
+        if p.name.is_empty() {
+            return Err(l.error(format!("ports[{i}].name"), "must not be empty"));
+        }
+        if !names.insert(p.name.as_str()) {
+            return Err(l.error(
+                format!("ports[{i}].name"),
+                format!("port name {:?} is used twice", p.name),
+            ));
+        }
+        let (dev, kvs) = split_devargs(&p.device);
+        if dev.is_empty() {
+            return Err(l.error(
+                format!("ports[{i}].device"),
+                "no device name before the first ','",
+            ));
+        }
+        if !devices.insert(dev) {
+            return Err(l.error(
+                format!("ports[{i}].device"),
+                format!("device {dev:?} is used by two ports"),
+            ));
+        }
+        for (k, v) in kvs {
+            if k.is_empty() || (v.is_empty() && !p.device.contains(&format!("{k}="))) {
+                return Err(l.error(
+                    format!("ports[{i}].device"),
+                    format!("malformed device argument {k:?} (expected key=value)"),
+                ));
+            }
+            if k == "rx_pcap" && !Path::new(v).is_file() {
+                return Err(l.error(
+                    format!("ports[{i}].device"),
+                    format!("rx_pcap file {v:?} does not exist"),
+                ));
+            }
+            if k == "tx_pcap" {
+                let parent = Path::new(v)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                if !parent.is_dir() {
+                    return Err(l.error(
+                        format!("ports[{i}].device"),
+                        format!("tx_pcap directory {:?} does not exist", parent.display()),
+                    ));
+                }
+            }
+        }
+        if let Some(id) = &p.interface_id {
+            if !id.starts_with("eni-") || id.len() < 5 {
+                return Err(l.error(
+                    format!("ports[{i}].interface_id"),
+                    format!("{id:?} does not look like an interface id (eni-...)"),
+                ));
+            }
+        }
+    }
+    let mut paired = HashSet::new();
+    for (i, [a, b]) in dp.pairs.iter().enumerate() {
+        for (j, n) in [a, b].into_iter().enumerate() {
+            if !names.contains(n.as_str()) {
+                return Err(l.error(
+                    format!("dataplane.pairs[{i}][{j}]"),
+                    format!("no port is named {n:?}"),
+                ));
+            }
+            if !paired.insert(n.as_str()) {
+                return Err(l.error(
+                    format!("dataplane.pairs[{i}][{j}]"),
+                    format!("port {n:?} is already in a pair"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// DPDK's numeric log level for a name or number.
+pub fn log_level_number(s: &str) -> Option<u32> {
+    let names = [
+        "emergency",
+        "alert",
+        "critical",
+        "error",
+        "warning",
+        "notice",
+        "info",
+        "debug",
+    ];
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=8).contains(&n).then_some(n);
+    }
+    names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(s))
+        .map(|i| i as u32 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[dataplane]
+worker_cpus = [1]
+pairs = [["a", "b"]]
+[[ports]]
+name = "a"
+device = "net_null0"
+[[ports]]
+name = "b"
+device = "net_null1"
+"#;
+
+    fn check(text: &str) -> Result<(), ConfigError> {
+        let config = parse(text).map_err(|(key, problem)| ConfigError {
+            file: "t.toml".into(),
+            key,
+            problem,
+        })?;
+        validate(
+            &Loaded {
+                path: "t.toml".into(),
+                config,
+            },
+            &[0, 1],
+        )
+    }
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.eal.hugepages, HugepageMode::Auto);
+        check(GOOD).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = check(&GOOD.replace("worker_cpus", "worker_cpu")).unwrap_err();
+        assert!(e.key.starts_with("dataplane.worker_cpu"), "{e}");
+        assert!(e.problem.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = check("[dataplane\n").unwrap_err();
+        assert!(e.key.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let e = check(&GOOD.replace("worker_cpus = [1]", "worker_cpus = \"one\"")).unwrap_err();
+        assert!(e.key.starts_with("dataplane.worker_cpus"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_their_key() {
+        let cases = [
+            (
+                GOOD.replace("name = \"b\"", "name = \"a\""),
+                "ports[1].name",
+            ),
+            (GOOD.replace("net_null1", "net_null0"), "ports[1].device"),
+            (
+                GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"c\"]"),
+                "dataplane.pairs[0][1]",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [1, 64]"),
+                "dataplane.worker_cpus[1]",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [0]"),
+                "dataplane.worker_cpus[0]",
+            ),
+            (
+                GOOD.replace("net_null0", "net_pcap0,rx_pcap=/nonexistent.pcap"),
+                "ports[0].device",
+            ),
+            (
+                GOOD.replace("net_null0", "net_null0,,=x"),
+                "ports[0].device",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = check(&text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn pci_addresses_are_recognised() {
+        assert!(is_pci("0000:03:00.0"));
+        assert!(is_pci("03:00.1,rx_queues=2"));
+        assert!(!is_pci("net_pcap0,rx_pcap=a.pcap"));
+        assert!(!is_pci("net_null0"));
+    }
+
+    #[test]
+    fn cpu_lists_are_compact() {
+        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+    }
+}

@@ -1,0 +1,103 @@
+//! The control thread: the HTTP API, signal handling, periodic statistics.
+//!
+//! It runs a single-threaded tokio runtime pinned to `dataplane.main_cpu`,
+//! never on a worker's CPU. It starts before EAL so `/healthz` can answer
+//! 503 while ports come up; the main thread hands it the worker rings once
+//! the data plane runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowgate_sys::{Port, PortStats};
+use tokio::sync::oneshot;
+
+use crate::api::{self, ApiState};
+use crate::appliance::{ControlHandles, PortView};
+use crate::dispatch::Dispatcher;
+
+/// Starts the control thread.
+pub fn spawn(
+    cpu: usize,
+    listener: std::net::TcpListener,
+    state: Arc<ApiState>,
+    stats_period: u64,
+    handoff: oneshot::Receiver<ControlHandles>,
+    stop: std::sync::mpsc::Sender<&'static str>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("flowgate-control".into())
+        .spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                tokio::task::spawn_local(api::serve(listener, state));
+                tokio::task::spawn_local(watch_signals(stop));
+                let Ok(handles) = handoff.await else { return };
+                let dispatcher = Dispatcher::spawn(handles.rings);
+                if stats_period > 0 {
+                    print_stats(handles.ports, dispatcher, Duration::from_secs(stats_period)).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            });
+        })
+        .expect("spawn control thread")
+}
+
+async fn watch_signals(stop: std::sync::mpsc::Sender<&'static str>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    let _ = stop.send(name);
+}
+
+/// One testpmd-style line per port.
+pub fn port_line(v: &PortView, s: &PortStats, rx_pps: u64, tx_pps: u64) -> String {
+    format!(
+        "  port {:<2} {:<10} {:<12} Rx-pps: {:>10}  Tx-pps: {:>10}  RX-packets: {:>12}  TX-packets: {:>12}  RX-missed: {}  RX-errors: {}  RX-nombuf: {}  TX-errors: {}",
+        v.id.0, v.name, v.device, rx_pps, tx_pps, s.ipackets, s.opackets, s.imissed, s.ierrors, s.rx_nombuf, s.oerrors
+    )
+}
+
+async fn print_stats(ports: Vec<PortView>, dispatcher: Dispatcher, period: Duration) {
+    let mut last: Vec<PortStats> = ports.iter().map(|p| Port::stats_of(p.id)).collect();
+    let mut last_t = Instant::now();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let dt = now.duration_since(last_t).as_secs_f64().max(1e-9);
+        last_t = now;
+        let mut out = format!("flowgate stats ({:.1} s)\n", dt);
+        for (p, prev) in ports.iter().zip(last.iter_mut()) {
+            let s = Port::stats_of(p.id);
+            let rx_pps = ((s.ipackets.saturating_sub(prev.ipackets)) as f64 / dt) as u64;
+            let tx_pps = ((s.opackets.saturating_sub(prev.opackets)) as f64 / dt) as u64;
+            out.push_str(&port_line(p, &s, rx_pps, tx_pps));
+            out.push('\n');
+            *prev = s;
+        }
+        let counters = dispatcher.worker_counters(Duration::from_millis(500)).await;
+        for (w, c) in counters.iter().enumerate() {
+            match c {
+                Some(c) => out.push_str(&format!(
+                    "  worker {w}  rx {}  tx {}  tx-dropped {}  busy {:.1}%\n",
+                    c.rx_packets,
+                    c.tx_packets,
+                    c.tx_dropped,
+                    100.0 * c.busy_loops as f64 / c.loops.max(1) as f64
+                )),
+                None => out.push_str(&format!("  worker {w}  (no answer on its ring)\n")),
+            }
+        }
+        print!("{out}");
+    }
+}

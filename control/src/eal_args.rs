@@ -1,0 +1,117 @@
+//! Turns the `[eal]` and `[dataplane]` sections into EAL's argument list.
+
+use crate::config::{is_pci, ConfigError, HugepageMode, Loaded};
+
+/// How EAL will get its memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Memory {
+    /// Huge pages: this many free, of this size in KiB.
+    Hugepages {
+        /// Free pages at start.
+        free: u64,
+        /// Page size in KiB.
+        size_kb: u64,
+    },
+    /// Ordinary memory (`--no-huge`), this many MiB.
+    NoHuge {
+        /// MiB reserved.
+        mb: u32,
+        /// Why huge pages are not used.
+        why: String,
+    },
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Memory::Hugepages { free, size_kb } => {
+                write!(f, "huge pages ({free} free of {size_kb} kB)")
+            }
+            Memory::NoHuge { mb, why } => write!(f, "no huge pages (--no-huge, {mb} MiB; {why})"),
+        }
+    }
+}
+
+/// Free huge pages and their size, if any are reserved and hugetlbfs is mounted.
+pub fn hugepages() -> Result<(u64, u64), String> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")
+        .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
+    let field = |name: &str| -> u64 {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let free = field("HugePages_Free:");
+    let size = field("Hugepagesize:");
+    if free == 0 {
+        return Err("none reserved".into());
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if !mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+    {
+        return Err("no hugetlbfs mount".into());
+    }
+    Ok((free, size))
+}
+
+/// The EAL arguments for a config, and how memory will be provided.
+pub fn build(l: &Loaded) -> Result<(Vec<String>, Memory), ConfigError> {
+    let c = &l.config;
+    let dp = &c.dataplane;
+    let mut args = Vec::new();
+    // lcore 0 is the main lcore (control); workers are lcores 1..=n, each
+    // mapped to its configured CPU.
+    let mut lcores = format!("0@{}", dp.main_cpu);
+    for (i, cpu) in dp.worker_cpus.iter().enumerate() {
+        lcores.push_str(&format!(",{}@{}", i + 1, cpu));
+    }
+    args.push(format!("--lcores={lcores}"));
+    args.push("--main-lcore=0".into());
+    args.push(format!("--file-prefix={}", c.eal.file_prefix));
+    let level = crate::config::log_level_number(&c.eal.log_level).unwrap_or(6);
+    args.push(format!("--log-level={level}"));
+    let memory =
+        match (c.eal.hugepages, hugepages()) {
+            (HugepageMode::Off, _) => Memory::NoHuge {
+                mb: c.eal.memory_mb,
+                why: "eal.hugepages = \"off\"".into(),
+            },
+            (_, Ok((free, size_kb))) => Memory::Hugepages { free, size_kb },
+            (HugepageMode::On, Err(why)) => return Err(l.error(
+                "eal.hugepages",
+                format!(
+                    "\"on\" but huge pages cannot be used ({why}); reserve some or set \"auto\""
+                ),
+            )),
+            (HugepageMode::Auto, Err(why)) => Memory::NoHuge {
+                mb: c.eal.memory_mb,
+                why,
+            },
+        };
+    if let Memory::NoHuge { mb, .. } = &memory {
+        args.push("--no-huge".into());
+        args.push("-m".into());
+        args.push(mb.to_string());
+    }
+    let pci: Vec<&str> = c
+        .ports
+        .iter()
+        .filter(|p| is_pci(&p.device))
+        .map(|p| p.device.as_str())
+        .collect();
+    if pci.is_empty() {
+        args.push("--no-pci".into());
+    } else {
+        for d in pci {
+            args.push("-a".into());
+            args.push(d.to_string());
+        }
+    }
+    args.extend(c.eal.extra_args.iter().cloned());
+    Ok((args, memory))
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what flowgate needs that is missing, and says what it does.
+# Idempotent: a second run installs nothing. Usage: ensure-deps.sh [run|test|bench]
+set -euo pipefail
+what=${1:-run}
+
+# Build and run: DPDK 22.11 (headers, libraries, PMDs), libclang for
+# bindgen, pkg-config to find DPDK, and a C compiler for the shim.
+pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
+case "$what" in
+  test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev) ;;
+  bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk) ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} Debian packages for '$what' are installed"
+else
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no, non-interactively.
+  echo "wireshark-common wireshark-common/install-setcap boolean false" | $sudo debconf-set-selections
+  if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/flowgate-apt.log 2>&1; then
+    echo "deps: apt-get install failed; updating package lists and retrying"
+    $sudo apt-get update -q >>/tmp/flowgate-apt.log 2>&1
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/flowgate-apt.log 2>&1 \
+      || { tail -20 /tmp/flowgate-apt.log >&2; exit 1; }
+  fi
+  echo "deps: installed ${missing[*]}"
+fi
+
+ver=$(pkg-config --modversion libdpdk)
+case "$ver" in
+  22.11*) echo "deps: DPDK $ver" ;;
+  *) echo "deps: DPDK $ver found, but flowgate needs 22.11 (Debian 12's libdpdk-dev)" >&2; exit 1 ;;
+esac
+
+if ! command -v cargo >/dev/null; then
+  echo "deps: cargo not found: install a Rust toolchain (1.80 or newer, e.g. from https://rustup.rs)" >&2
+  exit 1
+fi
+echo "deps: $(cargo --version)"
