@@ -12,7 +12,7 @@ use flowgate_sys::{MbufBurst, RxQueue, TxQueue};
 use crate::command::{Command, Reply, WorkerEnd};
 use crate::stats::WorkerCounters;
 
-/// Loop iterations between two looks at the command ring.
+/// Loop iterations between two looks at the command ring (a power of two).
 const COMMAND_POLL_EVERY: u64 = 64;
 
 /// An rx queue and where its packets go.
@@ -77,7 +77,7 @@ impl Worker {
             }
             self.counters.loops += 1;
             self.counters.busy_loops += busy as u64;
-            if self.counters.loops % COMMAND_POLL_EVERY == 0 {
+            if self.counters.loops & (COMMAND_POLL_EVERY - 1) == 0 {
                 self.serve_commands();
             }
         }
