@@ -75,24 +75,25 @@ pub fn build(l: &Loaded) -> Result<(Vec<String>, Memory), ConfigError> {
     args.push(format!("--file-prefix={}", c.eal.file_prefix));
     let level = crate::config::log_level_number(&c.eal.log_level).unwrap_or(6);
     args.push(format!("--log-level={level}"));
-    let memory =
-        match (c.eal.hugepages, hugepages()) {
-            (HugepageMode::Off, _) => Memory::NoHuge {
-                mb: c.eal.memory_mb,
-                why: "eal.hugepages = \"off\"".into(),
-            },
-            (_, Ok((free, size_kb))) => Memory::Hugepages { free, size_kb },
-            (HugepageMode::On, Err(why)) => return Err(l.error(
+    let memory = match (c.eal.hugepages, hugepages()) {
+        (HugepageMode::Off, _) => Memory::NoHuge {
+            mb: c.eal.memory_mb,
+            why: "eal.hugepages = \"off\"".into(),
+        },
+        (_, Ok((free, size_kb))) => Memory::Hugepages { free, size_kb },
+        (HugepageMode::On, Err(why)) => {
+            return Err(l.error(
                 "eal.hugepages",
                 format!(
                     "\"on\" but huge pages cannot be used ({why}); reserve some or set \"auto\""
                 ),
-            )),
-            (HugepageMode::Auto, Err(why)) => Memory::NoHuge {
-                mb: c.eal.memory_mb,
-                why,
-            },
-        };
+            ))
+        }
+        (HugepageMode::Auto, Err(why)) => Memory::NoHuge {
+            mb: c.eal.memory_mb,
+            why,
+        },
+    };
     if let Memory::NoHuge { mb, .. } = &memory {
         args.push("--no-huge".into());
         args.push("-m".into());

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod filter;
 pub mod flow;
 pub mod stats;
 pub mod worker;
