@@ -9,7 +9,7 @@
 //! - [`Mempool`] and [`Mbuf`] / [`MbufBurst`]: packet buffers, owned, freed on drop;
 //! - [`Port`], [`RxQueue`], [`TxQueue`]: ethdev ports and their queues;
 //! - [`lcore`]: launching work on worker lcores, the TSC, prefetch;
-//! - [`HugeArray`]: zeroed, pre-faulted, huge-page backed tables.
+//! - [`HugeArray`]: pre-faulted, huge-page backed tables.
 
 #![warn(missing_docs)]
 
@@ -41,7 +41,7 @@ pub mod ffi {
 pub use eal::{Eal, EalInfo};
 pub use error::DpdkError;
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
-pub use memory::{HugeArray, Zeroable};
+pub use memory::HugeArray;
 pub use mempool::Mempool;
 pub use port::{
     DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortSetup, PortStats, RxQueue, TxQueue,

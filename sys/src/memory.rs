@@ -1,49 +1,30 @@
-//! Large, zeroed, pre-faulted tables for the hot path.
+//! Large, pre-faulted tables for the hot path.
 //!
 //! Flow tables are hundreds of MiB. They are mapped once at start, backed by
 //! transparent huge pages where the kernel allows (fewer TLB misses), and
-//! faulted in up front so the packet path never takes a page fault.
+//! every element is written at creation, which also faults every page in, so
+//! the packet path never takes a page fault.
 //!
-//! Invariant: the mapping lives exactly as long as the [`HugeArray`], and
-//! holds `len` valid `T`s because `T: Zeroable` (all-zero bytes are a valid T).
+//! Invariant: the mapping lives exactly as long as the [`HugeArray`] and
+//! holds `len` initialised `T`s (written before any slice is formed).
 
 use std::ptr::NonNull;
 
-/// Types for which the all-zero bit pattern is a valid value.
-///
-/// # Safety
-/// Implementors must be valid when every byte is zero, and contain no
-/// references or other non-nullable pointers.
-pub unsafe trait Zeroable: Sized {}
-
-// SAFETY: zero is a valid value of every integer type.
-unsafe impl Zeroable for u8 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u16 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u32 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u64 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u128 {}
-// SAFETY: an array of zeroable values is zeroable.
-unsafe impl<T: Zeroable, const N: usize> Zeroable for [T; N] {}
-
 const HUGE_PAGE: usize = 2 << 20;
 
-/// A fixed-size, zero-initialised array in its own (huge-page) mapping.
-pub struct HugeArray<T: Zeroable> {
+/// A fixed-size array in its own (huge-page) mapping.
+pub struct HugeArray<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
     map_len: usize,
 }
 
 // SAFETY: HugeArray owns its memory like a Box<[T]>.
-unsafe impl<T: Zeroable + Send> Send for HugeArray<T> {}
+unsafe impl<T: Copy + Send> Send for HugeArray<T> {}
 // SAFETY: shared access only gives &T.
-unsafe impl<T: Zeroable + Sync> Sync for HugeArray<T> {}
+unsafe impl<T: Copy + Sync> Sync for HugeArray<T> {}
 
-impl<T: Zeroable> std::fmt::Debug for HugeArray<T> {
+impl<T: Copy> std::fmt::Debug for HugeArray<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HugeArray")
             .field("len", &self.len)
@@ -52,9 +33,10 @@ impl<T: Zeroable> std::fmt::Debug for HugeArray<T> {
     }
 }
 
-impl<T: Zeroable> HugeArray<T> {
-    /// Maps `len` zeroed elements. Fails only if the kernel refuses memory.
-    pub fn new(len: usize) -> std::io::Result<Self> {
+impl<T: Copy> HugeArray<T> {
+    /// Maps `len` elements, each set to `fill`. Fails only if the kernel
+    /// refuses memory.
+    pub fn new(len: usize, fill: T) -> std::io::Result<Self> {
         assert!(std::mem::align_of::<T>() <= 4096, "alignment above a page");
         let bytes = len
             .max(1)
@@ -64,7 +46,7 @@ impl<T: Zeroable> HugeArray<T> {
             })?;
         let map_len = bytes.div_ceil(HUGE_PAGE) * HUGE_PAGE;
         // SAFETY: an anonymous private mapping with no address hint has no
-        // preconditions; the kernel returns zeroed pages.
+        // preconditions.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -78,26 +60,16 @@ impl<T: Zeroable> HugeArray<T> {
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: p..p+map_len is our fresh mapping. Both calls are hints:
-        // failure (e.g. THP disabled) leaves ordinary pages, which is fine.
-        unsafe {
-            libc::madvise(p, map_len, libc::MADV_HUGEPAGE);
-            // Fault every page in now (MADV_POPULATE_WRITE, Linux 5.14+);
-            // where unsupported, touch one byte per page instead.
-            if libc::madvise(p, map_len, 23 /* MADV_POPULATE_WRITE */) != 0 {
-                let b = p.cast::<u8>();
-                let mut off = 0;
-                while off < map_len {
-                    b.add(off).write_volatile(0);
-                    off += 4096;
-                }
-            }
+        // SAFETY: p..p+map_len is our fresh mapping; the advice is a hint
+        // (ordinary pages remain if THP is off).
+        unsafe { libc::madvise(p, map_len, libc::MADV_HUGEPAGE) };
+        let ptr = NonNull::new(p.cast::<T>()).expect("mmap returned null");
+        for i in 0..len {
+            // SAFETY: i < len and len * size_of::<T>() <= map_len; the
+            // mapping is page aligned, hence aligned for T.
+            unsafe { ptr.as_ptr().add(i).write(fill) };
         }
-        Ok(Self {
-            ptr: NonNull::new(p.cast::<T>()).expect("mmap returned null"),
-            len,
-            map_len,
-        })
+        Ok(Self { ptr, len, map_len })
     }
 
     /// Bytes mapped (rounded up to huge pages).
@@ -106,17 +78,16 @@ impl<T: Zeroable> HugeArray<T> {
     }
 }
 
-impl<T: Zeroable> std::ops::Deref for HugeArray<T> {
+impl<T: Copy> std::ops::Deref for HugeArray<T> {
     type Target = [T];
     #[inline(always)]
     fn deref(&self) -> &[T] {
-        // SAFETY: the mapping holds len zero-initialised (hence valid) Ts and
-        // is page aligned, so aligned for T.
+        // SAFETY: the mapping holds len initialised Ts (written in new).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
-impl<T: Zeroable> std::ops::DerefMut for HugeArray<T> {
+impl<T: Copy> std::ops::DerefMut for HugeArray<T> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in deref; &mut self is exclusive.
@@ -124,10 +95,10 @@ impl<T: Zeroable> std::ops::DerefMut for HugeArray<T> {
     }
 }
 
-impl<T: Zeroable> Drop for HugeArray<T> {
+impl<T: Copy> Drop for HugeArray<T> {
     fn drop(&mut self) {
-        // SAFETY: T: Zeroable types own no resources (no Drop to run that
-        // matters for memory safety), and the mapping is ours.
+        // SAFETY: T: Copy has no drop glue; the mapping is ours and no
+        // reference into it outlives self.
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.map_len);
         }
@@ -139,12 +110,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zeroed_writable_and_sized() {
-        let mut a = HugeArray::<[u64; 16]>::new(100_000).unwrap();
+    fn filled_writable_and_sized() {
+        let mut a = HugeArray::<[u64; 16]>::new(100_000, [3; 16]).unwrap();
         assert_eq!(a.len(), 100_000);
-        assert!(a.iter().all(|e| e.iter().all(|&x| x == 0)));
+        assert!(a.iter().all(|e| e.iter().all(|&x| x == 3)));
         a[99_999][15] = 7;
         assert_eq!(a[99_999][15], 7);
         assert_eq!(a.mapped_bytes() % (2 << 20), 0);
+        let empty = HugeArray::<u8>::new(0, 0).unwrap();
+        assert!(empty.is_empty());
     }
 }

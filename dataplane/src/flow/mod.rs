@@ -1,5 +1,10 @@
 //! Flows: keys, per-worker tables, per-flow state.
 
+pub mod entry;
 pub mod key;
+pub mod table;
+pub mod tcp;
 
+pub use entry::{DropReason, FlowEntry, TcpState, Verdict};
 pub use key::{AddrFamily, FlowKey, Side, Tuple};
+pub use table::{FlowTable, FullPolicy, Insert};

@@ -1,0 +1,206 @@
+//! One flow's state, as a worker keeps it: two cache lines.
+//!
+//! Line 0 holds what a lookup compares and every packet updates first (the
+//! key, TCP state and flags, last-seen time, the mirror decision cache);
+//! line 1 the counters and the verdict. Both directions of a conversation
+//! share one entry; per-direction fields are indexed by [`Side`].
+
+use super::{FlowKey, Side};
+
+/// TCP connection state, as seen from the middle of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum TcpState {
+    /// Not TCP.
+    #[default]
+    None = 0,
+    /// The opener's SYN was seen.
+    SynSent = 1,
+    /// The responder's SYN-ACK was seen.
+    SynRecv = 2,
+    /// Handshake complete (or picked up mid-stream).
+    Established = 3,
+    /// The opener sent the first FIN.
+    FinWait = 4,
+    /// The responder sent the first FIN.
+    CloseWait = 5,
+    /// Both sides sent FIN.
+    TimeWait = 6,
+    /// Reset.
+    Closed = 7,
+}
+
+impl TcpState {
+    /// Every state, in order.
+    pub const ALL: [TcpState; 8] = [
+        TcpState::None,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::Established,
+        TcpState::FinWait,
+        TcpState::CloseWait,
+        TcpState::TimeWait,
+        TcpState::Closed,
+    ];
+
+    /// Upper-case name as conntrack and the F5 API spell states.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Closed => "CLOSED",
+        }
+    }
+}
+
+/// What the appliance does with a flow's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Verdict {
+    /// Forward.
+    #[default]
+    Pass = 0,
+    /// Discard silently.
+    Drop = 1,
+    /// Discard and answer (TCP RST or ICMP port unreachable).
+    Reject = 2,
+}
+
+impl Verdict {
+    /// Upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Drop => "DROP",
+            Verdict::Reject => "REJECT",
+        }
+    }
+}
+
+/// Why a flow's packets are dropped (kept in the entry for reporting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Not dropped.
+    #[default]
+    None = 0,
+    /// A policy rule said drop or reject.
+    Policy = 1,
+    /// A TCP flow first seen mid-stream, under a drop/reject stream exception policy.
+    MidStream = 2,
+}
+
+impl DropReason {
+    /// Upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::None => "NONE",
+            DropReason::Policy => "POLICY",
+            DropReason::MidStream => "MID_STREAM",
+        }
+    }
+}
+
+/// [`FlowEntry::flags`] bits.
+pub mod flags {
+    /// The `hi` endpoint opened the flow.
+    pub const OPENED_BY_HI: u8 = 1 << 0;
+    /// First seen mid-stream (TCP without a SYN), tracked anyway.
+    pub const MIDSTREAM: u8 = 1 << 1;
+}
+
+/// One flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, align(64))]
+pub struct FlowEntry {
+    /// The canonical key; `key.family == None` marks a free entry.
+    pub key: FlowKey,
+    /// TCP state ([`TcpState::None`] for other protocols).
+    pub tcp_state: TcpState,
+    /// [`flags`] bits.
+    pub flags: u8,
+    /// TCP flags seen, OR-ed, per side.
+    pub tcp_flags: [u8; 2],
+    /// TSC of the last packet.
+    pub last_seen: u64,
+    /// Mirror configuration generation the cached decision belongs to.
+    pub mirror_gen: u32,
+    /// Cached mirror decision per side (meaning owned by the mirror module).
+    pub mirror: [u16; 2],
+    /// Packets per side.
+    pub packets: [u64; 2],
+    /// Bytes (frame lengths) per side.
+    pub bytes: [u64; 2],
+    /// TSC of the first packet.
+    pub first_seen: u64,
+    /// Id of the policy rule that decided the verdict (0: the default).
+    pub rule_id: u32,
+    /// Group of that rule.
+    pub rule_group: u16,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why dropped, if dropped.
+    pub drop_reason: DropReason,
+    /// TTL (hop limit) of the first packet.
+    pub ttl: u8,
+    /// Port index (config order) the first packet arrived on.
+    pub in_port: u8,
+    _pad: [u8; 14],
+}
+
+const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);
+
+impl FlowEntry {
+    /// A fresh entry for `key`, first seen now.
+    pub fn new(key: FlowKey, opener: Side, now: u64) -> FlowEntry {
+        FlowEntry {
+            key,
+            flags: if opener == Side::HiToLo {
+                flags::OPENED_BY_HI
+            } else {
+                0
+            },
+            last_seen: now,
+            first_seen: now,
+            ..FlowEntry::default()
+        }
+    }
+
+    /// The side that opened the flow.
+    #[inline(always)]
+    pub fn opener(&self) -> Side {
+        if self.flags & flags::OPENED_BY_HI != 0 {
+            Side::HiToLo
+        } else {
+            Side::LoToHi
+        }
+    }
+
+    /// Whether the entry holds a flow.
+    #[inline(always)]
+    pub fn is_used(&self) -> bool {
+        self.key.is_used()
+    }
+
+    /// The flow's tuple as its opener sent it (source = opener).
+    pub fn forward_tuple(&self) -> super::Tuple {
+        self.key.oriented(self.opener())
+    }
+
+    /// Packets sent by the opener, and by the responder.
+    pub fn packets_fwd_rev(&self) -> (u64, u64) {
+        let o = self.opener().index();
+        (self.packets[o], self.packets[1 - o])
+    }
+
+    /// Bytes sent by the opener, and by the responder.
+    pub fn bytes_fwd_rev(&self) -> (u64, u64) {
+        let o = self.opener().index();
+        (self.bytes[o], self.bytes[1 - o])
+    }
+}

@@ -1,0 +1,545 @@
+//! A worker's flow table: preallocated, bucketised, looked up in bursts.
+//!
+//! Entries ([`FlowEntry`], 128 bytes) live in one array; buckets of 8 slots
+//! hold a 16-bit signature and an entry index per slot, in one cache line,
+//! so a single SIMD compare ([`flowgate_sys::cpu::eq_mask_u16x8`]) finds
+//! the candidate slots of a bucket. Each key has two buckets (the second
+//! derived from the first and the signature, so entries can move between
+//! them); inserts go to the first with room, then try moving one occupant
+//! to its other bucket. Nothing allocates after [`FlowTable::new`].
+//!
+//! For bursts the worker first calls [`FlowTable::prefetch_bucket`] for
+//! every packet, then [`FlowTable::prefetch_entry`], then
+//! [`FlowTable::lookup`], so the cache misses of a burst overlap.
+//!
+//! When the table is full ([`FullPolicy`]): refuse the new flow, or evict
+//! the least recently seen flow among those sharing its two buckets (or,
+//! if they are empty, among a few entries under a rotating hand).
+
+use flowgate_sys::cpu::{eq_mask_u16x8, prefetch0};
+use flowgate_sys::HugeArray;
+
+use super::{FlowEntry, FlowKey};
+
+const SLOTS: usize = 8;
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    sig: [u16; SLOTS],
+    idx: [u32; SLOTS],
+    _pad: [u8; 16],
+}
+
+const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+
+/// What to do with a new flow when there is no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Do not track it (the caller counts and drops it).
+    DropNew,
+    /// Evict the least recently seen flow among its neighbours.
+    EvictOldest,
+}
+
+/// The result of an insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// Stored at this index.
+    Inserted(u32),
+    /// Stored at this index after evicting this flow.
+    Evicted(u32, FlowEntry),
+    /// No room (with [`FullPolicy::DropNew`]).
+    Full,
+}
+
+/// Entries scanned by the rotating hand when an eviction victim must come
+/// from outside the new key's buckets.
+const HAND_SCAN: u32 = 64;
+
+/// A preallocated flow table.
+pub struct FlowTable {
+    buckets: HugeArray<Bucket>,
+    entries: HugeArray<FlowEntry>,
+    free: HugeArray<u32>,
+    free_len: u32,
+    mask: u32,
+    len: u32,
+    policy: FullPolicy,
+    hand: u32,
+}
+
+impl std::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len)
+            .field("buckets", &self.buckets.len())
+            .finish()
+    }
+}
+
+#[inline(always)]
+fn sig_of(hash: u32) -> u16 {
+    // 0 marks a free slot.
+    ((hash >> 16) as u16).max(1)
+}
+
+#[inline(always)]
+fn alt_bucket(b: u32, sig: u16, mask: u32) -> u32 {
+    // An involution: alt(alt(b)) == b, so an entry can always find its
+    // other bucket from where it is and its signature.
+    b ^ ((((sig as u32).wrapping_mul(0x9e37_79b1) >> 7) | 1) & mask)
+}
+
+impl FlowTable {
+    /// A table for `capacity` flows (at least 8). Maps and touches all its
+    /// memory now.
+    pub fn new(capacity: u32, policy: FullPolicy) -> std::io::Result<FlowTable> {
+        let capacity = capacity.max(8);
+        // About half the slots stay free at full capacity, so inserts
+        // almost never find both buckets full.
+        let nb = (capacity as usize)
+            .div_ceil(SLOTS / 2)
+            .next_power_of_two()
+            .max(2);
+        let buckets = HugeArray::new(nb, Bucket::default())?;
+        let entries = HugeArray::new(capacity as usize, FlowEntry::default())?;
+        let mut free = HugeArray::new(capacity as usize, 0u32)?;
+        // Pop order 0, 1, 2...: new flows fill the array from the front,
+        // which keeps scans of a lightly used table short and sequential.
+        for (i, f) in free.iter_mut().enumerate() {
+            *f = capacity - 1 - i as u32;
+        }
+        Ok(FlowTable {
+            buckets,
+            entries,
+            free,
+            free_len: capacity,
+            mask: nb as u32 - 1,
+            len: 0,
+            policy,
+            hand: 0,
+        })
+    }
+
+    /// Maximum number of flows.
+    pub fn capacity(&self) -> u32 {
+        self.entries.len() as u32
+    }
+
+    /// Flows held.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Memory of the whole table divided by its capacity.
+    pub fn bytes_per_flow(&self) -> f64 {
+        (self.buckets.mapped_bytes() + self.entries.mapped_bytes() + self.free.mapped_bytes())
+            as f64
+            / self.capacity() as f64
+    }
+
+    /// Total bytes mapped.
+    pub fn mapped_bytes(&self) -> usize {
+        self.buckets.mapped_bytes() + self.entries.mapped_bytes() + self.free.mapped_bytes()
+    }
+
+    /// Stage 1 of a burst lookup: fetch the key's first bucket.
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, hash: u32) {
+        prefetch0(&self.buckets[(hash & self.mask) as usize]);
+    }
+
+    /// Stage 2: fetch the entries whose signature matches in the first bucket.
+    #[inline(always)]
+    pub fn prefetch_entry(&self, hash: u32) {
+        let b = &self.buckets[(hash & self.mask) as usize];
+        let mut m = eq_mask_u16x8(&b.sig, sig_of(hash));
+        while m != 0 {
+            let e = &self.entries[b.idx[m.trailing_zeros() as usize] as usize];
+            prefetch0(e);
+            prefetch0((e as *const FlowEntry).cast::<u8>().wrapping_add(64));
+            m &= m - 1;
+        }
+    }
+
+    #[inline(always)]
+    fn find_in(&self, b: u32, sig: u16, key: &FlowKey) -> Option<u32> {
+        let bucket = &self.buckets[b as usize];
+        let mut m = eq_mask_u16x8(&bucket.sig, sig);
+        while m != 0 {
+            let idx = bucket.idx[m.trailing_zeros() as usize];
+            if self.entries[idx as usize].key == *key {
+                return Some(idx);
+            }
+            m &= m - 1;
+        }
+        None
+    }
+
+    /// The index of `key`'s entry (`hash` = `key.hash()`).
+    #[inline(always)]
+    pub fn lookup(&self, key: &FlowKey, hash: u32) -> Option<u32> {
+        let sig = sig_of(hash);
+        let b1 = hash & self.mask;
+        if let Some(i) = self.find_in(b1, sig, key) {
+            return Some(i);
+        }
+        let b2 = alt_bucket(b1, sig, self.mask);
+        if b2 == b1 {
+            return None;
+        }
+        self.find_in(b2, sig, key)
+    }
+
+    /// The entry at `idx`.
+    #[inline(always)]
+    pub fn entry(&self, idx: u32) -> &FlowEntry {
+        &self.entries[idx as usize]
+    }
+
+    /// The entry at `idx`, writable. The key must not be changed.
+    #[inline(always)]
+    pub fn entry_mut(&mut self, idx: u32) -> &mut FlowEntry {
+        &mut self.entries[idx as usize]
+    }
+
+    fn free_slot(&self, b: u32) -> Option<usize> {
+        let m = eq_mask_u16x8(&self.buckets[b as usize].sig, 0);
+        (m != 0).then(|| m.trailing_zeros() as usize)
+    }
+
+    /// Tries to move one occupant of bucket `b` to its other bucket; returns
+    /// the slot freed in `b`.
+    fn make_room(&mut self, b: u32) -> Option<usize> {
+        for s in 0..SLOTS {
+            let sig = self.buckets[b as usize].sig[s];
+            let other = alt_bucket(b, sig, self.mask);
+            if other == b {
+                continue;
+            }
+            if let Some(t) = self.free_slot(other) {
+                let idx = self.buckets[b as usize].idx[s];
+                let ob = &mut self.buckets[other as usize];
+                ob.sig[t] = sig;
+                ob.idx[t] = idx;
+                self.buckets[b as usize].sig[s] = 0;
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// The least recently seen occupant of buckets `b1` and `b2`.
+    fn oldest_in(&self, b1: u32, b2: u32) -> Option<u32> {
+        let mut best: Option<(u64, u32)> = None;
+        for b in [b1, b2] {
+            let bucket = &self.buckets[b as usize];
+            for s in 0..SLOTS {
+                if bucket.sig[s] != 0 {
+                    let idx = bucket.idx[s];
+                    let t = self.entries[idx as usize].last_seen;
+                    if best.is_none_or(|(bt, _)| t < bt) {
+                        best = Some((t, idx));
+                    }
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// The least recently seen of the next few used entries under the hand.
+    fn oldest_under_hand(&mut self) -> Option<u32> {
+        let cap = self.capacity();
+        let mut best: Option<(u64, u32)> = None;
+        let mut seen = 0;
+        let mut steps = 0;
+        while seen < HAND_SCAN && steps < cap {
+            let i = self.hand;
+            self.hand = if self.hand + 1 == cap {
+                0
+            } else {
+                self.hand + 1
+            };
+            steps += 1;
+            let e = &self.entries[i as usize];
+            if e.is_used() {
+                seen += 1;
+                if best.is_none_or(|(bt, _)| e.last_seen < bt) {
+                    best = Some((e.last_seen, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// Stores `entry` (whose key must not be in the table; `hash` is its
+    /// key's hash).
+    pub fn insert(&mut self, entry: FlowEntry, hash: u32) -> Insert {
+        let sig = sig_of(hash);
+        let b1 = hash & self.mask;
+        let b2 = alt_bucket(b1, sig, self.mask);
+        let mut evicted = None;
+
+        if self.free_len == 0 {
+            if self.policy == FullPolicy::DropNew {
+                return Insert::Full;
+            }
+            let victim = match self.oldest_in(b1, b2) {
+                Some(v) => v,
+                None => self
+                    .oldest_under_hand()
+                    .expect("a full table has used entries"),
+            };
+            evicted = Some(self.entries[victim as usize]);
+            self.remove(victim);
+        }
+
+        let (b, s) = if let Some(s) = self.free_slot(b1) {
+            (b1, s)
+        } else if let Some(s) = self.free_slot(b2) {
+            (b2, s)
+        } else if let Some(s) = self.make_room(b1) {
+            (b1, s)
+        } else if let Some(s) = self.make_room(b2) {
+            (b2, s)
+        } else {
+            // Both buckets full and nothing can move: a rare collision
+            // cluster; the table may have free entries elsewhere.
+            if self.policy == FullPolicy::DropNew {
+                return Insert::Full;
+            }
+            let victim = self.oldest_in(b1, b2).expect("both buckets are full");
+            evicted = Some(self.entries[victim as usize]);
+            self.remove(victim);
+            match self.free_slot(b1) {
+                Some(s) => (b1, s),
+                None => (b2, self.free_slot(b2).expect("the victim freed a slot")),
+            }
+        };
+
+        self.free_len -= 1;
+        let idx = self.free[self.free_len as usize];
+        self.entries[idx as usize] = entry;
+        let bucket = &mut self.buckets[b as usize];
+        bucket.sig[s] = sig;
+        bucket.idx[s] = idx;
+        self.len += 1;
+        match evicted {
+            Some(e) => Insert::Evicted(idx, e),
+            None => Insert::Inserted(idx),
+        }
+    }
+
+    /// Removes the flow at `idx` (which must be used).
+    pub fn remove(&mut self, idx: u32) {
+        let key = self.entries[idx as usize].key;
+        debug_assert!(key.is_used());
+        let hash = key.hash();
+        let sig = sig_of(hash);
+        let b1 = hash & self.mask;
+        for b in [b1, alt_bucket(b1, sig, self.mask)] {
+            let bucket = &mut self.buckets[b as usize];
+            let mut m = eq_mask_u16x8(&bucket.sig, sig);
+            while m != 0 {
+                let s = m.trailing_zeros() as usize;
+                if bucket.idx[s] == idx {
+                    bucket.sig[s] = 0;
+                    self.entries[idx as usize] = FlowEntry::default();
+                    self.free[self.free_len as usize] = idx;
+                    self.free_len += 1;
+                    self.len -= 1;
+                    return;
+                }
+                m &= m - 1;
+            }
+        }
+        debug_assert!(false, "entry {idx} is not in its buckets");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::key::v4_bytes;
+    use crate::flow::{AddrFamily, Side, Tuple};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn key(n: u32) -> FlowKey {
+        Tuple {
+            src: v4_bytes(n.to_be_bytes()),
+            dst: v4_bytes([192, 0, 2, 1]),
+            sport: (n % 7) as u16,
+            dport: 80,
+            proto: 6,
+            family: AddrFamily::V4,
+            vlan: 0,
+        }
+        .canonical()
+        .0
+    }
+
+    fn add(t: &mut FlowTable, k: FlowKey, now: u64) -> Insert {
+        t.insert(FlowEntry::new(k, Side::LoToHi, now), k.hash())
+    }
+
+    #[test]
+    fn insert_lookup_remove() {
+        let mut t = FlowTable::new(1000, FullPolicy::DropNew).unwrap();
+        for n in 0..1000 {
+            assert!(
+                matches!(add(&mut t, key(n), n as u64), Insert::Inserted(_)),
+                "{n}"
+            );
+        }
+        assert_eq!(t.len(), 1000);
+        assert_eq!(add(&mut t, key(5000), 0), Insert::Full);
+        for n in 0..1000 {
+            let k = key(n);
+            let i = t.lookup(&k, k.hash()).expect("present");
+            assert_eq!(t.entry(i).key, k);
+        }
+        assert!(t.lookup(&key(5000), key(5000).hash()).is_none());
+        for n in (0..1000).step_by(2) {
+            let k = key(n);
+            let i = t.lookup(&k, k.hash()).unwrap();
+            t.remove(i);
+        }
+        assert_eq!(t.len(), 500);
+        for n in 0..1000 {
+            let k = key(n);
+            assert_eq!(t.lookup(&k, k.hash()).is_some(), n % 2 == 1);
+        }
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_seen() {
+        let mut t = FlowTable::new(8, FullPolicy::EvictOldest).unwrap();
+        for n in 0..8 {
+            add(&mut t, key(n), 100 + n as u64);
+        }
+        // Entry 3 is the oldest.
+        let k3 = key(3);
+        let i3 = t.lookup(&k3, k3.hash()).unwrap();
+        t.entry_mut(i3).last_seen = 1;
+        match add(&mut t, key(99), 1000) {
+            Insert::Evicted(_, old) => assert_eq!(old.key, k3),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.lookup(&k3, k3.hash()).is_none());
+        assert_eq!(t.len(), 8);
+    }
+
+    #[test]
+    fn memory_per_flow_is_reported() {
+        let t = FlowTable::new(1 << 20, FullPolicy::DropNew).unwrap();
+        let b = t.bytes_per_flow();
+        assert!((128.0..=160.0).contains(&b), "{b}");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32, u64),
+        Lookup(u32),
+        Remove(u32),
+        Expire(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u32..300, 0u64..1000).prop_map(|(k, t)| Op::Insert(k, t)),
+            2 => (0u32..300).prop_map(Op::Lookup),
+            1 => (0u32..300).prop_map(Op::Remove),
+            1 => (0u64..1000).prop_map(Op::Expire),
+        ]
+    }
+
+    fn check(policy: FullPolicy, cap: u32, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut t = FlowTable::new(cap, policy).unwrap();
+        let mut model: HashMap<FlowKey, u64> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(n, now) => {
+                    let k = key(n);
+                    if let Some(i) = t.lookup(&k, k.hash()) {
+                        prop_assert!(model.contains_key(&k));
+                        t.entry_mut(i).last_seen = now;
+                        model.insert(k, now);
+                        continue;
+                    }
+                    prop_assert!(!model.contains_key(&k));
+                    match add(&mut t, k, now) {
+                        Insert::Inserted(i) => {
+                            prop_assert_eq!(t.entry(i).key, k);
+                            model.insert(k, now);
+                        }
+                        Insert::Evicted(i, old) => {
+                            prop_assert_eq!(policy, FullPolicy::EvictOldest);
+                            prop_assert_eq!(t.entry(i).key, k);
+                            prop_assert!(
+                                model.remove(&old.key).is_some(),
+                                "evicted a flow the model lacks"
+                            );
+                            model.insert(k, now);
+                        }
+                        Insert::Full => {
+                            prop_assert_eq!(policy, FullPolicy::DropNew);
+                        }
+                    }
+                }
+                Op::Lookup(n) => {
+                    let k = key(n);
+                    let got = t.lookup(&k, k.hash()).map(|i| t.entry(i).last_seen);
+                    prop_assert_eq!(got, model.get(&k).copied());
+                }
+                Op::Remove(n) => {
+                    let k = key(n);
+                    if let Some(i) = t.lookup(&k, k.hash()) {
+                        t.remove(i);
+                        prop_assert!(model.remove(&k).is_some());
+                    } else {
+                        prop_assert!(!model.contains_key(&k));
+                    }
+                }
+                Op::Expire(before) => {
+                    // An expiry sweep: walk every entry, remove the old ones.
+                    for i in 0..t.capacity() {
+                        let e = *t.entry(i);
+                        if e.is_used() && e.last_seen < before {
+                            t.remove(i);
+                        }
+                    }
+                    model.retain(|_, &mut seen| seen >= before);
+                }
+            }
+            prop_assert_eq!(t.len() as usize, model.len());
+            prop_assert!(t.len() <= t.capacity());
+        }
+        for (k, seen) in &model {
+            let i = t.lookup(k, k.hash());
+            prop_assert!(i.is_some());
+            prop_assert_eq!(t.entry(i.unwrap()).last_seen, *seen);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn matches_a_hashmap_drop_new(ops in prop::collection::vec(op(), 1..400), cap in 8u32..80) {
+            check(FullPolicy::DropNew, cap, ops)?;
+        }
+
+        #[test]
+        fn matches_a_hashmap_evict_oldest(ops in prop::collection::vec(op(), 1..400), cap in 8u32..80) {
+            check(FullPolicy::EvictOldest, cap, ops)?;
+        }
+    }
+}
