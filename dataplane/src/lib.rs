@@ -16,5 +16,6 @@
 pub mod command;
 pub mod filter;
 pub mod flow;
+pub mod policy;
 pub mod stats;
 pub mod worker;

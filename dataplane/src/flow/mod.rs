@@ -1,10 +1,13 @@
 //! Flows: keys, per-worker tables, per-flow state.
 
 pub mod entry;
+pub mod expiry;
+pub mod frag;
 pub mod key;
 pub mod table;
 pub mod tcp;
 
+pub use expiry::{TimeoutSecs, Timeouts};
 pub use entry::{DropReason, FlowEntry, TcpState, Verdict};
 pub use key::{AddrFamily, FlowKey, Side, Tuple};
 pub use table::{FlowTable, FullPolicy, Insert};

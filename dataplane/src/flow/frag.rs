@@ -1,0 +1,163 @@
+//! The fragment map: lets non-first IP fragments be counted to their flow.
+//!
+//! Only the first fragment of a datagram carries the ports. When it passes,
+//! the worker remembers (src, dst, protocol, IP id, VLAN) → ports here; a
+//! later fragment with the same identity takes the ports from the map and
+//! is tracked like any packet of the flow. A later fragment that arrives
+//! before its first (reordering), or after the entry aged out, is forwarded
+//! untracked and counted. The map is a fixed 4-way set-associative array:
+//! when a set is full the oldest entry is overwritten (and counted).
+
+use flowgate_sys::cpu::{crc32c_u32, crc32c_u64};
+
+use super::Tuple;
+
+const WAYS: usize = 4;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Slot {
+    src: [u8; 16],
+    dst: [u8; 16],
+    id: u32,
+    vlan: u32,
+    proto: u8,
+    used: bool,
+    sport: u16,
+    dport: u16,
+    seen: u64,
+}
+
+/// What [`FragMap::remember`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remembered {
+    /// Stored in a free (or expired, or same-datagram) slot.
+    Stored,
+    /// Stored over the oldest live entry of a full set.
+    Overwrote,
+}
+
+/// Fixed-size map from datagram identity to ports.
+#[derive(Debug)]
+pub struct FragMap {
+    slots: Vec<Slot>,
+    set_mask: u32,
+    timeout: u64,
+}
+
+fn ident_hash(t: &Tuple, id: u32) -> u32 {
+    let mut c = !0u32;
+    for half in [t.src, t.dst] {
+        c = crc32c_u64(c, u64::from_le_bytes(half[..8].try_into().unwrap()));
+        c = crc32c_u64(c, u64::from_le_bytes(half[8..].try_into().unwrap()));
+    }
+    c = crc32c_u32(c, id);
+    c = crc32c_u32(c, t.vlan ^ (t.proto as u32) << 24);
+    !c
+}
+
+impl FragMap {
+    /// A map for about `capacity` datagrams in flight, entries valid for
+    /// `timeout` TSC ticks.
+    pub fn new(capacity: u32, timeout: u64) -> FragMap {
+        let sets = (capacity as usize).div_ceil(WAYS).next_power_of_two().max(1);
+        FragMap {
+            slots: vec![Slot::default(); sets * WAYS],
+            set_mask: sets as u32 - 1,
+            timeout,
+        }
+    }
+
+    /// Number of datagrams it can hold.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn set(&self, t: &Tuple, id: u32) -> usize {
+        (ident_hash(t, id) & self.set_mask) as usize * WAYS
+    }
+
+    fn same(s: &Slot, t: &Tuple, id: u32) -> bool {
+        s.used && s.id == id && s.proto == t.proto && s.vlan == t.vlan && s.src == t.src && s.dst == t.dst
+    }
+
+    /// Remembers the ports of the datagram whose first fragment is `t`
+    /// (with IP id `id`).
+    pub fn remember(&mut self, t: &Tuple, id: u32, now: u64) -> Remembered {
+        let base = self.set(t, id);
+        let timeout = self.timeout;
+        let set = &mut self.slots[base..base + WAYS];
+        let live = |s: &Slot| s.used && now.saturating_sub(s.seen) <= timeout;
+        let (way, outcome) = if let Some(w) = set.iter().position(|s| Self::same(s, t, id) || !live(s)) {
+            (w, Remembered::Stored)
+        } else {
+            let w = (0..WAYS).min_by_key(|&w| set[w].seen).expect("WAYS > 0");
+            (w, Remembered::Overwrote)
+        };
+        set[way] = Slot {
+            src: t.src,
+            dst: t.dst,
+            id,
+            vlan: t.vlan,
+            proto: t.proto,
+            used: true,
+            sport: t.sport,
+            dport: t.dport,
+            seen: now,
+        };
+        outcome
+    }
+
+    /// The ports of a later fragment's datagram, if its first was seen and
+    /// has not aged out.
+    pub fn recall(&self, t: &Tuple, id: u32, now: u64) -> Option<(u16, u16)> {
+        let base = self.set(t, id);
+        self.slots[base..base + WAYS]
+            .iter()
+            .find(|s| Self::same(s, t, id) && now.saturating_sub(s.seen) <= self.timeout)
+            .map(|s| (s.sport, s.dport))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::key::v4_bytes;
+    use crate::flow::AddrFamily;
+
+    fn t(n: u8, sport: u16) -> Tuple {
+        Tuple {
+            src: v4_bytes([10, 0, 0, n]),
+            dst: v4_bytes([192, 0, 2, 1]),
+            sport,
+            dport: 53,
+            proto: 17,
+            family: AddrFamily::V4,
+            vlan: 0,
+        }
+    }
+
+    #[test]
+    fn later_fragments_find_their_ports() {
+        let mut m = FragMap::new(64, 100);
+        assert_eq!(m.remember(&t(1, 4000), 7, 10), Remembered::Stored);
+        let later = Tuple { sport: 0, dport: 0, ..t(1, 0) };
+        assert_eq!(m.recall(&later, 7, 50), Some((4000, 53)));
+        assert_eq!(m.recall(&later, 8, 50), None, "other datagram");
+        assert_eq!(m.recall(&Tuple { proto: 6, ..later }, 7, 50), None, "other protocol");
+        assert_eq!(m.recall(&later, 7, 111), None, "aged out");
+    }
+
+    #[test]
+    fn full_sets_overwrite_the_oldest() {
+        let mut m = FragMap::new(4, 1_000_000); // one set of 4
+        for i in 0..4 {
+            assert_eq!(m.remember(&t(1, 1000 + i), i as u32, i as u64), Remembered::Stored);
+        }
+        assert_eq!(m.remember(&t(1, 2000), 99, 10), Remembered::Overwrote);
+        let later = Tuple { sport: 0, dport: 0, ..t(1, 0) };
+        assert_eq!(m.recall(&later, 0, 11), None, "the oldest went");
+        assert_eq!(m.recall(&later, 99, 11), Some((2000, 53)));
+        assert_eq!(m.recall(&later, 3, 11), Some((1003, 53)));
+    }
+    }
+}
