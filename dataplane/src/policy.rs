@@ -79,13 +79,38 @@ mod tests {
 
     #[test]
     fn first_matching_rule_decides_else_default() {
-        let ssh = RuleAction { verdict: Verdict::Reject, rule_id: 22, group: 1 };
-        let udp = RuleAction { verdict: Verdict::Drop, rule_id: 53, group: 1 };
-        let dflt = RuleAction { verdict: Verdict::Pass, rule_id: 0, group: 0 };
+        let ssh = RuleAction {
+            verdict: Verdict::Reject,
+            rule_id: 22,
+            group: 1,
+        };
+        let udp = RuleAction {
+            verdict: Verdict::Drop,
+            rule_id: 53,
+            group: 1,
+        };
+        let dflt = RuleAction {
+            verdict: Verdict::Pass,
+            rule_id: 0,
+            group: 0,
+        };
         let p = Policy::new(
             &[
-                (Rule { dport: PortRange::single(22), protos: ProtoSet::of(&[6]), ..Rule::ANY }, ssh),
-                (Rule { protos: ProtoSet::of(&[17]), ..Rule::ANY }, udp),
+                (
+                    Rule {
+                        dport: PortRange::single(22),
+                        protos: ProtoSet::of(&[6]),
+                        ..Rule::ANY
+                    },
+                    ssh,
+                ),
+                (
+                    Rule {
+                        protos: ProtoSet::of(&[17]),
+                        ..Rule::ANY
+                    },
+                    udp,
+                ),
             ],
             dflt,
         );

@@ -87,7 +87,13 @@ mod tests {
     use crate::flow::{AddrFamily, FlowKey, Side, Tuple};
 
     fn entry(proto: u8, state: TcpState, seen: u64) -> FlowEntry {
-        let k: FlowKey = Tuple { proto, family: AddrFamily::V4, ..Tuple::default() }.canonical().0;
+        let k: FlowKey = Tuple {
+            proto,
+            family: AddrFamily::V4,
+            ..Tuple::default()
+        }
+        .canonical()
+        .0;
         let mut e = FlowEntry::new(k, Side::LoToHi, seen);
         e.tcp_state = state;
         e

@@ -59,7 +59,10 @@ impl FragMap {
     /// A map for about `capacity` datagrams in flight, entries valid for
     /// `timeout` TSC ticks.
     pub fn new(capacity: u32, timeout: u64) -> FragMap {
-        let sets = (capacity as usize).div_ceil(WAYS).next_power_of_two().max(1);
+        let sets = (capacity as usize)
+            .div_ceil(WAYS)
+            .next_power_of_two()
+            .max(1);
         FragMap {
             slots: vec![Slot::default(); sets * WAYS],
             set_mask: sets as u32 - 1,
@@ -77,7 +80,12 @@ impl FragMap {
     }
 
     fn same(s: &Slot, t: &Tuple, id: u32) -> bool {
-        s.used && s.id == id && s.proto == t.proto && s.vlan == t.vlan && s.src == t.src && s.dst == t.dst
+        s.used
+            && s.id == id
+            && s.proto == t.proto
+            && s.vlan == t.vlan
+            && s.src == t.src
+            && s.dst == t.dst
     }
 
     /// Remembers the ports of the datagram whose first fragment is `t`
@@ -87,12 +95,13 @@ impl FragMap {
         let timeout = self.timeout;
         let set = &mut self.slots[base..base + WAYS];
         let live = |s: &Slot| s.used && now.saturating_sub(s.seen) <= timeout;
-        let (way, outcome) = if let Some(w) = set.iter().position(|s| Self::same(s, t, id) || !live(s)) {
-            (w, Remembered::Stored)
-        } else {
-            let w = (0..WAYS).min_by_key(|&w| set[w].seen).expect("WAYS > 0");
-            (w, Remembered::Overwrote)
-        };
+        let (way, outcome) =
+            if let Some(w) = set.iter().position(|s| Self::same(s, t, id) || !live(s)) {
+                (w, Remembered::Stored)
+            } else {
+                let w = (0..WAYS).min_by_key(|&w| set[w].seen).expect("WAYS > 0");
+                (w, Remembered::Overwrote)
+            };
         set[way] = Slot {
             src: t.src,
             dst: t.dst,
@@ -140,10 +149,18 @@ mod tests {
     fn later_fragments_find_their_ports() {
         let mut m = FragMap::new(64, 100);
         assert_eq!(m.remember(&t(1, 4000), 7, 10), Remembered::Stored);
-        let later = Tuple { sport: 0, dport: 0, ..t(1, 0) };
+        let later = Tuple {
+            sport: 0,
+            dport: 0,
+            ..t(1, 0)
+        };
         assert_eq!(m.recall(&later, 7, 50), Some((4000, 53)));
         assert_eq!(m.recall(&later, 8, 50), None, "other datagram");
-        assert_eq!(m.recall(&Tuple { proto: 6, ..later }, 7, 50), None, "other protocol");
+        assert_eq!(
+            m.recall(&Tuple { proto: 6, ..later }, 7, 50),
+            None,
+            "other protocol"
+        );
         assert_eq!(m.recall(&later, 7, 111), None, "aged out");
     }
 
@@ -151,13 +168,19 @@ mod tests {
     fn full_sets_overwrite_the_oldest() {
         let mut m = FragMap::new(4, 1_000_000); // one set of 4
         for i in 0..4 {
-            assert_eq!(m.remember(&t(1, 1000 + i), i as u32, i as u64), Remembered::Stored);
+            assert_eq!(
+                m.remember(&t(1, 1000 + i), i as u32, i as u64),
+                Remembered::Stored
+            );
         }
         assert_eq!(m.remember(&t(1, 2000), 99, 10), Remembered::Overwrote);
-        let later = Tuple { sport: 0, dport: 0, ..t(1, 0) };
+        let later = Tuple {
+            sport: 0,
+            dport: 0,
+            ..t(1, 0)
+        };
         assert_eq!(m.recall(&later, 0, 11), None, "the oldest went");
         assert_eq!(m.recall(&later, 99, 11), Some((2000, 53)));
         assert_eq!(m.recall(&later, 3, 11), Some((1003, 53)));
-    }
     }
 }

@@ -7,7 +7,7 @@ pub mod key;
 pub mod table;
 pub mod tcp;
 
-pub use expiry::{TimeoutSecs, Timeouts};
 pub use entry::{DropReason, FlowEntry, TcpState, Verdict};
+pub use expiry::{TimeoutSecs, Timeouts};
 pub use key::{AddrFamily, FlowKey, Side, Tuple};
 pub use table::{FlowTable, FullPolicy, Insert};
