@@ -5,16 +5,18 @@
 //! joined (they release their queues), ports stopped and closed, the pool
 //! checked for leaked mbufs, EAL cleaned up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use flowgate_dataplane::command::{ring_pair, ControlEnd};
 use flowgate_dataplane::stats::WorkerCounters;
-use flowgate_dataplane::worker::{RxPath, Worker};
+use flowgate_dataplane::track::Tracker;
+use flowgate_dataplane::worker::{Processing, RxPath, Worker};
 use flowgate_sys::lcore::{self, LcoreTask};
 use flowgate_sys::{Eal, Mempool, Port, PortId, PortSetup};
 
-use crate::config::{is_pci, ConfigError, Loaded};
+use crate::config::{self, is_pci, ConfigError, Loaded, Mode};
 use crate::eal_args;
 
 /// Why bring-up failed.
@@ -48,6 +50,16 @@ pub struct ControlHandles {
     pub ports: Vec<PortView>,
     /// One ring end per worker, in worker order.
     pub rings: Vec<ControlEnd>,
+}
+
+/// How a worker's start went (it allocates its own flow table, on its own
+/// CPU, so the memory is local to it).
+#[derive(Default)]
+struct Startup {
+    /// 0 starting, 1 running, 2 failed.
+    state: AtomicU8,
+    error: Mutex<String>,
+    table: Mutex<String>,
 }
 
 /// The running data plane.

@@ -36,6 +36,12 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     /// The ports, by DPDK device name.
     pub ports: Vec<PortConfig>,
+    /// Flow tracking.
+    #[serde(default)]
+    pub flows: FlowsConfig,
+    /// The policy deciding each new flow's verdict.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// The HTTP control API.
     #[serde(default)]
     pub api: ApiConfig,
@@ -87,8 +93,10 @@ impl Default for EalConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Forward every packet to the paired port, untouched and unexamined.
-    #[default]
     Forward,
+    /// Track every flow, apply the policy, then forward.
+    #[default]
+    Track,
 }
 
 /// `[dataplane]`
@@ -122,7 +130,7 @@ impl Default for DataplaneConfig {
         Self {
             main_cpu: 0,
             worker_cpus: vec![1],
-            mode: Mode::Forward,
+            mode: Mode::Track,
             pairs: Vec::new(),
             mbufs: 32767,
             mbuf_cache: 256,
@@ -132,6 +140,179 @@ impl Default for DataplaneConfig {
             stats_period: 5,
         }
     }
+}
+
+/// `[flows]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Flows each worker can track.
+    pub capacity: u32,
+    /// When the table is full: "drop-new" or "evict-oldest".
+    pub when_full: WhenFull,
+    /// Malformed frames: "drop" or "pass" (untracked).
+    pub malformed: OnMalformed,
+    /// TCP without SYN of an unknown flow: "drop", "continue" or "reject".
+    pub stream_exception: OnMidstream,
+    /// Datagrams whose first fragment's ports are remembered.
+    pub fragment_map: u32,
+    /// Seconds a first fragment's ports are remembered.
+    pub fragment_timeout: u32,
+    /// Table entries the expiry sweep examines per loop iteration.
+    pub sweep_per_loop: u32,
+    /// Idle timeouts in seconds.
+    pub timeouts: TimeoutsConfig,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            capacity: 1 << 20,
+            when_full: WhenFull::DropNew,
+            malformed: OnMalformed::Drop,
+            stream_exception: OnMidstream::Continue,
+            fragment_map: 4096,
+            fragment_timeout: 30,
+            sweep_per_loop: 16,
+            timeouts: TimeoutsConfig::default(),
+        }
+    }
+}
+
+/// `[flows] when_full`
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenFull {
+    /// Refuse (and drop the packets of) new flows.
+    DropNew,
+    /// Evict the least recently seen neighbour.
+    EvictOldest,
+}
+
+/// `[flows] malformed`
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMalformed {
+    /// Count and drop.
+    Drop,
+    /// Count and forward untracked.
+    Pass,
+}
+
+/// `[flows] stream_exception`
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMidstream {
+    /// Drop.
+    Drop,
+    /// Track as an established flow.
+    Continue,
+    /// Drop and answer with a TCP RST.
+    Reject,
+}
+
+/// `[flows.timeouts]`, seconds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// TCP in SYN_SENT / SYN_RECV.
+    pub tcp_handshake: u32,
+    /// TCP established.
+    pub tcp_established: u32,
+    /// TCP in FIN_WAIT / CLOSE_WAIT / TIME_WAIT.
+    pub tcp_closing: u32,
+    /// TCP after RST.
+    pub tcp_closed: u32,
+    /// UDP.
+    pub udp: u32,
+    /// ICMP / ICMPv6.
+    pub icmp: u32,
+    /// Other protocols.
+    pub other: u32,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        let d = flowgate_dataplane::flow::TimeoutSecs::default();
+        TimeoutsConfig {
+            tcp_handshake: d.tcp_handshake,
+            tcp_established: d.tcp_established,
+            tcp_closing: d.tcp_closing,
+            tcp_closed: d.tcp_closed,
+            udp: d.udp,
+            icmp: d.icmp,
+            other: d.other,
+        }
+    }
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Verdict when no rule matches: "pass", "drop" or "reject".
+    pub default_action: PolicyAction,
+    /// The rules, evaluated by ascending priority (then file order).
+    pub rules: Vec<PolicyRule>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig { default_action: PolicyAction::Pass, rules: Vec::new() }
+    }
+}
+
+/// A rule's action.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyAction {
+    /// Forward.
+    Pass,
+    /// Drop silently.
+    Drop,
+    /// Drop and answer (TCP RST, else ICMP port unreachable).
+    Reject,
+}
+
+/// `[[policy.rules]]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Rule id, reported with the flows it decides (non-zero; 0 is the default).
+    pub id: u32,
+    /// Rule group id.
+    #[serde(default)]
+    pub group: u16,
+    /// Lower is evaluated first.
+    #[serde(default)]
+    pub priority: u32,
+    /// pass, drop or reject.
+    pub action: PolicyAction,
+    /// Source address or CIDR ("any" or absent: every address).
+    #[serde(default)]
+    pub src: Option<String>,
+    /// Destination address or CIDR.
+    #[serde(default)]
+    pub dst: Option<String>,
+    /// Source ports: "80", "1000-2000" or "any".
+    #[serde(default)]
+    pub src_ports: Option<String>,
+    /// Destination ports.
+    #[serde(default)]
+    pub dst_ports: Option<String>,
+    /// Protocols by name (tcp, udp, icmp, icmpv6, sctp) or number; empty: all.
+    #[serde(default)]
+    pub protocols: Vec<ProtoName>,
+}
+
+/// A protocol given by name or number.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ProtoName {
+    /// IANA number.
+    Number(u8),
+    /// Name.
+    Name(String),
 }
 
 /// `[[ports]]`
@@ -434,6 +615,16 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
             }
         }
     }
+    if c.flows.capacity < 8 || c.flows.capacity > 1 << 28 {
+        return Err(l.error("flows.capacity", format!("{} is outside 8..=268435456", c.flows.capacity)));
+    }
+    if c.flows.fragment_map == 0 {
+        return Err(l.error("flows.fragment_map", "must be at least 1"));
+    }
+    if c.flows.sweep_per_loop == 0 {
+        return Err(l.error("flows.sweep_per_loop", "must be at least 1, or flows never expire"));
+    }
+    compile_policy(l)?;
     let mut paired = HashSet::new();
     for (i, [a, b]) in dp.pairs.iter().enumerate() {
         for (j, n) in [a, b].into_iter().enumerate() {
@@ -452,6 +643,92 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The policy the config describes, compiled.
+pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, ConfigError> {
+    use crate::filters::{parse_cidr, parse_ports, parse_proto};
+    use flowgate_dataplane::filter::{PortRange, ProtoSet, Rule};
+    use flowgate_dataplane::policy::{Policy, RuleAction};
+    let verdict = |a: PolicyAction| match a {
+        PolicyAction::Pass => flowgate_dataplane::flow::Verdict::Pass,
+        PolicyAction::Drop => flowgate_dataplane::flow::Verdict::Drop,
+        PolicyAction::Reject => flowgate_dataplane::flow::Verdict::Reject,
+    };
+    let p = &l.config.policy;
+    let mut rules = Vec::new();
+    let mut ids = HashSet::new();
+    for (i, r) in p.rules.iter().enumerate() {
+        let key = |f: &str| format!("policy.rules[{i}].{f}");
+        if r.id == 0 {
+            return Err(l.error(key("id"), "0 is reserved for the default action; use 1 or more"));
+        }
+        if !ids.insert(r.id) {
+            return Err(l.error(key("id"), format!("rule id {} is used twice", r.id)));
+        }
+        let cidr = |f: &str, v: &Option<String>| match v {
+            None => Ok(flowgate_dataplane::filter::Cidr::ANY),
+            Some(s) => parse_cidr(s).map_err(|e| l.error(key(f), e)),
+        };
+        let ports = |f: &str, v: &Option<String>| match v {
+            None => Ok(PortRange::ANY),
+            Some(s) => parse_ports(s, '-').map_err(|e| l.error(key(f), e)),
+        };
+        let mut protos = Vec::new();
+        for (j, pn) in r.protocols.iter().enumerate() {
+            protos.push(match pn {
+                ProtoName::Number(n) => *n,
+                ProtoName::Name(s) => parse_proto(s).map_err(|e| l.error(format!("policy.rules[{i}].protocols[{j}]"), e))?,
+            });
+        }
+        let rule = Rule {
+            src: cidr("src", &r.src)?,
+            dst: cidr("dst", &r.dst)?,
+            sport: ports("src_ports", &r.src_ports)?,
+            dport: ports("dst_ports", &r.dst_ports)?,
+            protos: ProtoSet::of(&protos),
+        };
+        rules.push((r.priority, i, rule, RuleAction { verdict: verdict(r.action), rule_id: r.id, group: r.group }));
+    }
+    rules.sort_by_key(|&(prio, i, _, _)| (prio, i));
+    let rules: Vec<_> = rules.into_iter().map(|(_, _, r, a)| (r, a)).collect();
+    Ok(Policy::new(&rules, RuleAction { verdict: verdict(p.default_action), rule_id: 0, group: 0 }))
+}
+
+/// The tracking settings the config describes.
+pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
+    use flowgate_dataplane::flow::{FullPolicy, TimeoutSecs};
+    use flowgate_dataplane::track::{MalformedAction, StreamException, TrackSettings};
+    let f = &c.flows;
+    let t = &f.timeouts;
+    TrackSettings {
+        capacity: f.capacity,
+        when_full: match f.when_full {
+            WhenFull::DropNew => FullPolicy::DropNew,
+            WhenFull::EvictOldest => FullPolicy::EvictOldest,
+        },
+        timeouts: TimeoutSecs {
+            tcp_handshake: t.tcp_handshake,
+            tcp_established: t.tcp_established,
+            tcp_closing: t.tcp_closing,
+            tcp_closed: t.tcp_closed,
+            udp: t.udp,
+            icmp: t.icmp,
+            other: t.other,
+        },
+        malformed: match f.malformed {
+            OnMalformed::Drop => MalformedAction::Drop,
+            OnMalformed::Pass => MalformedAction::Pass,
+        },
+        stream_exception: match f.stream_exception {
+            OnMidstream::Drop => StreamException::Drop,
+            OnMidstream::Continue => StreamException::Continue,
+            OnMidstream::Reject => StreamException::Reject,
+        },
+        fragment_map: f.fragment_map,
+        fragment_timeout: f.fragment_timeout,
+        sweep_per_loop: f.sweep_per_loop,
+    }
 }
 
 /// DPDK's numeric log level for a name or number.
@@ -566,6 +843,30 @@ device = "net_null1"
             let e = check(&text).unwrap_err();
             assert_eq!(e.key, key, "{e}");
             assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn policy_rules_compile_and_errors_name_the_field() {
+        let rules = r#"
+[[policy.rules]]
+id = 7
+priority = 5
+action = "reject"
+dst = "192.0.2.0/24"
+dst_ports = "22"
+protocols = ["tcp", 17]
+"#;
+        check(&format!("{GOOD}{rules}")).unwrap();
+        for (bad, key) in [
+            (rules.replace("192.0.2.0/24", "192.0.2.0/40"), "policy.rules[0].dst"),
+            (rules.replace("\"22\"", "\"30-20\""), "policy.rules[0].dst_ports"),
+            (rules.replace("\"tcp\"", "\"tpc\""), "policy.rules[0].protocols[0]"),
+            (rules.replace("id = 7", "id = 0"), "policy.rules[0].id"),
+            (rules.replace("reject", "deny"), "policy.rules[0].action"),
+        ] {
+            let e = check(&format!("{GOOD}{bad}")).unwrap_err();
+            assert!(e.key.starts_with(key), "{e}");
         }
     }
 

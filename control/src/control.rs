@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowgate_dataplane::stats::WorkerCounters;
 use flowgate_sys::{Port, PortStats};
 use tokio::sync::oneshot;
 
@@ -67,6 +68,27 @@ pub fn port_line(v: &PortView, s: &PortStats, rx_pps: u64, tx_pps: u64) -> Strin
     )
 }
 
+/// One line per worker: traffic, flows, and what was dropped why.
+pub fn worker_line(w: usize, c: &WorkerCounters) -> String {
+    format!(
+        "  worker {w}  rx {}  tx {}  tx-dropped {}  busy {:.1}%  flows active {}  created {}  expired {}  evicted {}  table-full {}  midstream {}  malformed {}  not-ip {}  verdict-dropped {}  rejects {}",
+        c.rx_packets,
+        c.tx_packets,
+        c.tx_dropped,
+        100.0 * c.busy_loops as f64 / c.loops.max(1) as f64,
+        c.flows_active,
+        c.flows_created,
+        c.flows_expired,
+        c.flows_evicted,
+        c.table_full_drops,
+        c.midstream_packets,
+        c.malformed_total(),
+        c.not_ip,
+        c.verdict_dropped,
+        c.rejects_sent
+    )
+}
+
 async fn print_stats(ports: Vec<PortView>, dispatcher: Dispatcher, period: Duration) {
     let mut last: Vec<PortStats> = ports.iter().map(|p| Port::stats_of(p.id)).collect();
     let mut last_t = Instant::now();
@@ -88,13 +110,10 @@ async fn print_stats(ports: Vec<PortView>, dispatcher: Dispatcher, period: Durat
         let counters = dispatcher.worker_counters(Duration::from_millis(500)).await;
         for (w, c) in counters.iter().enumerate() {
             match c {
-                Some(c) => out.push_str(&format!(
-                    "  worker {w}  rx {}  tx {}  tx-dropped {}  busy {:.1}%\n",
-                    c.rx_packets,
-                    c.tx_packets,
-                    c.tx_dropped,
-                    100.0 * c.busy_loops as f64 / c.loops.max(1) as f64
-                )),
+                Some(c) => {
+                    out.push_str(&worker_line(w, c));
+                    out.push('\n');
+                }
                 None => out.push_str(&format!("  worker {w}  (no answer on its ring)\n")),
             }
         }

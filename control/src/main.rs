@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod dispatch;
 mod eal_args;
+mod filters;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

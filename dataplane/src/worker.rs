@@ -2,15 +2,19 @@
 //!
 //! A worker owns queue k of every port it serves (rx and tx), its command
 //! ring end, and (with flow tracking) its flow table. Nothing it touches per
-//! packet is shared: it never locks, allocates or waits on control.
+//! packet is shared: it never locks, allocates or waits on control. Each
+//! iteration reads top to bottom: rx burst, parse, look up, act, tx burst;
+//! then a bounded slice of background work (expiry sweep, commands).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use flowgate_sys::{MbufBurst, RxQueue, TxQueue};
+use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 
 use crate::command::{Command, Reply, WorkerEnd};
+use crate::reject;
 use crate::stats::WorkerCounters;
+use crate::track::{Action, Tracker};
 
 /// Loop iterations between two looks at the command ring (a power of two).
 const COMMAND_POLL_EVERY: u64 = 64;
@@ -20,8 +24,27 @@ const COMMAND_POLL_EVERY: u64 = 64;
 pub struct RxPath {
     /// The queue to poll.
     pub queue: RxQueue,
-    /// Index (into the worker's tx queues) of the port its packets leave by.
+    /// Index (into the worker's tx queues, = port index) of the port it belongs to.
+    pub in_port: usize,
+    /// Index of the port its packets leave by.
     pub out: usize,
+}
+
+/// What the worker does to packets.
+pub enum Processing {
+    /// Forward untouched (the testpmd-io baseline).
+    Forward,
+    /// Track flows and apply the policy.
+    Track(Box<Tracker>),
+}
+
+impl std::fmt::Debug for Processing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Processing::Forward => f.write_str("Forward"),
+            Processing::Track(t) => write!(f, "Track({t:?})"),
+        }
+    }
 }
 
 /// Everything one worker owns.
@@ -31,28 +54,35 @@ pub struct Worker {
     pub id: usize,
     rx: Vec<RxPath>,
     tx: Vec<TxQueue>,
+    pool: Arc<Mempool>,
     ring: WorkerEnd,
     stop: Arc<AtomicBool>,
+    processing: Processing,
     counters: WorkerCounters,
     pending_reply: Option<Reply>,
 }
 
 impl Worker {
-    /// A worker polling `rx`, sending through `tx` (indexed by port), and
-    /// answering control on `ring`. It runs until `stop` is set.
+    /// A worker polling `rx`, sending through `tx` (indexed by port),
+    /// allocating replies from `pool`, answering control on `ring`. It runs
+    /// until `stop` is set.
     pub fn new(
         id: usize,
         rx: Vec<RxPath>,
         tx: Vec<TxQueue>,
+        pool: Arc<Mempool>,
         ring: WorkerEnd,
         stop: Arc<AtomicBool>,
+        processing: Processing,
     ) -> Self {
         Self {
             id,
             rx,
             tx,
+            pool,
             ring,
             stop,
+            processing,
             counters: WorkerCounters::default(),
             pending_reply: None,
         }
@@ -61,8 +91,9 @@ impl Worker {
     /// Runs the loop until told to stop; returns the final counters. The
     /// queues are released when this returns (self is consumed).
     pub fn run(mut self) -> WorkerCounters {
-        let mut burst = MbufBurst::<{ flowgate_sys::BURST_SIZE }>::new();
+        let mut burst = MbufBurst::<BURST_SIZE>::new();
         while !self.stop.load(Ordering::Relaxed) {
+            let now = cpu::tsc();
             let mut busy = false;
             for path in self.rx.iter_mut() {
                 let n = path.queue.rx_burst(&mut burst);
@@ -71,19 +102,37 @@ impl Worker {
                 }
                 busy = true;
                 self.counters.rx_packets += n as u64;
-                let r = self.tx[path.out].tx_burst(&mut burst);
-                self.counters.tx_packets += r.sent as u64;
-                self.counters.tx_dropped += r.dropped as u64;
+                match &mut self.processing {
+                    Processing::Forward => {
+                        let r = self.tx[path.out].tx_burst(&mut burst);
+                        self.counters.tx_packets += r.sent as u64;
+                        self.counters.tx_dropped += r.dropped as u64;
+                    }
+                    Processing::Track(tracker) => {
+                        track_burst(tracker, &mut burst, path, &mut self.tx, &self.pool, now, &mut self.counters);
+                    }
+                }
             }
             self.counters.loops += 1;
             self.counters.busy_loops += busy as u64;
+            if let Processing::Track(t) = &mut self.processing {
+                t.sweep(now, &mut self.counters);
+            }
             if self.counters.loops & (COMMAND_POLL_EVERY - 1) == 0 {
                 self.serve_commands();
             }
         }
         // A last look so a counters request racing with stop is answered.
         self.serve_commands();
-        self.counters
+        self.snapshot()
+    }
+
+    fn snapshot(&self) -> WorkerCounters {
+        let mut c = self.counters;
+        if let Processing::Track(t) = &self.processing {
+            c.flows_active = t.table().len() as u64;
+        }
+        c
     }
 
     /// Handles the commands waiting on the ring, bounded per call.
@@ -101,7 +150,7 @@ impl Worker {
             let reply = match cmd {
                 Command::ReadCounters { seq } => Reply::Counters {
                     seq,
-                    counters: self.counters,
+                    counters: self.snapshot(),
                 },
             };
             if let Err(r) = self.ring.post(reply) {
@@ -112,4 +161,69 @@ impl Worker {
             }
         }
     }
+}
+
+/// The tracked path for one received burst: decide, then send, answer or free.
+#[inline]
+fn track_burst(
+    tracker: &mut Tracker,
+    burst: &mut MbufBurst<BURST_SIZE>,
+    path: &RxPath,
+    tx: &mut [TxQueue],
+    pool: &Mempool,
+    now: u64,
+    c: &mut WorkerCounters,
+) {
+    let n = burst.len();
+    let mut actions = [Action::Forward; BURST_SIZE];
+    let mut lens = [0u32; BURST_SIZE];
+    {
+        let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
+        for (i, m) in burst.as_slice().iter().enumerate() {
+            frames[i] = m.data();
+            lens[i] = m.pkt_len();
+        }
+        tracker.process(&frames[..n], &lens[..n], path.in_port as u8, now, &mut actions, c);
+    }
+    c.rx_bytes += lens[..n].iter().map(|&l| l as u64).sum::<u64>();
+
+    let mut forward = MbufBurst::<BURST_SIZE>::new();
+    let mut replies = MbufBurst::<BURST_SIZE>::new();
+    let mut drops = MbufBurst::<BURST_SIZE>::new();
+    burst.drain_each(|i, m| match actions[i] {
+        Action::Forward => {
+            let _ = forward.push(m);
+        }
+        Action::Drop => {
+            let _ = drops.push(m);
+        }
+        Action::Reject => {
+            match answer(pool, &m) {
+                Some(r) => {
+                    let _ = replies.push(r);
+                }
+                None => c.rejects_failed += 1,
+            }
+            let _ = drops.push(m);
+        }
+    });
+    if !forward.is_empty() {
+        let r = tx[path.out].tx_burst(&mut forward);
+        c.tx_packets += r.sent as u64;
+        c.tx_dropped += r.dropped as u64;
+    }
+    if !replies.is_empty() {
+        let r = tx[path.in_port].tx_burst(&mut replies);
+        c.rejects_sent += r.sent as u64;
+        c.rejects_failed += r.dropped as u64;
+    }
+    drops.clear();
+}
+
+/// Builds the RST or ICMP unreachable answering `m` in a fresh mbuf.
+fn answer(pool: &Mempool, m: &Mbuf) -> Option<Mbuf> {
+    let mut out = pool.alloc()?;
+    let len = reject::reply_len(m.data())?;
+    let buf = out.append(len as u16)?;
+    reject::write_reply(m.data(), buf).then_some(out)
 }
