@@ -7,19 +7,70 @@
 //! the HTTP thread, and nothing blocks a worker.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowgate_dataplane::command::{Command, ControlEnd, Reply};
+use flowgate_dataplane::filter::RuleSet;
+use flowgate_dataplane::job::{FlowRecord, JobKind, JobSpec, JobSummary};
 use flowgate_dataplane::stats::WorkerCounters;
 use tokio::sync::{mpsc, oneshot};
 
 /// How often the reply rings are drained.
 const POLL: Duration = Duration::from_millis(1);
 
+/// A job to run on every worker.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// Capture, flush or query.
+    pub kind: JobKind,
+    /// Flows matching any rule (forward tuple).
+    pub filters: Arc<RuleSet>,
+    /// Minimum flow age, seconds.
+    pub min_age_secs: u64,
+    /// Maximum flow age (created within), seconds; `None`: any.
+    pub max_age_secs: Option<u64>,
+    /// Most results per worker (capture/flush).
+    pub result_cap: u64,
+    /// For a query: the newest N per worker.
+    pub newest: usize,
+    /// How long to wait for every worker.
+    pub deadline: Duration,
+}
+
+/// What came back.
+#[derive(Debug, Default)]
+pub struct JobOutcome {
+    /// Records, with the worker that holds each flow.
+    pub records: Vec<(usize, FlowRecord)>,
+    /// Each worker's summary; `None` if it did not finish in time.
+    pub summaries: Vec<Option<JobSummary>>,
+    /// Workers that refused (too many jobs) or whose ring was full.
+    pub refused: Vec<usize>,
+    /// TSC when the outcome was assembled (to turn TSC stamps into ages).
+    pub tsc_now: u64,
+}
+
+impl JobOutcome {
+    /// Whether every worker finished.
+    pub fn complete(&self) -> bool {
+        self.refused.is_empty() && self.summaries.iter().all(Option::is_some)
+    }
+
+    /// Whether some worker reported that results were cut at the cap.
+    pub fn truncated(&self) -> bool {
+        self.summaries.iter().flatten().any(|s| s.truncated)
+    }
+}
+
 enum Request {
     Counters {
         deadline: Duration,
         answer: oneshot::Sender<Vec<Option<WorkerCounters>>>,
+    },
+    Job {
+        req: JobRequest,
+        answer: oneshot::Sender<JobOutcome>,
     },
 }
 
@@ -36,8 +87,14 @@ struct PendingCounters {
     answer: oneshot::Sender<Vec<Option<WorkerCounters>>>,
 }
 
+struct PendingJob {
+    outcome: JobOutcome,
+    deadline: Instant,
+    answer: oneshot::Sender<JobOutcome>,
+}
+
 impl Dispatcher {
-    /// Starts the pump task on the current runtime.
+    /// Starts the pump task on the current runtime (a `LocalSet`).
     pub fn spawn(rings: Vec<ControlEnd>) -> Dispatcher {
         let (tx, rx) = mpsc::channel(64);
         let workers = rings.len();
@@ -45,69 +102,130 @@ impl Dispatcher {
         Dispatcher { tx, workers }
     }
 
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
     /// Every worker's counters; `None` for a worker that did not answer
     /// within `deadline`.
     pub async fn worker_counters(&self, deadline: Duration) -> Vec<Option<WorkerCounters>> {
         let (answer, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Request::Counters { deadline, answer })
-            .await
-            .is_err()
-        {
+        if self.tx.send(Request::Counters { deadline, answer }).await.is_err() {
             return vec![None; self.workers];
         }
         rx.await.unwrap_or_else(|_| vec![None; self.workers])
     }
+
+    /// Runs a job on every worker and waits for all of them (or the deadline).
+    pub async fn run_job(&self, req: JobRequest) -> JobOutcome {
+        let (answer, rx) = oneshot::channel();
+        let n = self.workers;
+        let failed = || JobOutcome { summaries: vec![None; n], refused: (0..n).collect(), ..JobOutcome::default() };
+        if self.tx.send(Request::Job { req, answer }).await.is_err() {
+            return failed();
+        }
+        rx.await.unwrap_or_else(|_| failed())
+    }
+}
+
+fn spec_for(op: u64, r: &JobRequest, tsc_hz: u64) -> Box<JobSpec> {
+    Box::new(JobSpec {
+        op,
+        kind: r.kind,
+        filters: r.filters.clone(),
+        min_age: r.min_age_secs.saturating_mul(tsc_hz),
+        max_age: r.max_age_secs.map_or(u64::MAX, |s| s.saturating_mul(tsc_hz).saturating_add(tsc_hz - 1)),
+        result_cap: r.result_cap,
+        // Allocated here, on control, so the worker never allocates.
+        buffer: if r.kind == JobKind::Query { Vec::with_capacity(r.newest) } else { Vec::new() },
+    })
 }
 
 async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
+    let tsc_hz = flowgate_sys::cpu::tsc_hz().max(1);
     let mut next_seq: u64 = 1;
-    let mut pending: HashMap<u64, PendingCounters> = HashMap::new();
+    let mut counters: HashMap<u64, PendingCounters> = HashMap::new();
+    let mut jobs: HashMap<u64, PendingJob> = HashMap::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             req = rx.recv() => {
                 let Some(req) = req else { return };
+                let seq = next_seq;
+                next_seq += 1;
                 match req {
                     Request::Counters { deadline, answer } => {
-                        let seq = next_seq;
-                        next_seq += 1;
-                        let mut got = vec![None; rings.len()];
+                        for ring in rings.iter_mut() {
+                            // A full ring means that worker is not keeping
+                            // up; it shows as not answering.
+                            let _ = ring.post(Command::ReadCounters { seq });
+                        }
+                        let got = vec![None; rings.len()];
+                        counters.insert(seq, PendingCounters { got, deadline: Instant::now() + deadline, answer });
+                    }
+                    Request::Job { req, answer } => {
+                        let mut outcome = JobOutcome { summaries: vec![None; rings.len()], ..JobOutcome::default() };
                         for (w, ring) in rings.iter_mut().enumerate() {
-                            if ring.post(Command::ReadCounters { seq }).is_err() {
-                                // Ring full: that worker is not keeping up;
-                                // it counts as not answering.
-                                got[w] = None;
+                            if ring.post(Command::StartJob(spec_for(seq, &req, tsc_hz))).is_err() {
+                                outcome.refused.push(w);
                             }
                         }
-                        pending.insert(seq, PendingCounters { got, deadline: Instant::now() + deadline, answer });
+                        jobs.insert(seq, PendingJob { outcome, deadline: Instant::now() + req.deadline, answer });
                     }
                 }
             }
-            _ = tick.tick(), if !pending.is_empty() => {
+            _ = tick.tick(), if !counters.is_empty() || !jobs.is_empty() => {
                 for (w, ring) in rings.iter_mut().enumerate() {
                     while let Some(reply) = ring.take_reply() {
                         match reply {
-                            Reply::Counters { seq, counters } => {
-                                if let Some(p) = pending.get_mut(&seq) {
-                                    p.got[w] = Some(counters);
+                            Reply::Counters { seq, counters: c } => {
+                                if let Some(p) = counters.get_mut(&seq) {
+                                    p.got[w] = Some(c);
+                                }
+                            }
+                            Reply::Flows { op, chunk } => {
+                                if let Some(p) = jobs.get_mut(&op) {
+                                    p.outcome.records.extend(chunk.records().iter().map(|r| (w, *r)));
+                                }
+                            }
+                            // The spec is dropped here, on control.
+                            Reply::JobDone { op, summary, spec: _ } => {
+                                if let Some(p) = jobs.get_mut(&op) {
+                                    p.outcome.summaries[w] = Some(summary);
+                                }
+                            }
+                            Reply::JobRefused { op, spec: _ } => {
+                                if let Some(p) = jobs.get_mut(&op) {
+                                    p.outcome.refused.push(w);
                                 }
                             }
                         }
                     }
                 }
                 let now = Instant::now();
-                let done: Vec<u64> = pending
-                    .iter()
-                    .filter(|(_, p)| p.got.iter().all(Option::is_some) || now >= p.deadline)
-                    .map(|(&s, _)| s)
-                    .collect();
-                for s in done {
-                    let p = pending.remove(&s).expect("present");
-                    let _ = p.answer.send(p.got);
-                }
+                counters.retain(|_, p| {
+                    let done = p.got.iter().all(Option::is_some) || now >= p.deadline;
+                    if done {
+                        let (tx, _) = oneshot::channel();
+                        let answer = std::mem::replace(&mut p.answer, tx);
+                        let _ = answer.send(std::mem::take(&mut p.got));
+                    }
+                    !done
+                });
+                jobs.retain(|_, p| {
+                    let finished = (0..p.outcome.summaries.len())
+                        .all(|w| p.outcome.summaries[w].is_some() || p.outcome.refused.contains(&w));
+                    let done = finished || now >= p.deadline;
+                    if done {
+                        p.outcome.tsc_now = flowgate_sys::cpu::tsc();
+                        let (tx, _) = oneshot::channel();
+                        let answer = std::mem::replace(&mut p.answer, tx);
+                        let _ = answer.send(std::mem::take(&mut p.outcome));
+                    }
+                    !done
+                });
             }
         }
     }

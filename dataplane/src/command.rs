@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
+use crate::job::{FlowChunk, JobSpec, JobSummary};
 use crate::stats::WorkerCounters;
 
 /// A request from control to a worker.
@@ -21,6 +22,8 @@ pub enum Command {
         /// Echoed in the reply, to pair it with the request.
         seq: u64,
     },
+    /// Start a capture, flush or query over the worker's flow table.
+    StartJob(Box<JobSpec>),
 }
 
 /// A worker's answer.
@@ -32,6 +35,29 @@ pub enum Reply {
         seq: u64,
         /// The snapshot.
         counters: WorkerCounters,
+    },
+    /// Some results of a job.
+    Flows {
+        /// The job's operation id.
+        op: u64,
+        /// The records.
+        chunk: FlowChunk,
+    },
+    /// A job finished; its spec comes back so control frees it.
+    JobDone {
+        /// The job's operation id.
+        op: u64,
+        /// What it did.
+        summary: JobSummary,
+        /// The spec control posted.
+        spec: Box<JobSpec>,
+    },
+    /// The worker runs too many jobs already; the spec comes back unused.
+    JobRefused {
+        /// The job's operation id.
+        op: u64,
+        /// The spec control posted.
+        spec: Box<JobSpec>,
     },
 }
 

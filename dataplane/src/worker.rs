@@ -12,12 +12,23 @@ use std::sync::Arc;
 use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 
 use crate::command::{Command, Reply, WorkerEnd};
+use crate::job::{Job, Step};
 use crate::reject;
 use crate::stats::WorkerCounters;
 use crate::track::{Action, Tracker};
 
 /// Loop iterations between two looks at the command ring (a power of two).
 const COMMAND_POLL_EVERY: u64 = 64;
+
+/// Jobs a worker runs at once; more are refused (control throttles first).
+pub const MAX_JOBS: usize = 8;
+
+/// Table entries a job examines per loop iteration when packets arrived;
+/// an idle iteration does [`IDLE_SCAN`] instead.
+pub const BUSY_SCAN: u32 = 128;
+
+/// Table entries a job examines per idle loop iteration.
+pub const IDLE_SCAN: u32 = 4096;
 
 /// An rx queue and where its packets go.
 #[derive(Debug)]
@@ -60,6 +71,7 @@ pub struct Worker {
     processing: Processing,
     counters: WorkerCounters,
     pending_reply: Option<Reply>,
+    jobs: Vec<Job>,
 }
 
 impl Worker {
@@ -85,6 +97,8 @@ impl Worker {
             processing,
             counters: WorkerCounters::default(),
             pending_reply: None,
+            // Allocated once here; the loop only pushes within capacity.
+            jobs: Vec::with_capacity(MAX_JOBS),
         }
     }
 
@@ -118,6 +132,9 @@ impl Worker {
             if let Processing::Track(t) = &mut self.processing {
                 t.sweep(now, &mut self.counters);
             }
+            if !self.jobs.is_empty() {
+                self.advance_jobs(now, if busy { BUSY_SCAN } else { IDLE_SCAN });
+            }
             if self.counters.loops & (COMMAND_POLL_EVERY - 1) == 0 {
                 self.serve_commands();
             }
@@ -135,30 +152,99 @@ impl Worker {
         c
     }
 
-    /// Handles the commands waiting on the ring, bounded per call.
-    fn serve_commands(&mut self) {
-        if let Some(r) = self.pending_reply.take() {
-            if let Err(r) = self.ring.post(r) {
+    /// Delivers the reply held back by a full ring; false if it still waits.
+    fn flush_pending(&mut self) -> bool {
+        Self::deliver(&mut self.ring, &mut self.pending_reply)
+    }
+
+    /// Posts a reply, or holds it if the ring is full (callers produce no
+    /// new reply while one is held).
+    fn post(&mut self, r: Reply) -> bool {
+        debug_assert!(self.pending_reply.is_none());
+        match self.ring.post(r) {
+            Ok(()) => true,
+            Err(r) => {
                 self.pending_reply = Some(r);
-                return;
+                false
             }
         }
+    }
+
+    /// Handles the commands waiting on the ring, bounded per call.
+    fn serve_commands(&mut self) {
         for _ in 0..8 {
+            // Control is slow to collect: take no command until the held
+            // reply is delivered.
+            if !self.flush_pending() {
+                return;
+            }
             let Some(cmd) = self.ring.take_command() else {
-                break;
+                return;
             };
             let reply = match cmd {
                 Command::ReadCounters { seq } => Reply::Counters {
                     seq,
                     counters: self.snapshot(),
                 },
+                Command::StartJob(spec) => {
+                    let tracking = matches!(self.processing, Processing::Track(_));
+                    if self.jobs.len() < self.jobs.capacity() && tracking {
+                        self.jobs.push(Job::new(spec));
+                        continue;
+                    }
+                    Reply::JobRefused { op: spec.op, spec }
+                }
             };
-            if let Err(r) = self.ring.post(reply) {
-                // Control is slow to collect: keep the reply, stop taking
-                // commands until it is delivered.
-                self.pending_reply = Some(r);
-                break;
+            self.post(reply);
+        }
+    }
+
+    /// Advances every job by up to `budget` table entries, posting results.
+    fn advance_jobs(&mut self, now: u64, budget: u32) {
+        let Processing::Track(tracker) = &mut self.processing else {
+            return;
+        };
+        let mut j = 0;
+        while j < self.jobs.len() {
+            if self.pending_reply.is_some() && !Self::deliver(&mut self.ring, &mut self.pending_reply) {
+                return;
             }
+            let job = &mut self.jobs[j];
+            let before = job.summary.removed;
+            let step = job.step(tracker.table_mut(), budget, now);
+            self.counters.flows_flushed += job.summary.removed - before;
+            match step {
+                Step::Continue => j += 1,
+                Step::Emit(chunk) => {
+                    let r = Reply::Flows { op: job.spec.op, chunk };
+                    if let Err(r) = self.ring.post(r) {
+                        self.pending_reply = Some(r);
+                        return;
+                    }
+                }
+                Step::Done => {
+                    let job = self.jobs.swap_remove(j);
+                    let r = Reply::JobDone { op: job.spec.op, summary: job.summary, spec: job.spec };
+                    if let Err(r) = self.ring.post(r) {
+                        self.pending_reply = Some(r);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Posts the held reply, if any; false if the ring is still full.
+    fn deliver(ring: &mut WorkerEnd, pending: &mut Option<Reply>) -> bool {
+        match pending.take() {
+            None => true,
+            Some(r) => match ring.post(r) {
+                Ok(()) => true,
+                Err(r) => {
+                    *pending = Some(r);
+                    false
+                }
+            },
         }
     }
 }

@@ -1,0 +1,377 @@
+//! Long jobs a worker runs over its own flow table in bounded slices:
+//! capture (report matching flows), flush (report and remove them) and
+//! query (the newest N matching flows).
+//!
+//! Control builds a [`JobSpec`] (compiled filters, minimum age, result cap,
+//! and for a query a preallocated buffer) and posts it. The worker advances
+//! every running job by a bounded number of table entries per loop
+//! iteration, between bursts, so forwarding continues while a million-flow
+//! table is scanned. Results go back on the reply ring in fixed-size
+//! [`FlowChunk`]s; when the reply ring is full the job simply waits. The
+//! spec travels back in [`crate::command::Reply::JobDone`] so that control,
+//! not the worker, frees it.
+
+use std::sync::Arc;
+
+use crate::filter::RuleSet;
+use crate::flow::{FlowEntry, FlowTable};
+
+/// Flows per result chunk.
+pub const CHUNK: usize = 16;
+
+/// What a job does with matching flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Report them.
+    Capture,
+    /// Report and remove them (later packets arrive mid-stream).
+    Flush,
+    /// Report the newest `buffer.capacity()` of them, newest first.
+    Query,
+}
+
+/// A job as control posts it.
+#[derive(Debug)]
+pub struct JobSpec {
+    /// Operation id (control's), echoed in every reply.
+    pub op: u64,
+    /// What to do.
+    pub kind: JobKind,
+    /// A flow matches if any rule matches its forward tuple (source = the
+    /// side that opened it). An empty set matches nothing.
+    pub filters: Arc<RuleSet>,
+    /// Only flows at least this old (TSC ticks since first packet).
+    pub min_age: u64,
+    /// Only flows created at most this long ago (TSC ticks; `u64::MAX`: any).
+    pub max_age: u64,
+    /// Most flows to report; a capture stops there, a flush keeps
+    /// removing but reports no more. Either way the job says it was truncated.
+    pub result_cap: u64,
+    /// For [`JobKind::Query`]: preallocated room for the newest flows
+    /// (its capacity is N). Unused otherwise.
+    pub buffer: Vec<FlowRecord>,
+}
+
+/// One flow as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowRecord {
+    /// The entry as it was when scanned.
+    pub entry: FlowEntry,
+    /// Its index in the worker's table.
+    pub index: u32,
+}
+
+/// Up to [`CHUNK`] records.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowChunk {
+    /// Records used.
+    pub len: usize,
+    /// The records (`..len` valid).
+    pub flows: [FlowRecord; CHUNK],
+}
+
+impl Default for FlowChunk {
+    fn default() -> Self {
+        FlowChunk { len: 0, flows: [FlowRecord::default(); CHUNK] }
+    }
+}
+
+impl FlowChunk {
+    /// The valid records.
+    pub fn records(&self) -> &[FlowRecord] {
+        &self.flows[..self.len]
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == CHUNK
+    }
+
+    fn push(&mut self, r: FlowRecord) {
+        self.flows[self.len] = r;
+        self.len += 1;
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobSummary {
+    /// Table entries examined.
+    pub scanned: u64,
+    /// Flows that matched.
+    pub matched: u64,
+    /// Flows removed (flush).
+    pub removed: u64,
+    /// Some matching flows were not reported (the result cap).
+    pub truncated: bool,
+}
+
+/// A running job inside a worker.
+#[derive(Debug)]
+pub struct Job {
+    /// The spec (returned to control at the end).
+    pub spec: Box<JobSpec>,
+    /// Next table index to examine.
+    pub cursor: u32,
+    /// Progress so far.
+    pub summary: JobSummary,
+    /// Results not yet posted.
+    pub chunk: FlowChunk,
+    /// Reported so far.
+    pub reported: u64,
+    /// For a query: next buffer index to stream after the scan.
+    pub drain: usize,
+}
+
+/// What the caller should do after [`Job::step`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Keep going next time.
+    Continue,
+    /// Post this chunk, then call again.
+    Emit(FlowChunk),
+    /// Finished: post the summary (and the spec back).
+    Done,
+}
+
+impl Job {
+    /// A job about to start at entry 0.
+    pub fn new(spec: Box<JobSpec>) -> Job {
+        Job { spec, cursor: 0, summary: JobSummary::default(), chunk: FlowChunk::default(), reported: 0, drain: 0 }
+    }
+
+    /// Whether `e` is one the job wants, at `now`.
+    #[inline]
+    fn wants(&self, e: &FlowEntry, now: u64) -> bool {
+        let age = now.saturating_sub(e.first_seen);
+        age >= self.spec.min_age && age <= self.spec.max_age && self.spec.filters.any_match(&e.forward_tuple())
+    }
+
+    /// Examines up to `budget` entries of `table` (a flush removes the
+    /// flows it matches). Stops early when a chunk is ready to be posted.
+    pub fn step(&mut self, table: &mut FlowTable, budget: u32, now: u64) -> Step {
+        if self.chunk.is_full() {
+            return Step::Emit(std::mem::take(&mut self.chunk));
+        }
+        let capacity = table.capacity();
+        let mut left = budget;
+        while self.cursor < capacity && left > 0 {
+            let i = self.cursor;
+            self.cursor += 1;
+            left -= 1;
+            let e = table.entry(i);
+            if !e.is_used() {
+                continue;
+            }
+            self.summary.scanned += 1;
+            if !self.wants(e, now) {
+                continue;
+            }
+            self.summary.matched += 1;
+            let rec = FlowRecord { entry: *e, index: i };
+            match self.spec.kind {
+                JobKind::Capture => {
+                    if self.reported >= self.spec.result_cap {
+                        self.summary.truncated = true;
+                        self.cursor = capacity;
+                        break;
+                    }
+                    self.reported += 1;
+                    self.chunk.push(rec);
+                }
+                JobKind::Flush => {
+                    table.remove(i);
+                    self.summary.removed += 1;
+                    if self.reported < self.spec.result_cap {
+                        self.reported += 1;
+                        self.chunk.push(rec);
+                    } else {
+                        self.summary.truncated = true;
+                    }
+                }
+                JobKind::Query => self.keep_newest(rec),
+            }
+            if self.chunk.is_full() {
+                return Step::Emit(std::mem::take(&mut self.chunk));
+            }
+        }
+        if self.cursor < capacity {
+            return Step::Continue;
+        }
+        // Scan over: a query now streams what it kept, newest first.
+        if self.spec.kind == JobKind::Query {
+            if self.drain == 0 {
+                // In-place sort: no allocation on the worker.
+                self.spec.buffer.sort_unstable_by(|a, b| b.entry.first_seen.cmp(&a.entry.first_seen));
+            }
+            while self.drain < self.spec.buffer.len() && !self.chunk.is_full() {
+                self.chunk.push(self.spec.buffer[self.drain]);
+                self.drain += 1;
+            }
+            if self.chunk.is_full() {
+                return Step::Emit(std::mem::take(&mut self.chunk));
+            }
+        }
+        if self.chunk.len > 0 {
+            return Step::Emit(std::mem::take(&mut self.chunk));
+        }
+        Step::Done
+    }
+
+    /// Keeps the newest `capacity` flows in the preallocated buffer, as a
+    /// min-heap on first-seen time: O(log N) per flow, never growing it.
+    fn keep_newest(&mut self, rec: FlowRecord) {
+        let buf = &mut self.spec.buffer;
+        let older = |a: &FlowRecord, b: &FlowRecord| a.entry.first_seen < b.entry.first_seen;
+        if buf.len() < buf.capacity() {
+            buf.push(rec);
+            let mut i = buf.len() - 1;
+            while i > 0 && older(&buf[i], &buf[(i - 1) / 2]) {
+                buf.swap(i, (i - 1) / 2);
+                i = (i - 1) / 2;
+            }
+            return;
+        }
+        self.summary.truncated = true;
+        if buf.is_empty() || !older(&buf[0], &rec) {
+            return;
+        }
+        buf[0] = rec;
+        let mut i = 0;
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if l < buf.len() && older(&buf[l], &buf[m]) {
+                m = l;
+            }
+            if r < buf.len() && older(&buf[r], &buf[m]) {
+                m = r;
+            }
+            if m == i {
+                break;
+            }
+            buf.swap(i, m);
+            i = m;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{PortRange, Rule};
+    use crate::flow::key::v4_bytes;
+    use crate::flow::{AddrFamily, Tuple};
+
+    /// A table whose entry i (i % 3 != 2) is a TCP flow first seen at
+    /// time i, to port 80 (even i) or 443 (odd i); entries i % 3 == 2 are free.
+    fn table(n: u32) -> FlowTable {
+        let mut t = FlowTable::new(n, crate::flow::FullPolicy::DropNew).unwrap();
+        for i in 0..n {
+            let tu = Tuple {
+                src: v4_bytes([10, 0, (i >> 8) as u8, i as u8]),
+                dst: v4_bytes([192, 0, 2, 1]),
+                sport: 1000 + i as u16,
+                dport: if i % 2 == 0 { 80 } else { 443 },
+                proto: 6,
+                family: AddrFamily::V4,
+                vlan: 0,
+            };
+            let (k, s) = tu.canonical();
+            match t.insert(FlowEntry::new(k, s, i as u64), k.hash()) {
+                crate::flow::Insert::Inserted(idx) => assert_eq!(idx, i),
+                other => panic!("{other:?}"),
+            }
+        }
+        for i in (2..n).step_by(3) {
+            t.remove(i);
+        }
+        t
+    }
+
+    fn spec(kind: JobKind, rules: &[Rule], cap: u64, buffer: usize) -> Box<JobSpec> {
+        Box::new(JobSpec {
+            op: 1,
+            kind,
+            filters: Arc::new(RuleSet::compile(rules)),
+            min_age: 0,
+            max_age: u64::MAX,
+            result_cap: cap,
+            buffer: Vec::with_capacity(buffer),
+        })
+    }
+
+    fn run(job: &mut Job, t: &mut FlowTable, now: u64, budget: u32) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        loop {
+            match job.step(t, budget, now) {
+                Step::Continue => {}
+                Step::Emit(c) => out.extend_from_slice(c.records()),
+                Step::Done => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn capture_reports_every_match_once_in_small_slices() {
+        let mut t = table(1000);
+        let https = Rule { dport: PortRange::single(443), ..Rule::ANY };
+        let mut job = Job::new(spec(JobKind::Capture, &[https], u64::MAX, 0));
+        let out = run(&mut job, &mut t, 10_000, 7);
+        let want: Vec<u32> = (0..1000).filter(|i| i % 3 != 2 && i % 2 == 1).collect();
+        assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
+        assert_eq!(job.summary.matched, want.len() as u64);
+        assert!(!job.summary.truncated);
+        assert_eq!(t.len(), (0..1000).filter(|i| i % 3 != 2).count() as u32, "capture removes nothing");
+    }
+
+    #[test]
+    fn capture_stops_at_the_cap_and_says_so() {
+        let mut t = table(1000);
+        let mut job = Job::new(spec(JobKind::Capture, &[Rule::ANY], 10, 0));
+        let out = run(&mut job, &mut t, 10_000, 64);
+        assert_eq!(out.len(), 10);
+        assert!(job.summary.truncated);
+    }
+
+    #[test]
+    fn flush_removes_matches_even_past_the_cap() {
+        let mut t = table(300);
+        let http = Rule { dport: PortRange::single(80), ..Rule::ANY };
+        let mut job = Job::new(spec(JobKind::Flush, &[http], 5, 0));
+        let out = run(&mut job, &mut t, 10_000, 1000);
+        assert_eq!(out.len(), 5);
+        assert!(job.summary.truncated);
+        assert_eq!(job.summary.removed, (0..300).filter(|i| i % 3 != 2 && i % 2 == 0).count() as u64);
+        assert!((0..300).map(|i| t.entry(i)).filter(|e| e.is_used()).all(|e| e.forward_tuple().dport == 443));
+    }
+
+    #[test]
+    fn minimum_and_maximum_age() {
+        let mut t = table(100);
+        let mut s = spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0);
+        s.min_age = 50; // first_seen = index; now = 100: indexes <= 50
+        s.max_age = 80; // indexes >= 20
+        let mut job = Job::new(s);
+        let out = run(&mut job, &mut t, 100, 16);
+        assert!(out.iter().all(|r| (20..=50).contains(&r.index)));
+        assert_eq!(out.len(), (20..=50).filter(|i| i % 3 != 2).count());
+    }
+
+    #[test]
+    fn query_keeps_the_newest_newest_first() {
+        let mut t = table(1000);
+        let mut job = Job::new(spec(JobKind::Query, &[Rule::ANY], u64::MAX, 20));
+        let out = run(&mut job, &mut t, 10_000, 33);
+        let want: Vec<u32> = (0..1000u32).rev().filter(|i| i % 3 != 2).take(20).collect();
+        assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
+        assert!(job.summary.truncated);
+        assert_eq!(job.spec.buffer.capacity(), 20, "the buffer never grew");
+    }
+
+    #[test]
+    fn empty_filter_set_matches_nothing() {
+        let mut t = table(100);
+        let mut job = Job::new(spec(JobKind::Capture, &[], u64::MAX, 0));
+        assert!(run(&mut job, &mut t, 100, 1000).is_empty());
+    }
+}
