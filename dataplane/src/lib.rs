@@ -14,3 +14,4 @@
 #![forbid(unsafe_code)]
 
 pub mod flow;
+pub mod wire;
