@@ -14,4 +14,5 @@
 #![forbid(unsafe_code)]
 
 pub mod flow;
+pub mod parse;
 pub mod wire;
