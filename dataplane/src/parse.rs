@@ -363,7 +363,8 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
         walked += 1;
         // Past a fragment header, a header that does not fit means the first
         // fragment was cut short of the header chain (RFC 7112).
-        let cut = if matches!(pkt.fragment, Fragment::First { .. }) {
+        let first = matches!(pkt.fragment, Fragment::First { .. });
+        let cut = if first {
             Malformed::FragmentOffset
         } else {
             Malformed::Ipv6ExtensionHeader
@@ -396,7 +397,15 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
             next = f.next_header();
             pos += Ipv6FragHeader::<&[u8]>::LEN;
         } else {
-            let h = Ipv6ExtHeader::new_checked(rest, next).map_err(|_| cut)?;
+            let h = Ipv6ExtHeader::new_checked(rest, next).map_err(|_| {
+                // An invalid length field is not a cut, fragment or not.
+                let h = Ipv6ExtHeader::new_unchecked(rest, next);
+                if rest.len() >= Ipv6ExtHeader::<&[u8]>::MIN_LEN && h.header_len() <= rest.len() {
+                    Malformed::Ipv6ExtensionHeader
+                } else {
+                    cut
+                }
+            })?;
             next = h.next_header();
             pos += h.header_len();
         }
@@ -423,11 +432,15 @@ fn transport(pkt: &mut ParsedPacket, payload: &[u8], l4: usize, icmp: u8) -> Res
     let short = |m: Malformed| if first { Malformed::FragmentOffset } else { m };
     match pkt.tuple.proto {
         ip_protocol::TCP => {
-            let tcp = TcpPacket::new_checked(payload).map_err(|e| {
-                short(match e {
-                    Error::Truncated => Malformed::TruncatedTcp,
-                    _ => Malformed::TcpDataOffset,
-                })
+            let tcp = TcpPacket::new_checked(payload).map_err(|e| match e {
+                Error::Truncated => short(Malformed::TruncatedTcp),
+                // A data offset below 5 is wrong wherever the packet was cut.
+                _ if TcpPacket::new_unchecked(payload).header_len()
+                    < TcpPacket::<&[u8]>::MIN_HEADER_LEN =>
+                {
+                    Malformed::TcpDataOffset
+                }
+                _ => short(Malformed::TcpDataOffset),
             })?;
             pkt.tuple.sport = tcp.src_port();
             pkt.tuple.dport = tcp.dst_port();

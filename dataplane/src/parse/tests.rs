@@ -1028,6 +1028,34 @@ fn fragment_edges_that_are_fine() {
         malformed(&v4_fragment(ip_protocol::TCP, &[0; 16], 0, false, 1)),
         Malformed::TruncatedTcp
     );
+    // Invalid length fields keep their own reason inside first fragments.
+    let mut off3 = vec![0u8; 24];
+    off3[12] = 0x30;
+    assert_eq!(
+        malformed(&v4_fragment(ip_protocol::TCP, &off3, 0, true, 1)),
+        Malformed::TcpDataOffset
+    );
+    assert_eq!(
+        malformed(&v6_chain(
+            &[
+                frag8(0, true, 1),
+                (ip_protocol::AH, vec![0, 0, 0, 0, 0, 0, 0, 1])
+            ],
+            ip_protocol::UDP,
+            &udp_hdr(1, 2, 8),
+        )),
+        Malformed::Ipv6ExtensionHeader
+    );
+    assert_eq!(
+        malformed(&v4_fragment(
+            ip_protocol::UDP,
+            &udp_hdr(1, 2, 7),
+            0,
+            true,
+            1
+        )),
+        Malformed::UdpLength
+    );
     // Unknown protocols have no header to cut.
     let p = ip(&v4_fragment(ip_protocol::GRE, &[], 0, true, 4));
     assert_eq!(p.fragment, Fragment::First { id: 4 });
