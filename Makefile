@@ -7,7 +7,9 @@ CONFIG ?= config/default.toml
 CARGO  ?= cargo
 BIN    := target/release/flowgate
 
-.PHONY: run test build deps deps-test hugepages lint unit-tests bench clean
+VENV   := .venv
+
+.PHONY: run test build deps deps-test hugepages lint venv pytest bench clean
 
 deps:
 	@scripts/ensure-deps.sh run
@@ -31,9 +33,21 @@ lint: deps
 	@$(CARGO) fmt --all --check
 	@$(CARGO) clippy --release --workspace --all-targets -q -- -D warnings
 
-test: deps-test hugepages lint
+venv: deps-test
+	@if [ ! -x $(VENV)/bin/pytest ] || [ tests/python/requirements.txt -nt $(VENV)/.installed ]; then \
+	  echo "venv: creating $(VENV) with boto3, awscli, pytest, prometheus_client (PyPI)"; \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r tests/python/requirements.txt && touch $(VENV)/.installed; \
+	else echo "venv: $(VENV) is up to date"; fi
+
+pytest: venv
+	@echo "pytest: API tests with boto3, the aws CLI and curl against the real binary"
+	@$(CARGO) build --release --workspace --bins -q
+	@PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q tests/python
+
+test: deps-test hugepages lint venv
 	@echo "test: cargo test --release --workspace (unit, property and integration tests on DPDK virtual devices)"
 	@$(CARGO) test --release --workspace
+	@$(MAKE) --no-print-directory pytest
 
 bench: deps
 	@scripts/ensure-deps.sh bench

@@ -52,11 +52,13 @@ pub struct ControlHandles {
     pub rings: Vec<ControlEnd>,
 }
 
-/// How a worker's start went (it allocates its own flow table, on its own
-/// CPU, so the memory is local to it).
+const RUNNING: u8 = 1;
+const FAILED: u8 = 2;
+
+/// How a worker's start went (it allocates its own flow table).
 #[derive(Default)]
 struct Startup {
-    /// 0 starting, 1 running, 2 failed.
+    /// 0 starting, then RUNNING or FAILED.
     state: AtomicU8,
     error: Mutex<String>,
     table: Mutex<String>,
@@ -205,6 +207,7 @@ impl Appliance {
         for (w, list) in pending_rx.into_iter().enumerate() {
             for (i, q) in list {
                 rx[w].push(RxPath {
+                    in_port: i,
                     queue: q,
                     out: peer[i].expect("only paired ports are polled"),
                 });
@@ -228,17 +231,52 @@ impl Appliance {
             );
         }
 
+        let policy = Arc::new(config::compile_policy(l)?);
+        let settings = config::track_settings(c);
+        let tsc_hz = flowgate_sys::cpu::tsc_hz();
         let stop = Arc::new(AtomicBool::new(false));
         let lcores = lcore::workers(&eal);
         let mut tasks = Vec::new();
         let mut finals = Vec::new();
         let mut rings = Vec::new();
+        let mut startups = Vec::new();
         for (w, (rxp, txq)) in rx.into_iter().zip(tx).enumerate() {
             let (control_end, worker_end) = ring_pair(256, 1024);
-            let worker = Worker::new(w, rxp, txq, worker_end, stop.clone());
             let slot = Arc::new(OnceLock::new());
             let slot_w = slot.clone();
+            let startup = Arc::new(Startup::default());
+            let startup_w = startup.clone();
+            let (mode, settings, policy, pool, stop) = (
+                dp.mode,
+                settings.clone(),
+                policy.clone(),
+                pool.clone(),
+                stop.clone(),
+            );
             let task = lcore::launch(&eal, lcores[w], move || {
+                // The table is allocated (and first touched) here, on the
+                // worker's own CPU, so its memory is local to it.
+                let processing = match mode {
+                    Mode::Forward => Processing::Forward,
+                    Mode::Track => match Tracker::new(settings, policy, tsc_hz) {
+                        Ok(t) => {
+                            *startup_w.table.lock().unwrap() = format!(
+                                "{} flows, {} MiB ({:.0} bytes per flow)",
+                                t.table().capacity(),
+                                t.table().mapped_bytes() >> 20,
+                                t.table().bytes_per_flow()
+                            );
+                            Processing::Track(Box::new(t))
+                        }
+                        Err(e) => {
+                            *startup_w.error.lock().unwrap() = e.to_string();
+                            startup_w.state.store(FAILED, Ordering::Release);
+                            return 1;
+                        }
+                    },
+                };
+                let worker = Worker::new(w, rxp, txq, pool, worker_end, stop, processing);
+                startup_w.state.store(RUNNING, Ordering::Release);
                 let counters = worker.run();
                 let _ = slot_w.set(counters);
                 0
@@ -247,27 +285,64 @@ impl Appliance {
             tasks.push(task);
             finals.push(slot);
             rings.push(control_end);
+            startups.push(startup);
+        }
+        let app = Appliance {
+            ports,
+            views: views.clone(),
+            tasks,
+            finals,
+            stop,
+            pool,
+            eal,
+        };
+        // Ready when every worker has its table; a failure stops the others.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let states: Vec<u8> = startups
+                .iter()
+                .map(|s| s.state.load(Ordering::Acquire))
+                .collect();
+            if let Some(w) = states.iter().position(|&s| s == FAILED) {
+                let e = startups[w].error.lock().unwrap().clone();
+                app.shutdown();
+                return Err(l
+                    .error(
+                        "flows.capacity",
+                        format!(
+                            "worker {w} cannot allocate a table of {} flows: {e}",
+                            c.flows.capacity
+                        ),
+                    )
+                    .into());
+            }
+            if states.iter().all(|&s| s == RUNNING) {
+                break;
+            }
+            if Instant::now() > deadline {
+                app.shutdown();
+                return Err(BringUpError::Dpdk(
+                    "workers did not start within 120 s".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         println!(
-            "flowgate: {} worker(s) on lcores {:?} (CPUs {:?}), control on CPU {}",
-            workers, lcores, dp.worker_cpus, dp.main_cpu
+            "flowgate: {} worker(s) on lcores {:?} (CPUs {:?}), control on CPU {}; mode {:?}",
+            workers, lcores, dp.worker_cpus, dp.main_cpu, dp.mode
         );
+        if dp.mode == Mode::Track {
+            println!(
+                "flowgate: flow table per worker: {}; policy: {} rule(s) and a default",
+                startups[0].table.lock().unwrap(),
+                policy.len()
+            );
+        }
         let handles = ControlHandles {
-            ports: views.clone(),
+            ports: views,
             rings,
         };
-        Ok((
-            Appliance {
-                ports,
-                views,
-                tasks,
-                finals,
-                stop,
-                pool,
-                eal,
-            },
-            handles,
-        ))
+        Ok((app, handles))
     }
 
     /// Stops workers (each finishes its burst), then ports; reports what is left.

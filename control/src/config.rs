@@ -258,7 +258,10 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { default_action: PolicyAction::Pass, rules: Vec::new() }
+        PolicyConfig {
+            default_action: PolicyAction::Pass,
+            rules: Vec::new(),
+        }
     }
 }
 
@@ -334,12 +337,15 @@ pub struct PortConfig {
 pub struct ApiConfig {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
         }
     }
 }
@@ -616,13 +622,19 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
         }
     }
     if c.flows.capacity < 8 || c.flows.capacity > 1 << 28 {
-        return Err(l.error("flows.capacity", format!("{} is outside 8..=268435456", c.flows.capacity)));
+        return Err(l.error(
+            "flows.capacity",
+            format!("{} is outside 8..=268435456", c.flows.capacity),
+        ));
     }
     if c.flows.fragment_map == 0 {
         return Err(l.error("flows.fragment_map", "must be at least 1"));
     }
     if c.flows.sweep_per_loop == 0 {
-        return Err(l.error("flows.sweep_per_loop", "must be at least 1, or flows never expire"));
+        return Err(l.error(
+            "flows.sweep_per_loop",
+            "must be at least 1, or flows never expire",
+        ));
     }
     compile_policy(l)?;
     let mut paired = HashSet::new();
@@ -661,7 +673,10 @@ pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, 
     for (i, r) in p.rules.iter().enumerate() {
         let key = |f: &str| format!("policy.rules[{i}].{f}");
         if r.id == 0 {
-            return Err(l.error(key("id"), "0 is reserved for the default action; use 1 or more"));
+            return Err(l.error(
+                key("id"),
+                "0 is reserved for the default action; use 1 or more",
+            ));
         }
         if !ids.insert(r.id) {
             return Err(l.error(key("id"), format!("rule id {} is used twice", r.id)));
@@ -678,7 +693,8 @@ pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, 
         for (j, pn) in r.protocols.iter().enumerate() {
             protos.push(match pn {
                 ProtoName::Number(n) => *n,
-                ProtoName::Name(s) => parse_proto(s).map_err(|e| l.error(format!("policy.rules[{i}].protocols[{j}]"), e))?,
+                ProtoName::Name(s) => parse_proto(s)
+                    .map_err(|e| l.error(format!("policy.rules[{i}].protocols[{j}]"), e))?,
             });
         }
         let rule = Rule {
@@ -688,11 +704,27 @@ pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, 
             dport: ports("dst_ports", &r.dst_ports)?,
             protos: ProtoSet::of(&protos),
         };
-        rules.push((r.priority, i, rule, RuleAction { verdict: verdict(r.action), rule_id: r.id, group: r.group }));
+        rules.push((
+            r.priority,
+            i,
+            rule,
+            RuleAction {
+                verdict: verdict(r.action),
+                rule_id: r.id,
+                group: r.group,
+            },
+        ));
     }
     rules.sort_by_key(|&(prio, i, _, _)| (prio, i));
     let rules: Vec<_> = rules.into_iter().map(|(_, _, r, a)| (r, a)).collect();
-    Ok(Policy::new(&rules, RuleAction { verdict: verdict(p.default_action), rule_id: 0, group: 0 }))
+    Ok(Policy::new(
+        &rules,
+        RuleAction {
+            verdict: verdict(p.default_action),
+            rule_id: 0,
+            group: 0,
+        },
+    ))
 }
 
 /// The tracking settings the config describes.
@@ -859,9 +891,18 @@ protocols = ["tcp", 17]
 "#;
         check(&format!("{GOOD}{rules}")).unwrap();
         for (bad, key) in [
-            (rules.replace("192.0.2.0/24", "192.0.2.0/40"), "policy.rules[0].dst"),
-            (rules.replace("\"22\"", "\"30-20\""), "policy.rules[0].dst_ports"),
-            (rules.replace("\"tcp\"", "\"tpc\""), "policy.rules[0].protocols[0]"),
+            (
+                rules.replace("192.0.2.0/24", "192.0.2.0/40"),
+                "policy.rules[0].dst",
+            ),
+            (
+                rules.replace("\"22\"", "\"30-20\""),
+                "policy.rules[0].dst_ports",
+            ),
+            (
+                rules.replace("\"tcp\"", "\"tpc\""),
+                "policy.rules[0].protocols[0]",
+            ),
             (rules.replace("id = 7", "id = 0"), "policy.rules[0].id"),
             (rules.replace("reject", "deny"), "policy.rules[0].action"),
         ] {

@@ -35,10 +35,15 @@ pub fn spawn(
                 .expect("tokio runtime");
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
-                tokio::task::spawn_local(api::serve(listener, state));
+                tokio::task::spawn_local(api::serve(listener, state.clone()));
                 tokio::task::spawn_local(watch_signals(stop));
                 let Ok(handles) = handoff.await else { return };
                 let dispatcher = Dispatcher::spawn(handles.rings);
+                let _ = state.dispatcher.set(dispatcher.clone());
+                // Ready only once the API can reach the workers.
+                state
+                    .ready
+                    .store(true, std::sync::atomic::Ordering::Release);
                 if stats_period > 0 {
                     print_stats(handles.ports, dispatcher, Duration::from_secs(stats_period)).await;
                 } else {

@@ -111,7 +111,12 @@ impl Dispatcher {
     /// within `deadline`.
     pub async fn worker_counters(&self, deadline: Duration) -> Vec<Option<WorkerCounters>> {
         let (answer, rx) = oneshot::channel();
-        if self.tx.send(Request::Counters { deadline, answer }).await.is_err() {
+        if self
+            .tx
+            .send(Request::Counters { deadline, answer })
+            .await
+            .is_err()
+        {
             return vec![None; self.workers];
         }
         rx.await.unwrap_or_else(|_| vec![None; self.workers])
@@ -121,7 +126,11 @@ impl Dispatcher {
     pub async fn run_job(&self, req: JobRequest) -> JobOutcome {
         let (answer, rx) = oneshot::channel();
         let n = self.workers;
-        let failed = || JobOutcome { summaries: vec![None; n], refused: (0..n).collect(), ..JobOutcome::default() };
+        let failed = || JobOutcome {
+            summaries: vec![None; n],
+            refused: (0..n).collect(),
+            ..JobOutcome::default()
+        };
         if self.tx.send(Request::Job { req, answer }).await.is_err() {
             return failed();
         }
@@ -135,10 +144,16 @@ fn spec_for(op: u64, r: &JobRequest, tsc_hz: u64) -> Box<JobSpec> {
         kind: r.kind,
         filters: r.filters.clone(),
         min_age: r.min_age_secs.saturating_mul(tsc_hz),
-        max_age: r.max_age_secs.map_or(u64::MAX, |s| s.saturating_mul(tsc_hz).saturating_add(tsc_hz - 1)),
+        max_age: r.max_age_secs.map_or(u64::MAX, |s| {
+            s.saturating_mul(tsc_hz).saturating_add(tsc_hz - 1)
+        }),
         result_cap: r.result_cap,
         // Allocated here, on control, so the worker never allocates.
-        buffer: if r.kind == JobKind::Query { Vec::with_capacity(r.newest) } else { Vec::new() },
+        buffer: if r.kind == JobKind::Query {
+            Vec::with_capacity(r.newest)
+        } else {
+            Vec::new()
+        },
     })
 }
 

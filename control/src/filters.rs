@@ -73,7 +73,10 @@ mod tests {
     fn cidrs() {
         assert_eq!(parse_cidr("any").unwrap(), Cidr::ANY);
         assert_eq!(parse_cidr("10.1.2.3").unwrap(), Cidr::v4([10, 1, 2, 3], 32));
-        assert_eq!(parse_cidr("10.1.2.3/8").unwrap(), Cidr::v4([10, 0, 0, 0], 8));
+        assert_eq!(
+            parse_cidr("10.1.2.3/8").unwrap(),
+            Cidr::v4([10, 0, 0, 0], 8)
+        );
         let c = parse_cidr("2001:db8::/32").unwrap();
         assert_eq!((c.family, c.prefix), (AddrFamily::V6, 32));
         assert!(parse_cidr("10.0.0.0/33").is_err());
@@ -84,8 +87,13 @@ mod tests {
     fn ports() {
         assert_eq!(parse_ports("ANY", ':').unwrap(), PortRange::ANY);
         assert_eq!(parse_ports("80", '-').unwrap(), PortRange::single(80));
-        assert_eq!(parse_ports("1990:1994", ':').unwrap(), PortRange { lo: 1990, hi: 1994 });
-        assert!(parse_ports("1994:1990", ':').unwrap_err().contains("reversed"));
+        assert_eq!(
+            parse_ports("1990:1994", ':').unwrap(),
+            PortRange { lo: 1990, hi: 1994 }
+        );
+        assert!(parse_ports("1994:1990", ':')
+            .unwrap_err()
+            .contains("reversed"));
         assert!(parse_ports("70000", ':').is_err());
         assert!(parse_ports("1-2", ':').is_err());
     }

@@ -99,7 +99,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let state = Arc::new(api::ApiState::default());
+    let state = Arc::new(api::ApiState::new(Arc::new(c.clone())));
     let (handoff_tx, handoff_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let _control = control::spawn(
@@ -122,7 +122,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return 1;
         }
     };
-    state.ready.store(true, Ordering::Release);
+    let _ = state.ports.set(handles.ports.clone());
     let _ = handoff_tx.send(handles);
     println!(
         "flowgate: API on http://{} (GET /healthz); stop with Ctrl-C or SIGTERM",
@@ -141,10 +141,15 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
         );
     }
     for (w, wc) in s.workers.iter().enumerate() {
-        println!(
-            "  worker {w}  rx {}  tx {}  tx-dropped {}",
-            wc.rx_packets, wc.tx_packets, wc.tx_dropped
-        );
+        println!("{}", control::worker_line(w, wc));
+        let reasons: Vec<String> = flowgate_dataplane::parse::Malformed::ALL
+            .iter()
+            .filter(|m| wc.malformed[m.index()] > 0)
+            .map(|m| format!("{} {}", m.name(), wc.malformed[m.index()]))
+            .collect();
+        if !reasons.is_empty() {
+            println!("  worker {w}  malformed: {}", reasons.join("  "));
+        }
     }
     println!(
         "  mbufs in use after close: {}{}",

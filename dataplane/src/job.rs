@@ -72,7 +72,10 @@ pub struct FlowChunk {
 
 impl Default for FlowChunk {
     fn default() -> Self {
-        FlowChunk { len: 0, flows: [FlowRecord::default(); CHUNK] }
+        FlowChunk {
+            len: 0,
+            flows: [FlowRecord::default(); CHUNK],
+        }
     }
 }
 
@@ -123,7 +126,7 @@ pub struct Job {
 }
 
 /// What the caller should do after [`Job::step`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Step {
     /// Keep going next time.
     Continue,
@@ -136,14 +139,23 @@ pub enum Step {
 impl Job {
     /// A job about to start at entry 0.
     pub fn new(spec: Box<JobSpec>) -> Job {
-        Job { spec, cursor: 0, summary: JobSummary::default(), chunk: FlowChunk::default(), reported: 0, drain: 0 }
+        Job {
+            spec,
+            cursor: 0,
+            summary: JobSummary::default(),
+            chunk: FlowChunk::default(),
+            reported: 0,
+            drain: 0,
+        }
     }
 
     /// Whether `e` is one the job wants, at `now`.
     #[inline]
     fn wants(&self, e: &FlowEntry, now: u64) -> bool {
         let age = now.saturating_sub(e.first_seen);
-        age >= self.spec.min_age && age <= self.spec.max_age && self.spec.filters.any_match(&e.forward_tuple())
+        age >= self.spec.min_age
+            && age <= self.spec.max_age
+            && self.spec.filters.any_match(&e.forward_tuple())
     }
 
     /// Examines up to `budget` entries of `table` (a flush removes the
@@ -167,7 +179,10 @@ impl Job {
                 continue;
             }
             self.summary.matched += 1;
-            let rec = FlowRecord { entry: *e, index: i };
+            let rec = FlowRecord {
+                entry: *e,
+                index: i,
+            };
             match self.spec.kind {
                 JobKind::Capture => {
                     if self.reported >= self.spec.result_cap {
@@ -201,7 +216,9 @@ impl Job {
         if self.spec.kind == JobKind::Query {
             if self.drain == 0 {
                 // In-place sort: no allocation on the worker.
-                self.spec.buffer.sort_unstable_by(|a, b| b.entry.first_seen.cmp(&a.entry.first_seen));
+                self.spec
+                    .buffer
+                    .sort_unstable_by(|a, b| b.entry.first_seen.cmp(&a.entry.first_seen));
             }
             while self.drain < self.spec.buffer.len() && !self.chunk.is_full() {
                 self.chunk.push(self.spec.buffer[self.drain]);
@@ -314,14 +331,21 @@ mod tests {
     #[test]
     fn capture_reports_every_match_once_in_small_slices() {
         let mut t = table(1000);
-        let https = Rule { dport: PortRange::single(443), ..Rule::ANY };
+        let https = Rule {
+            dport: PortRange::single(443),
+            ..Rule::ANY
+        };
         let mut job = Job::new(spec(JobKind::Capture, &[https], u64::MAX, 0));
         let out = run(&mut job, &mut t, 10_000, 7);
         let want: Vec<u32> = (0..1000).filter(|i| i % 3 != 2 && i % 2 == 1).collect();
         assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
         assert_eq!(job.summary.matched, want.len() as u64);
         assert!(!job.summary.truncated);
-        assert_eq!(t.len(), (0..1000).filter(|i| i % 3 != 2).count() as u32, "capture removes nothing");
+        assert_eq!(
+            t.len(),
+            (0..1000).filter(|i| i % 3 != 2).count() as u32,
+            "capture removes nothing"
+        );
     }
 
     #[test]
@@ -336,13 +360,22 @@ mod tests {
     #[test]
     fn flush_removes_matches_even_past_the_cap() {
         let mut t = table(300);
-        let http = Rule { dport: PortRange::single(80), ..Rule::ANY };
+        let http = Rule {
+            dport: PortRange::single(80),
+            ..Rule::ANY
+        };
         let mut job = Job::new(spec(JobKind::Flush, &[http], 5, 0));
         let out = run(&mut job, &mut t, 10_000, 1000);
         assert_eq!(out.len(), 5);
         assert!(job.summary.truncated);
-        assert_eq!(job.summary.removed, (0..300).filter(|i| i % 3 != 2 && i % 2 == 0).count() as u64);
-        assert!((0..300).map(|i| t.entry(i)).filter(|e| e.is_used()).all(|e| e.forward_tuple().dport == 443));
+        assert_eq!(
+            job.summary.removed,
+            (0..300).filter(|i| i % 3 != 2 && i % 2 == 0).count() as u64
+        );
+        assert!((0..300)
+            .map(|i| t.entry(i))
+            .filter(|e| e.is_used())
+            .all(|e| e.forward_tuple().dport == 443));
     }
 
     #[test]

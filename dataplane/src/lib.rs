@@ -16,6 +16,11 @@
 pub mod command;
 pub mod filter;
 pub mod flow;
+pub mod job;
+pub mod parse;
 pub mod policy;
+pub mod reject;
 pub mod stats;
+pub mod track;
+pub mod wire;
 pub mod worker;

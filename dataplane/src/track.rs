@@ -13,7 +13,10 @@ use flowgate_sys::BURST_SIZE;
 use crate::flow::entry::flags;
 use crate::flow::frag::{FragMap, Remembered};
 use crate::flow::tcp;
-use crate::flow::{DropReason, FlowEntry, FlowKey, FlowTable, FullPolicy, Insert, Side, TcpState, TimeoutSecs, Timeouts, Verdict};
+use crate::flow::{
+    DropReason, FlowEntry, FlowKey, FlowTable, FullPolicy, Insert, Side, TcpState, TimeoutSecs,
+    Timeouts, Verdict,
+};
 use crate::parse::{parse, Fragment, Parsed};
 use crate::policy::Policy;
 use crate::stats::WorkerCounters;
@@ -98,7 +101,9 @@ pub struct Tracker {
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("Tracker")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,10 +119,17 @@ struct Pending {
 
 impl Tracker {
     /// A tracker with its table allocated (all memory touched now).
-    pub fn new(settings: TrackSettings, policy: Arc<Policy>, tsc_hz: u64) -> std::io::Result<Tracker> {
+    pub fn new(
+        settings: TrackSettings,
+        policy: Arc<Policy>,
+        tsc_hz: u64,
+    ) -> std::io::Result<Tracker> {
         Ok(Tracker {
             table: FlowTable::new(settings.capacity, settings.when_full)?,
-            frags: FragMap::new(settings.fragment_map, settings.fragment_timeout as u64 * tsc_hz),
+            frags: FragMap::new(
+                settings.fragment_map,
+                settings.fragment_timeout as u64 * tsc_hz,
+            ),
             policy,
             timeouts: Timeouts::new(&settings.timeouts, tsc_hz),
             settings,
@@ -186,7 +198,14 @@ impl Tracker {
                     let (key, side) = t.canonical();
                     let hash = key.hash();
                     self.table.prefetch_bucket(hash);
-                    p[i] = Pending { tracked: true, key, side: Some(side), hash, tcp_flags: pp.tcp_flags, ttl: pp.ttl };
+                    p[i] = Pending {
+                        tracked: true,
+                        key,
+                        side: Some(side),
+                        hash,
+                        tcp_flags: pp.tcp_flags,
+                        ttl: pp.ttl,
+                    };
                 }
                 Parsed::NotIp { .. } => c.not_ip += 1,
                 Parsed::Malformed(m) => {
@@ -211,7 +230,14 @@ impl Tracker {
         }
     }
 
-    fn account(&mut self, x: &Pending, len: u32, in_port: u8, now: u64, c: &mut WorkerCounters) -> Action {
+    fn account(
+        &mut self,
+        x: &Pending,
+        len: u32,
+        in_port: u8,
+        now: u64,
+        c: &mut WorkerCounters,
+    ) -> Action {
         let side = x.side.expect("tracked packets have a side");
         let tcp_proto = x.key.proto == 6;
         if let Some(idx) = self.table.lookup(&x.key, x.hash) {
@@ -228,7 +254,7 @@ impl Tracker {
                 if tcp_proto {
                     e.tcp_state = tcp::advance(e.tcp_state, x.tcp_flags, side == e.opener());
                 }
-                return self.verdict_action(e.verdict, c);
+                return Self::verdict_action(e.verdict, c);
             }
             // Timed out but not yet swept, or a new connection on a closed
             // tuple: the old flow is over.
@@ -291,11 +317,11 @@ impl Tracker {
                 return Action::Drop;
             }
         }
-        self.verdict_action(decision.verdict, c)
+        Self::verdict_action(decision.verdict, c)
     }
 
     #[inline(always)]
-    fn verdict_action(&self, v: Verdict, c: &mut WorkerCounters) -> Action {
+    fn verdict_action(v: Verdict, c: &mut WorkerCounters) -> Action {
         match v {
             Verdict::Pass => Action::Forward,
             Verdict::Drop => {

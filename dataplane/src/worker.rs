@@ -123,7 +123,15 @@ impl Worker {
                         self.counters.tx_dropped += r.dropped as u64;
                     }
                     Processing::Track(tracker) => {
-                        track_burst(tracker, &mut burst, path, &mut self.tx, &self.pool, now, &mut self.counters);
+                        track_burst(
+                            tracker,
+                            &mut burst,
+                            path,
+                            &mut self.tx,
+                            &self.pool,
+                            now,
+                            &mut self.counters,
+                        );
                     }
                 }
             }
@@ -206,7 +214,9 @@ impl Worker {
         };
         let mut j = 0;
         while j < self.jobs.len() {
-            if self.pending_reply.is_some() && !Self::deliver(&mut self.ring, &mut self.pending_reply) {
+            if self.pending_reply.is_some()
+                && !Self::deliver(&mut self.ring, &mut self.pending_reply)
+            {
                 return;
             }
             let job = &mut self.jobs[j];
@@ -216,7 +226,10 @@ impl Worker {
             match step {
                 Step::Continue => j += 1,
                 Step::Emit(chunk) => {
-                    let r = Reply::Flows { op: job.spec.op, chunk };
+                    let r = Reply::Flows {
+                        op: job.spec.op,
+                        chunk,
+                    };
                     if let Err(r) = self.ring.post(r) {
                         self.pending_reply = Some(r);
                         return;
@@ -224,7 +237,11 @@ impl Worker {
                 }
                 Step::Done => {
                     let job = self.jobs.swap_remove(j);
-                    let r = Reply::JobDone { op: job.spec.op, summary: job.summary, spec: job.spec };
+                    let r = Reply::JobDone {
+                        op: job.spec.op,
+                        summary: job.summary,
+                        spec: job.spec,
+                    };
                     if let Err(r) = self.ring.post(r) {
                         self.pending_reply = Some(r);
                         return;
@@ -269,7 +286,14 @@ fn track_burst(
             frames[i] = m.data();
             lens[i] = m.pkt_len();
         }
-        tracker.process(&frames[..n], &lens[..n], path.in_port as u8, now, &mut actions, c);
+        tracker.process(
+            &frames[..n],
+            &lens[..n],
+            path.in_port as u8,
+            now,
+            &mut actions,
+            c,
+        );
     }
     c.rx_bytes += lens[..n].iter().map(|&l| l as u64).sum::<u64>();
 
@@ -284,11 +308,9 @@ fn track_burst(
             let _ = drops.push(m);
         }
         Action::Reject => {
-            match answer(pool, &m) {
-                Some(r) => {
-                    let _ = replies.push(r);
-                }
-                None => c.rejects_failed += 1,
+            // None: nothing is due (an ICMP error, a RST...) or no mbuf.
+            if let Some(r) = answer(pool, &m) {
+                let _ = replies.push(r);
             }
             let _ = drops.push(m);
         }
@@ -308,8 +330,9 @@ fn track_burst(
 
 /// Builds the RST or ICMP unreachable answering `m` in a fresh mbuf.
 fn answer(pool: &Mempool, m: &Mbuf) -> Option<Mbuf> {
+    let mut buf = [0u8; reject::MAX_REPLY];
+    let len = reject::build(m.data(), &mut buf)?;
     let mut out = pool.alloc()?;
-    let len = reject::reply_len(m.data())?;
-    let buf = out.append(len as u16)?;
-    reject::write_reply(m.data(), buf).then_some(out)
+    out.append(len as u16)?.copy_from_slice(&buf[..len]);
+    Some(out)
 }

@@ -1,39 +1,95 @@
 //! The HTTP control API: one hyper server on the control thread.
 //!
-//! Routing is by path and, for the AWS faces, by headers and body (they
-//! all `POST /`). This module owns the listener, the per-connection tasks
-//! and the shared state handlers read.
+//! Every request is read whole (up to `api.max_body_bytes`) into an
+//! [`ApiRequest`], then routed: health and metrics by path; the F5
+//! matching-flows face by path; the two AWS faces, which both `POST /`,
+//! by their headers (`X-Amz-Target` for the JSON 1.0 protocol) and body
+//! (`Action=` for the EC2 query protocol). This module owns the listener,
+//! the per-connection tasks and the state handlers share.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
+use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use crate::appliance::PortView;
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+
 /// State every handler can read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ApiState {
     /// Ports started and workers launched.
     pub ready: AtomicBool,
+    /// The configuration flowgate runs with.
+    pub config: Arc<Config>,
+    /// The worker rings, once the data plane runs.
+    pub dispatcher: OnceLock<Dispatcher>,
+    /// The ports, once they are up.
+    pub ports: OnceLock<Vec<PortView>>,
+}
+
+impl ApiState {
+    /// State for a configuration, before the data plane runs.
+    pub fn new(config: Arc<Config>) -> ApiState {
+        ApiState {
+            ready: AtomicBool::new(false),
+            config,
+            dispatcher: OnceLock::new(),
+            ports: OnceLock::new(),
+        }
+    }
+}
+
+/// A request, read whole.
+#[derive(Debug)]
+pub struct ApiRequest {
+    /// Method.
+    pub method: Method,
+    /// Path, without the query.
+    pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+impl ApiRequest {
+    /// A header's value as text, if present and valid.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// The response type of every handler.
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// A plain-text response.
-pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+/// A response with a body and content type.
+pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
     Response::builder()
         .status(status)
-        .header("content-type", "text/plain; charset=utf-8")
+        .header("content-type", content_type)
         .body(Full::new(body.into()))
         .expect("static headers are valid")
 }
 
-async fn route(req: Request<Incoming>, state: Arc<ApiState>) -> Result<HttpResponse, Infallible> {
-    let resp = match (req.method(), req.uri().path()) {
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
+    match (&req.method, req.path.as_str()) {
         (&Method::GET, "/healthz") => {
             if state.ready.load(Ordering::Acquire) {
                 text(StatusCode::OK, "ok\n")
@@ -45,8 +101,39 @@ async fn route(req: Request<Incoming>, state: Arc<ApiState>) -> Result<HttpRespo
             }
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn read(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    limit: usize,
+) -> Result<ApiRequest, HttpResponse> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return Err(if too_large {
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body over {limit} bytes\n"),
+                )
+            } else {
+                text(StatusCode::BAD_REQUEST, "could not read the request body\n")
+            });
+        }
     };
-    Ok(resp)
+    Ok(ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        peer,
+    })
 }
 
 /// Serves the API on `listener` until the runtime stops.
@@ -56,7 +143,7 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
         .expect("nonblocking listener");
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("flowgate: api: accept failed: {e}");
@@ -66,7 +153,17 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
         };
         let state = state.clone();
         tokio::task::spawn_local(async move {
-            let svc = hyper::service::service_fn(move |req| route(req, state.clone()));
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move {
+                    let limit = state.config.api.max_body_bytes;
+                    let resp = match read(req, peer, limit).await {
+                        Ok(r) => route(r, state).await,
+                        Err(resp) => resp,
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

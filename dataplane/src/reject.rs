@@ -1,0 +1,333 @@
+//! Answers to rejected packets: a TCP RST for TCP, an ICMP or ICMPv6 port
+//! unreachable for anything else, sent back out of the ingress port.
+//!
+//! The answer mirrors the offending frame's layer 2 (MACs swapped, VLAN tags
+//! kept) so it reaches the sender on the same segment. Following RFC 793,
+//! the RST acknowledges exactly what the segment occupied, or takes its
+//! sequence number from the segment's ACK. Following RFC 1122 / 4443, no
+//! answer goes to an ICMP error, a RST, a non-first fragment or a multicast
+//! or broadcast source; the caller then just drops the packet.
+
+use crate::parse::{parse, Fragment, Parsed, ParsedPacket};
+use crate::wire::icmp::IcmpPacket;
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::tcp::{flags as tcpf, TcpPacket};
+
+/// The largest answer: an ICMPv6 error is kept within the IPv6 minimum MTU
+/// (1280) after the Ethernet header and two VLAN tags.
+pub const MAX_REPLY: usize = 22 + 1280;
+
+const TTL: u8 = 64;
+
+/// Writes the answer to `frame` into `out`; returns its length, or `None`
+/// when no answer is due.
+pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
+    let Parsed::Ip(p) = parse(frame) else {
+        return None;
+    };
+    if matches!(p.fragment, Fragment::Later { .. }) {
+        return None;
+    }
+    let l3 = p.l3_offset as usize;
+    // Never answer a group address (the I/G bit of the source MAC).
+    if frame[6] & 1 != 0 {
+        return None;
+    }
+    // Layer 2: swap the MACs, keep the tags and EtherType.
+    out[..l3].copy_from_slice(&frame[..l3]);
+    out[..6].copy_from_slice(&frame[6..12]);
+    out[6..12].copy_from_slice(&frame[..6]);
+    let v6 = p.tuple.family == crate::flow::AddrFamily::V6;
+    let ip_hdr = if v6 { 40 } else { 20 };
+    let l4 = l3 + ip_hdr;
+    let l4_len = if p.tuple.proto == 6 {
+        tcp_rst(frame, &p, &mut out[l4..])?
+    } else {
+        icmp_unreachable(frame, &p, &mut out[l4..])?
+    };
+    let total = ip_hdr + l4_len;
+    if v6 {
+        let orig = Ipv6Packet::new_checked(&frame[l3..]).ok()?;
+        let mut ip = Ipv6Packet::new_unchecked(&mut out[l3..l3 + total]);
+        ip.set_version(6);
+        ip.set_traffic_class(0);
+        ip.set_flow_label(0);
+        ip.set_payload_len(l4_len as u16);
+        ip.set_next_header(if p.tuple.proto == 6 { 6 } else { 58 });
+        ip.set_hop_limit(TTL);
+        ip.set_src_addr(orig.dst_addr());
+        ip.set_dst_addr(orig.src_addr());
+        if orig.src_addr()[0] == 0xff {
+            return None;
+        }
+        let (src, dst) = (orig.dst_addr(), orig.src_addr());
+        if p.tuple.proto == 6 {
+            TcpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(src, dst);
+        } else {
+            IcmpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(src, dst);
+        }
+    } else {
+        let orig = Ipv4Packet::new_checked(&frame[l3..]).ok()?;
+        let s = orig.src_addr();
+        if s[0] >= 224 || s == [255, 255, 255, 255] || s == [0, 0, 0, 0] {
+            return None;
+        }
+        let mut ip = Ipv4Packet::new_unchecked(&mut out[l3..l3 + total]);
+        ip.set_version(4);
+        ip.set_header_len(20);
+        ip.set_dscp(0);
+        ip.set_ecn(0);
+        ip.set_total_len(total as u16);
+        ip.set_ident(0);
+        ip.set_dont_frag(true);
+        ip.set_more_frags(false);
+        ip.set_frag_offset(0);
+        ip.set_ttl(TTL);
+        ip.set_protocol(if p.tuple.proto == 6 { 6 } else { 1 });
+        ip.set_src_addr(orig.dst_addr());
+        ip.set_dst_addr(orig.src_addr());
+        ip.fill_checksum();
+        if p.tuple.proto == 6 {
+            TcpPacket::new_unchecked(&mut out[l4..l4 + l4_len])
+                .fill_checksum_v4(orig.dst_addr(), orig.src_addr());
+        } else {
+            IcmpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v4();
+        }
+    }
+    Some(l3 + total)
+}
+
+/// The RST for a TCP segment (20-byte header, checksum filled by the caller).
+fn tcp_rst(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
+    let seg = TcpPacket::new_checked(
+        &frame[p.l4_offset as usize..p.l3_offset as usize + p.ip_len as usize],
+    )
+    .ok()?;
+    if seg.has_flags(tcpf::RST) {
+        return None;
+    }
+    let mut rst = TcpPacket::new_unchecked(&mut out[..20]);
+    rst.set_src_port(seg.dst_port());
+    rst.set_dst_port(seg.src_port());
+    rst.set_header_len(20);
+    rst.set_window(0);
+    rst.set_urgent(0);
+    rst.set_checksum(0);
+    if seg.has_flags(tcpf::ACK) {
+        rst.set_seq_number(seg.ack_number());
+        rst.set_ack_number(0);
+        rst.set_flags(tcpf::RST);
+    } else {
+        let occupied = seg.payload().len() as u32
+            + seg.has_flags(tcpf::SYN) as u32
+            + seg.has_flags(tcpf::FIN) as u32;
+        rst.set_seq_number(0);
+        rst.set_ack_number(seg.seq_number().wrapping_add(occupied));
+        rst.set_flags(tcpf::RST | tcpf::ACK);
+    }
+    Some(20)
+}
+
+/// An ICMP(v6) port unreachable quoting the offending packet.
+fn icmp_unreachable(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
+    let v6 = p.tuple.family == crate::flow::AddrFamily::V6;
+    let l3 = p.l3_offset as usize;
+    let ip = &frame[l3..l3 + p.ip_len as usize];
+    // No error about an error: only echo messages among ICMP may be answered.
+    if (p.tuple.proto == 1 && !v6) || (p.tuple.proto == 58 && v6) {
+        let icmp =
+            IcmpPacket::new_checked(&frame[p.l4_offset as usize..l3 + p.ip_len as usize]).ok()?;
+        let echo = if v6 {
+            icmp.is_echo_v6()
+        } else {
+            icmp.is_echo_v4()
+        };
+        if !echo {
+            return None;
+        }
+    }
+    // RFC 792: the IP header and 8 bytes; RFC 4443: as much as fits in 1280.
+    let quote = if v6 {
+        ip.len().min(1280 - 40 - 8)
+    } else {
+        ip.len().min((p.l4_offset as usize - l3) + 8)
+    };
+    let len = 8 + quote;
+    out[8..len].copy_from_slice(&ip[..quote]);
+    let mut icmp = IcmpPacket::new_unchecked(&mut out[..len]);
+    if v6 {
+        icmp.set_msg_type(1); // destination unreachable
+        icmp.set_code(4); // port unreachable
+    } else {
+        icmp.set_msg_type(3); // destination unreachable
+        icmp.set_code(3); // port unreachable
+    }
+    icmp.set_rest_of_header(0);
+    icmp.set_checksum(0);
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn answer(frame: &[u8]) -> Option<Vec<u8>> {
+        let mut out = [0u8; MAX_REPLY];
+        build(frame, &mut out).map(|n| out[..n].to_vec())
+    }
+
+    fn check_ip(reply: &[u8]) -> etherparse::SlicedPacket<'_> {
+        etherparse::SlicedPacket::from_ethernet(reply).expect("answer parses")
+    }
+
+    #[test]
+    fn rst_answers_a_syn() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .tcp(40000, 22, 1000, 64240)
+            .syn()
+            .write(&mut f, &[])
+            .unwrap();
+        let r = answer(&f).expect("a RST");
+        assert_eq!(&r[..6], &A, "back to the sender");
+        let s = check_ip(&r);
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &s.net else {
+            panic!()
+        };
+        assert_eq!(ip.header().source(), [192, 0, 2, 1]);
+        assert_eq!(ip.header().destination(), [10, 0, 0, 1]);
+        let Some(etherparse::TransportSlice::Tcp(t)) = &s.transport else {
+            panic!()
+        };
+        assert!(t.rst() && t.ack() && !t.syn());
+        assert_eq!((t.source_port(), t.destination_port()), (22, 40000));
+        assert_eq!(t.acknowledgment_number(), 1001, "SYN occupies one");
+        let ipv4 = etherparse::Ipv4HeaderSlice::from_slice(&r[14..])
+            .unwrap()
+            .to_header();
+        assert_eq!(
+            t.to_header().calc_checksum_ipv4(&ipv4, &[]).unwrap(),
+            t.checksum()
+        );
+        assert_eq!(ipv4.header_checksum, ipv4.calc_header_checksum());
+    }
+
+    #[test]
+    fn rst_to_an_ack_takes_its_sequence() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .single_vlan(7.try_into().unwrap())
+            .ipv6([0xfd; 16], [0x20; 16], 64)
+            .tcp(40000, 80, 5, 100)
+            .ack(777)
+            .write(&mut f, b"data")
+            .unwrap();
+        let r = answer(&f).expect("a RST");
+        let s = check_ip(&r);
+        assert!(s.vlan().is_some(), "tags kept");
+        let Some(etherparse::TransportSlice::Tcp(t)) = &s.transport else {
+            panic!()
+        };
+        assert!(t.rst() && !t.ack());
+        assert_eq!(t.sequence_number(), 777);
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+            panic!()
+        };
+        let h = ip.header().to_header();
+        assert_eq!(h.source, [0x20; 16]);
+        assert_eq!(
+            t.to_header().calc_checksum_ipv6(&h, &[]).unwrap(),
+            t.checksum()
+        );
+    }
+
+    #[test]
+    fn icmp_port_unreachable_for_udp_v4_and_v6() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .udp(5000, 53)
+            .write(&mut f, &[1; 40])
+            .unwrap();
+        let r = answer(&f).expect("ICMP");
+        let s = check_ip(&r);
+        let Some(etherparse::TransportSlice::Icmpv4(i)) = &s.transport else {
+            panic!("{:?}", s.transport)
+        };
+        assert_eq!((i.type_u8(), i.code_u8()), (3, 3));
+        assert_eq!(&i.payload()[..20], &f[14..34], "quotes the IP header");
+        assert_eq!(i.payload().len(), 28, "header + 8 bytes");
+        assert_eq!(
+            etherparse::checksum::Sum16BitWords::new()
+                .add_slice(&r[34..])
+                .ones_complement(),
+            0
+        );
+
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv6([0xfd; 16], [0x20; 16], 64)
+            .udp(5000, 53)
+            .write(&mut f, &[2; 2000])
+            .unwrap();
+        let r = answer(&f).expect("ICMPv6");
+        assert!(r.len() - 14 <= 1280);
+        let s = check_ip(&r);
+        let Some(etherparse::TransportSlice::Icmpv6(i)) = &s.transport else {
+            panic!()
+        };
+        assert_eq!((i.type_u8(), i.code_u8()), (1, 4));
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+            panic!()
+        };
+        let h = ip.header().to_header();
+        assert_eq!(
+            i.icmp_type()
+                .calc_checksum(h.source, h.destination, i.payload())
+                .unwrap(),
+            i.checksum()
+        );
+    }
+
+    #[test]
+    fn no_answer_to_errors_resets_fragments_or_multicast() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .tcp(1, 2, 3, 4)
+            .rst()
+            .write(&mut f, &[])
+            .unwrap();
+        assert!(answer(&f).is_none(), "RST");
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(&mut f, &[0; 28])
+            .unwrap();
+        assert!(answer(&f).is_none(), "ICMP error");
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut f, &[0; 8])
+            .unwrap();
+        assert!(answer(&f).is_some(), "echo is answered");
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([1, 0, 0x5e, 0, 0, 1], B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .udp(1, 2)
+            .write(&mut f, &[0; 8])
+            .unwrap();
+        assert!(answer(&f).is_none(), "group source MAC");
+        assert!(answer(&[0u8; 10]).is_none(), "runt");
+    }
+}
