@@ -112,16 +112,23 @@ fn sigterm_at_full_rate_exits_cleanly_and_returns_every_mbuf() {
         out.contains("mbufs in use after close: 0 (no leak)"),
         "{out}"
     );
-    // Every packet a worker received was sent or counted as dropped.
-    let w = out
+    // Every packet the worker received was sent or counted as dropped.
+    let final_part = out.split("final counters").nth(1).expect("final counters");
+    let w = final_part
         .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with("worker 0") && !l.contains("busy"))
-        .unwrap()
-        .to_string();
-    let nums: Vec<u64> = w
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    assert_eq!(nums[1], nums[2] + nums[3], "rx = tx + dropped: {w}");
+        .find(|l| l.trim_start().starts_with("worker 0"))
+        .expect("final worker line");
+    let words: Vec<&str> = w.split_whitespace().collect();
+    let field = |name: &str| -> u64 {
+        let i = words
+            .iter()
+            .position(|x| *x == name)
+            .unwrap_or_else(|| panic!("{name} in {w}"));
+        words[i + 1].parse().unwrap()
+    };
+    assert_eq!(
+        field("rx"),
+        field("tx") + field("tx-dropped"),
+        "rx = tx + dropped: {w}"
+    );
 }

@@ -127,6 +127,7 @@ pub struct Job {
 
 /// What the caller should do after [`Job::step`].
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a chunk by value: no allocation on the worker
 pub enum Step {
     /// Keep going next time.
     Continue,
@@ -218,7 +219,7 @@ impl Job {
                 // In-place sort: no allocation on the worker.
                 self.spec
                     .buffer
-                    .sort_unstable_by(|a, b| b.entry.first_seen.cmp(&a.entry.first_seen));
+                    .sort_unstable_by_key(|r| std::cmp::Reverse(r.entry.first_seen));
             }
             while self.drain < self.spec.buffer.len() && !self.chunk.is_full() {
                 self.chunk.push(self.spec.buffer[self.drain]);
