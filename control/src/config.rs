@@ -45,6 +45,9 @@ pub struct Config {
     /// The HTTP control API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Flow operations: the AWS Network Firewall face.
+    #[serde(default)]
+    pub operations: OperationsConfig,
 }
 
 /// Whether EAL runs on huge pages.
@@ -350,6 +353,68 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[operations]`: who the appliance claims to be on the Network Firewall
+/// face, and the limits of the operation store.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperationsConfig {
+    /// The firewall ARN requests must name (any other: ResourceNotFoundException).
+    pub firewall_arn: String,
+    /// The Availability Zone a request may scope to (`AvailabilityZone`).
+    pub availability_zone: String,
+    /// The Availability Zone id a request may scope to (`AvailabilityZoneId`).
+    pub availability_zone_id: String,
+    /// The firewall endpoint id a request may scope to (`VpcEndpointId`).
+    pub vpc_endpoint_id: String,
+    /// The VPC endpoint association a request may scope to; none: requests
+    /// naming one are refused.
+    pub vpc_endpoint_association_arn: Option<String>,
+    /// Operations running at once; one more gets ThrottlingException.
+    pub max_in_progress: usize,
+    /// Most flows one operation reports; beyond it the operation ends
+    /// COMPLETED_WITH_ERRORS.
+    pub result_cap: u64,
+    /// Seconds a finished operation (and its results) is kept.
+    pub retention_seconds: u64,
+    /// Finished operations kept at most; the oldest is forgotten first.
+    pub retention_count: usize,
+    /// How long every worker has to finish its part; a late worker makes
+    /// the operation FAILED ("Flow timeout").
+    pub worker_timeout_ms: u64,
+}
+
+impl Default for OperationsConfig {
+    fn default() -> Self {
+        Self {
+            firewall_arn: "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
+                .into(),
+            availability_zone: "us-east-1a".into(),
+            availability_zone_id: "use1-az1".into(),
+            vpc_endpoint_id: "vpce-0f10a7e0000000001".into(),
+            vpc_endpoint_association_arn: None,
+            max_in_progress: 4,
+            result_cap: 10_000,
+            retention_seconds: 3600,
+            retention_count: 100,
+            worker_timeout_ms: 5000,
+        }
+    }
+}
+
+/// Whether `s` fits the model's `ResourceArn`: 1 to 256 characters, `^arn:aws.*`
+/// (`.` excludes line breaks).
+pub fn is_resource_arn(s: &str) -> bool {
+    (1..=256).contains(&s.chars().count()) && s.starts_with("arn:aws") && !s.contains(['\n', '\r'])
+}
+
+/// Whether `s` fits the model's `VpcEndpointId`: 5 to 256 characters,
+/// `^vpce-[a-zA-Z0-9]*$`.
+pub fn is_vpc_endpoint_id(s: &str) -> bool {
+    (5..=256).contains(&s.len())
+        && s.strip_prefix("vpce-")
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 /// A loaded, validated configuration and where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -637,6 +702,7 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
         ));
     }
     compile_policy(l)?;
+    validate_operations(l)?;
     let mut paired = HashSet::new();
     for (i, [a, b]) in dp.pairs.iter().enumerate() {
         for (j, n) in [a, b].into_iter().enumerate() {
@@ -653,6 +719,78 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn validate_operations(l: &Loaded) -> Result<(), ConfigError> {
+    let o = &l.config.operations;
+    if !is_resource_arn(&o.firewall_arn) {
+        return Err(l.error(
+            "operations.firewall_arn",
+            format!(
+                "{:?} is not an ARN (arn:aws..., at most 256 characters)",
+                o.firewall_arn
+            ),
+        ));
+    }
+    if let Some(arn) = &o.vpc_endpoint_association_arn {
+        if !is_resource_arn(arn) {
+            return Err(l.error(
+                "operations.vpc_endpoint_association_arn",
+                format!("{arn:?} is not an ARN (arn:aws..., at most 256 characters)"),
+            ));
+        }
+    }
+    for (key, v) in [
+        ("operations.availability_zone", &o.availability_zone),
+        ("operations.availability_zone_id", &o.availability_zone_id),
+    ] {
+        if v.trim().is_empty() {
+            return Err(l.error(key, "must not be empty"));
+        }
+    }
+    if !is_vpc_endpoint_id(&o.vpc_endpoint_id) {
+        return Err(l.error(
+            "operations.vpc_endpoint_id",
+            format!(
+                "{:?} is not an endpoint id (vpce- and letters or digits)",
+                o.vpc_endpoint_id
+            ),
+        ));
+    }
+    // Each operation is one job on every worker, and a worker runs at most
+    // MAX_JOBS: more would be refused there, so throttle before.
+    let most = flowgate_dataplane::worker::MAX_JOBS;
+    if !(1..=most).contains(&o.max_in_progress) {
+        return Err(l.error(
+            "operations.max_in_progress",
+            format!(
+                "{} is outside 1..={most} (jobs a worker runs at once)",
+                o.max_in_progress
+            ),
+        ));
+    }
+    if !(1..=10_000_000).contains(&o.result_cap) {
+        return Err(l.error(
+            "operations.result_cap",
+            format!("{} is outside 1..=10000000", o.result_cap),
+        ));
+    }
+    if o.retention_seconds == 0 {
+        return Err(l.error(
+            "operations.retention_seconds",
+            "must be at least 1, or results are gone before anyone can read them",
+        ));
+    }
+    if o.retention_count == 0 {
+        return Err(l.error("operations.retention_count", "must be at least 1"));
+    }
+    if o.worker_timeout_ms > 3_600_000 {
+        return Err(l.error(
+            "operations.worker_timeout_ms",
+            format!("{} is over an hour (3600000)", o.worker_timeout_ms),
+        ));
     }
     Ok(())
 }
@@ -908,6 +1046,42 @@ protocols = ["tcp", 17]
         ] {
             let e = check(&format!("{GOOD}{bad}")).unwrap_err();
             assert!(e.key.starts_with(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn operations_defaults_and_errors_name_the_key() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.operations, OperationsConfig::default());
+        assert!(is_resource_arn(&c.operations.firewall_arn));
+        assert!(is_vpc_endpoint_id(&c.operations.vpc_endpoint_id));
+        let ok = "\n[operations]\nvpc_endpoint_association_arn = \"arn:aws:network-firewall:us-east-1:123456789012:vpc-endpoint-association/a\"\nworker_timeout_ms = 0\n";
+        check(&format!("{GOOD}{ok}")).unwrap();
+        for (bad, key) in [
+            ("firewall_arn = \"flowgate\"", "operations.firewall_arn"),
+            (
+                "vpc_endpoint_association_arn = \"x\"",
+                "operations.vpc_endpoint_association_arn",
+            ),
+            ("availability_zone = \" \"", "operations.availability_zone"),
+            (
+                "vpc_endpoint_id = \"vpce-a_b\"",
+                "operations.vpc_endpoint_id",
+            ),
+            ("max_in_progress = 0", "operations.max_in_progress"),
+            ("max_in_progress = 9", "operations.max_in_progress"),
+            ("result_cap = 0", "operations.result_cap"),
+            ("retention_seconds = 0", "operations.retention_seconds"),
+            ("retention_count = 0", "operations.retention_count"),
+            (
+                "worker_timeout_ms = 3600001",
+                "operations.worker_timeout_ms",
+            ),
+            ("max_in_progres = 1", "operations.max_in_progres"),
+        ] {
+            let e = check(&format!("{GOOD}\n[operations]\n{bad}\n")).unwrap_err();
+            assert!(e.key.starts_with(key), "{bad}: {e}");
+            assert!(!e.to_string().contains('\n'));
         }
     }
 

@@ -7,6 +7,7 @@ mod control;
 mod dispatch;
 mod eal_args;
 mod filters;
+mod ops;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

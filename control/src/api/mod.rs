@@ -7,10 +7,12 @@
 //! (`Action=` for the EC2 query protocol). This module owns the listener,
 //! the per-connection tasks and the state handlers share.
 
+pub mod nfw;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -21,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use crate::appliance::PortView;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::ops::{Limits, OperationStore};
 
 /// State every handler can read.
 #[derive(Debug)]
@@ -33,6 +36,8 @@ pub struct ApiState {
     pub dispatcher: OnceLock<Dispatcher>,
     /// The ports, once they are up.
     pub ports: OnceLock<Vec<PortView>>,
+    /// Flow operations (captures and flushes) and their results.
+    pub ops: Mutex<OperationStore<nfw::model::FlowOperationSpec>>,
 }
 
 impl ApiState {
@@ -40,10 +45,19 @@ impl ApiState {
     pub fn new(config: Arc<Config>) -> ApiState {
         ApiState {
             ready: AtomicBool::new(false),
-            config,
             dispatcher: OnceLock::new(),
             ports: OnceLock::new(),
+            ops: Mutex::new(OperationStore::new(Limits::from_config(&config.operations))),
+            config,
         }
+    }
+
+    /// The operation store. Handlers and job tasks share one thread and
+    /// hold it only briefly, so it is never contended.
+    pub fn ops(&self) -> MutexGuard<'_, OperationStore<nfw::model::FlowOperationSpec>> {
+        // A panic aborts the process (release profile), so poisoning only
+        // happens in tests; the store is consistent after every call anyway.
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -100,6 +114,8 @@ async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
                 )
             }
         }
+        // The AWS JSON 1.0 faces name their operation in this header.
+        (&Method::POST, _) if req.headers.contains_key("x-amz-target") => nfw::handle(&req, &state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -1,0 +1,674 @@
+//! The flow-operation store: every capture and flush the API started, from
+//! IN_PROGRESS to its final status, with the flows it found.
+//!
+//! It is bounded three ways: at most `max_in_progress` operations run at
+//! once (one more is refused, which the API reports as throttling); a
+//! finished operation keeps at most `result_cap` flows; and finished
+//! operations are forgotten `retention` after they finished, or sooner when
+//! more than `retention_count` of them are kept (oldest first). Forgetting is
+//! lazy, on each access, so no timer task is needed.
+//!
+//! The store is face-neutral: it knows nothing of JSON. Each operation
+//! carries a face-defined `S` (what the request asked for, to echo back),
+//! and results are plain [`FlowResult`]s that a face renders its own way.
+//! Operations are numbered in creation order (`seq`), which gives
+//! newest-first listing and pagination that insertions and removals do not
+//! disturb.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant, SystemTime};
+
+use flowgate_dataplane::flow::AddrFamily;
+use flowgate_dataplane::job::FlowRecord;
+use uuid::Uuid;
+
+use crate::dispatch::JobOutcome;
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// List the matching flows.
+    Capture,
+    /// Remove the matching flows, and list them.
+    Flush,
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpStatus {
+    /// Workers are still scanning.
+    InProgress,
+    /// Every worker answered; every matching flow is in the results.
+    Completed,
+    /// Every worker answered, but some matching flows are missing from the
+    /// results (the result cap).
+    CompletedWithErrors,
+    /// No usable results: a worker did not answer in time, or refused.
+    Failed,
+}
+
+impl OpStatus {
+    /// Whether the operation is over.
+    pub fn is_final(self) -> bool {
+        self != OpStatus::InProgress
+    }
+}
+
+/// Why a flow operation failed, in the words the Network Firewall API uses.
+pub const MSG_TIMEOUT: &str = "Flow timeout";
+/// A worker refused the job (it runs too many already, its ring was full,
+/// or it does not track flows).
+pub const MSG_ERROR: &str = "Flow operation error";
+
+/// The store's bounds (from `[operations]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Operations running at once.
+    pub max_in_progress: usize,
+    /// Most flows one operation keeps.
+    pub result_cap: u64,
+    /// How long a finished operation is kept.
+    pub retention: Duration,
+    /// Finished operations kept at most.
+    pub retention_count: usize,
+}
+
+impl Limits {
+    /// The limits `[operations]` sets.
+    pub fn from_config(c: &crate::config::OperationsConfig) -> Limits {
+        Limits {
+            max_in_progress: c.max_in_progress,
+            result_cap: c.result_cap,
+            retention: Duration::from_secs(c.retention_seconds),
+            retention_count: c.retention_count,
+        }
+    }
+}
+
+/// One flow an operation found, as of when its worker scanned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowResult {
+    /// The address of the side that opened the flow.
+    pub src: IpAddr,
+    /// The other side.
+    pub dst: IpAddr,
+    /// The opener's port (ICMP: identifier or type/code).
+    pub sport: u16,
+    /// The other side's port.
+    pub dport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Whole seconds since the flow's first packet.
+    pub age_secs: u64,
+    /// Packets, both directions.
+    pub packets: u64,
+    /// Bytes (whole frames), both directions.
+    pub bytes: u64,
+}
+
+impl FlowResult {
+    /// A worker's record, aged against `tsc_now` (the TSC when the outcome
+    /// was assembled; every worker reads the same invariant TSC).
+    pub fn from_record(r: &FlowRecord, tsc_now: u64, tsc_hz: u64) -> FlowResult {
+        let e = &r.entry;
+        let t = e.forward_tuple();
+        let addr = |b: [u8; 16]| -> IpAddr {
+            match t.family {
+                AddrFamily::V6 => IpAddr::V6(Ipv6Addr::from(b)),
+                _ => IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+            }
+        };
+        let (pf, pr) = e.packets_fwd_rev();
+        let (bf, br) = e.bytes_fwd_rev();
+        FlowResult {
+            src: addr(t.src),
+            dst: addr(t.dst),
+            sport: t.sport,
+            dport: t.dport,
+            proto: t.proto,
+            age_secs: tsc_now.saturating_sub(e.first_seen) / tsc_hz.max(1),
+            packets: pf.saturating_add(pr),
+            bytes: bf.saturating_add(br),
+        }
+    }
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// The final status.
+    pub status: OpStatus,
+    /// Why, when not plainly COMPLETED.
+    pub message: Option<String>,
+    /// The flows found (empty when FAILED).
+    pub results: Vec<FlowResult>,
+}
+
+impl Finish {
+    /// Turns what the workers sent back into a final status and results,
+    /// keeping at most `cap` flows.
+    pub fn from_outcome(outcome: &JobOutcome, cap: u64, tsc_hz: u64) -> Finish {
+        let failed = |msg: &str| Finish {
+            status: OpStatus::Failed,
+            message: Some(msg.to_string()),
+            results: Vec::new(),
+        };
+        if !outcome.complete() {
+            // A refusal is reported before a timeout: that worker did answer.
+            return failed(if outcome.refused.is_empty() {
+                MSG_TIMEOUT
+            } else {
+                MSG_ERROR
+            });
+        }
+        let mut records: Vec<&(usize, FlowRecord)> = outcome.records.iter().collect();
+        // Workers answer in any order; a stable order makes pages stable.
+        records.sort_by_key(|(w, r)| (*w, r.index));
+        // Each worker honours the cap alone, so together they may exceed it.
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        let cut = records.len() > cap;
+        let results = records
+            .into_iter()
+            .take(cap)
+            .map(|(_, r)| FlowResult::from_record(r, outcome.tsc_now, tsc_hz))
+            .collect();
+        if cut || outcome.truncated() {
+            Finish {
+                status: OpStatus::CompletedWithErrors,
+                // The model's StatusReason allows letters, digits, '-' and spaces only.
+                message: Some(format!("Result cap of {cap} flows reached")),
+                results,
+            }
+        } else {
+            Finish {
+                status: OpStatus::Completed,
+                message: None,
+                results,
+            }
+        }
+    }
+}
+
+/// One operation.
+#[derive(Debug, Clone)]
+pub struct Operation<S> {
+    /// Its id, as clients see it.
+    pub id: Uuid,
+    /// Creation order (larger is newer).
+    pub seq: u64,
+    /// Capture or flush.
+    pub kind: OpKind,
+    /// Where it stands.
+    pub status: OpStatus,
+    /// Why it ended as it did, when that needs saying.
+    pub message: Option<String>,
+    /// Wall-clock time it was requested.
+    pub requested_at: SystemTime,
+    /// When it finished (for retention).
+    pub finished_at: Option<Instant>,
+    /// What the face wants to echo back (the request as given).
+    pub spec: S,
+    /// The flows found, in a stable order.
+    pub results: Vec<FlowResult>,
+}
+
+/// Why an operation was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// `max_in_progress` operations are running.
+    #[error("{running} flow operations are in progress, the most this appliance runs at once")]
+    Busy {
+        /// How many are running.
+        running: usize,
+    },
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<u64>,
+}
+
+/// Every operation the appliance remembers.
+#[derive(Debug)]
+pub struct OperationStore<S> {
+    limits: Limits,
+    next_seq: u64,
+    by_seq: BTreeMap<u64, Operation<S>>,
+    by_id: HashMap<Uuid, u64>,
+}
+
+impl<S> OperationStore<S> {
+    /// An empty store.
+    pub fn new(limits: Limits) -> Self {
+        OperationStore {
+            limits,
+            next_seq: 1,
+            by_seq: BTreeMap::new(),
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// Operations still running.
+    pub fn in_progress(&self) -> usize {
+        self.by_seq
+            .values()
+            .filter(|o| o.status == OpStatus::InProgress)
+            .count()
+    }
+
+    /// Operations held, running and finished.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    /// Creates an IN_PROGRESS operation, unless too many are running.
+    pub fn start(
+        &mut self,
+        kind: OpKind,
+        spec: S,
+        requested_at: SystemTime,
+        now: Instant,
+    ) -> Result<&Operation<S>, StartError> {
+        self.prune(now);
+        let running = self.in_progress();
+        if running >= self.limits.max_in_progress {
+            return Err(StartError::Busy { running });
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id = Uuid::new_v4();
+        self.by_id.insert(id, seq);
+        let op = Operation {
+            id,
+            seq,
+            kind,
+            status: OpStatus::InProgress,
+            message: None,
+            requested_at,
+            finished_at: None,
+            spec,
+            results: Vec::new(),
+        };
+        Ok(self.by_seq.entry(seq).or_insert(op))
+    }
+
+    /// Records how an operation ended. An operation already forgotten, or
+    /// already final, is left as it is (false).
+    pub fn finish(&mut self, id: Uuid, mut f: Finish, now: Instant) -> bool {
+        let Some(op) = self.by_id.get(&id).and_then(|s| self.by_seq.get_mut(s)) else {
+            return false;
+        };
+        if op.status.is_final() {
+            return false;
+        }
+        f.results
+            .truncate(usize::try_from(self.limits.result_cap).unwrap_or(usize::MAX));
+        op.status = f.status;
+        op.message = f.message;
+        op.results = f.results;
+        op.finished_at = Some(now);
+        self.prune(now);
+        true
+    }
+
+    /// The operation with this id, if it is still remembered.
+    pub fn get(&mut self, id: &Uuid, now: Instant) -> Option<&Operation<S>> {
+        self.prune(now);
+        self.by_id.get(id).and_then(|s| self.by_seq.get(s))
+    }
+
+    /// Operations of `kind` (any when `None`), newest first, starting below
+    /// `before` (a `next` of an earlier page), at most `max`.
+    pub fn list(
+        &mut self,
+        kind: Option<OpKind>,
+        before: Option<u64>,
+        max: usize,
+        now: Instant,
+    ) -> Page<&Operation<S>> {
+        self.prune(now);
+        let upper = before.unwrap_or(u64::MAX);
+        let mut matching = self
+            .by_seq
+            .range(..upper)
+            .rev()
+            .map(|(_, o)| o)
+            .filter(|o| kind.is_none() || kind == Some(o.kind));
+        let items: Vec<&Operation<S>> = matching.by_ref().take(max.max(1)).collect();
+        let next = match (items.last(), matching.next()) {
+            (Some(last), Some(_)) => Some(last.seq),
+            _ => None,
+        };
+        Page { items, next }
+    }
+
+    /// Forgets finished operations past their retention, then the oldest
+    /// finished ones beyond the count. Running ones are never forgotten.
+    pub fn prune(&mut self, now: Instant) {
+        let keep_for = self.limits.retention;
+        let expired: Vec<u64> = self
+            .by_seq
+            .values()
+            .filter(|o| {
+                o.finished_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= keep_for)
+            })
+            .map(|o| o.seq)
+            .collect();
+        for seq in expired {
+            self.forget(seq);
+        }
+        let mut finished: Vec<(Instant, u64)> = self
+            .by_seq
+            .values()
+            .filter_map(|o| o.finished_at.map(|t| (t, o.seq)))
+            .collect();
+        if finished.len() > self.limits.retention_count {
+            finished.sort_unstable();
+            let excess = finished.len() - self.limits.retention_count;
+            for &(_, seq) in &finished[..excess] {
+                self.forget(seq);
+            }
+        }
+    }
+
+    fn forget(&mut self, seq: u64) {
+        if let Some(op) = self.by_seq.remove(&seq) {
+            self.by_id.remove(&op.id);
+        }
+    }
+}
+
+/// A page of an operation's results: from `offset`, at most `max`; the next
+/// page's offset if more remain.
+pub fn results_page(results: &[FlowResult], offset: usize, max: usize) -> Page<FlowResult> {
+    let start = offset.min(results.len());
+    let end = start.saturating_add(max.max(1)).min(results.len());
+    Page {
+        items: results[start..end].to_vec(),
+        next: (end < results.len()).then_some(end as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowgate_dataplane::flow::key::v4_bytes;
+    use flowgate_dataplane::flow::{FlowEntry, Tuple};
+    use flowgate_dataplane::job::JobSummary;
+
+    fn limits() -> Limits {
+        Limits {
+            max_in_progress: 2,
+            result_cap: 3,
+            retention: Duration::from_secs(10),
+            retention_count: 3,
+        }
+    }
+
+    fn done() -> Finish {
+        Finish {
+            status: OpStatus::Completed,
+            message: None,
+            results: Vec::new(),
+        }
+    }
+
+    fn result(port: u16) -> FlowResult {
+        FlowResult {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            sport: port,
+            dport: 80,
+            proto: 6,
+            age_secs: 0,
+            packets: 1,
+            bytes: 60,
+        }
+    }
+
+    #[test]
+    fn lifecycle_and_throttling() {
+        let t0 = Instant::now();
+        let mut s: OperationStore<&str> = OperationStore::new(limits());
+        let a = s
+            .start(OpKind::Capture, "a", SystemTime::now(), t0)
+            .unwrap()
+            .id;
+        let b = s
+            .start(OpKind::Flush, "b", SystemTime::now(), t0)
+            .unwrap()
+            .id;
+        assert_eq!(s.in_progress(), 2);
+        assert_eq!(
+            s.start(OpKind::Capture, "c", SystemTime::now(), t0)
+                .unwrap_err(),
+            StartError::Busy { running: 2 }
+        );
+        assert_eq!(s.get(&a, t0).unwrap().status, OpStatus::InProgress);
+        let results = (0..5).map(result).collect();
+        let f = Finish {
+            status: OpStatus::Completed,
+            message: None,
+            results,
+        };
+        assert!(s.finish(a, f, t0));
+        let op = s.get(&a, t0).unwrap();
+        assert_eq!(op.status, OpStatus::Completed);
+        assert_eq!(op.results.len(), 3, "kept at most result_cap");
+        assert!(!s.finish(a, done(), t0), "a final status is final");
+        // A slot is free again.
+        s.start(OpKind::Capture, "c", SystemTime::now(), t0)
+            .unwrap();
+        assert!(s.finish(b, done(), t0));
+        assert!(
+            !s.finish(Uuid::new_v4(), done(), t0),
+            "unknown ids are ignored"
+        );
+    }
+
+    #[test]
+    fn retention_by_time_and_count_spares_running_ones() {
+        let t0 = Instant::now();
+        let mut s: OperationStore<()> = OperationStore::new(Limits {
+            max_in_progress: 8,
+            ..limits()
+        });
+        let running = s
+            .start(OpKind::Flush, (), SystemTime::now(), t0)
+            .unwrap()
+            .id;
+        let ids: Vec<Uuid> = (0..5)
+            .map(|i| {
+                let id = s
+                    .start(OpKind::Capture, (), SystemTime::now(), t0)
+                    .unwrap()
+                    .id;
+                s.finish(id, done(), t0 + Duration::from_secs(i));
+                id
+            })
+            .collect();
+        let now = t0 + Duration::from_secs(5);
+        // Five finished, three kept: the two that finished first are gone.
+        assert!(s.get(&ids[0], now).is_none());
+        assert!(s.get(&ids[1], now).is_none());
+        assert!(s.get(&ids[2], now).is_some());
+        assert_eq!(s.held(), 4);
+        // 10 s after finishing, each is forgotten; the running one stays.
+        let later = t0 + Duration::from_millis(12_500);
+        assert!(s.get(&ids[2], later).is_none());
+        assert!(s.get(&ids[3], later).is_some());
+        let much_later = t0 + Duration::from_secs(3600);
+        assert!(s.get(&ids[4], much_later).is_none());
+        assert!(s.get(&running, much_later).is_some());
+        assert_eq!(s.held(), 1);
+    }
+
+    #[test]
+    fn listing_is_newest_first_filtered_and_paged_stably() {
+        let t0 = Instant::now();
+        let mut s: OperationStore<u32> = OperationStore::new(Limits {
+            max_in_progress: 8,
+            retention_count: 100,
+            ..limits()
+        });
+        for i in 0..7 {
+            let kind = if i % 2 == 0 {
+                OpKind::Capture
+            } else {
+                OpKind::Flush
+            };
+            let id = s.start(kind, i, SystemTime::now(), t0).unwrap().id;
+            s.finish(id, done(), t0);
+        }
+        let p = s.list(None, None, 3, t0);
+        assert_eq!(
+            p.items.iter().map(|o| o.spec).collect::<Vec<_>>(),
+            [6, 5, 4]
+        );
+        let next = p.next.unwrap();
+        // A new operation between pages does not shift the next page.
+        let id = s
+            .start(OpKind::Capture, 7, SystemTime::now(), t0)
+            .unwrap()
+            .id;
+        s.finish(id, done(), t0);
+        let p = s.list(None, Some(next), 3, t0);
+        assert_eq!(
+            p.items.iter().map(|o| o.spec).collect::<Vec<_>>(),
+            [3, 2, 1]
+        );
+        let next = p.next;
+        let p = s.list(None, next, 3, t0);
+        assert_eq!(p.items.iter().map(|o| o.spec).collect::<Vec<_>>(), [0]);
+        assert_eq!(p.next, None);
+        let p = s.list(Some(OpKind::Flush), None, 2, t0);
+        assert_eq!(p.items.iter().map(|o| o.spec).collect::<Vec<_>>(), [5, 3]);
+        let next = p.next;
+        let p = s.list(Some(OpKind::Flush), next, 2, t0);
+        assert_eq!(p.items.iter().map(|o| o.spec).collect::<Vec<_>>(), [1]);
+        assert_eq!(p.next, None, "no empty last page");
+        let p = s.list(Some(OpKind::Flush), None, 3, t0);
+        assert_eq!((p.items.len(), p.next), (3, None));
+    }
+
+    #[test]
+    fn results_pages_cover_everything_once() {
+        let all: Vec<FlowResult> = (0..7).map(result).collect();
+        let mut seen = Vec::new();
+        let mut off = 0;
+        loop {
+            let p = results_page(&all, off, 3);
+            seen.extend(p.items);
+            match p.next {
+                Some(n) => off = n as usize,
+                None => break,
+            }
+        }
+        assert_eq!(seen, all);
+        assert_eq!(results_page(&all, 7, 3).items, []);
+        assert_eq!(
+            results_page(&[], 0, 3),
+            Page {
+                items: vec![],
+                next: None
+            }
+        );
+    }
+
+    fn record(opened_by_sender: bool, index: u32, first_seen: u64) -> FlowRecord {
+        let t = Tuple {
+            src: v4_bytes([10, 0, 0, 9]),
+            dst: v4_bytes([10, 0, 0, 1]),
+            sport: 40000,
+            dport: 80,
+            proto: 6,
+            family: AddrFamily::V4,
+            vlan: 0,
+        };
+        let (k, side) = t.canonical();
+        let opener = if opened_by_sender {
+            side
+        } else {
+            side.reverse()
+        };
+        let mut e = FlowEntry::new(k, opener, first_seen);
+        e.packets = [3, 4];
+        e.bytes = [300, 4000];
+        FlowRecord { entry: e, index }
+    }
+
+    #[test]
+    fn outcomes_become_statuses() {
+        let summary = Some(JobSummary::default());
+        let ok = JobOutcome {
+            records: vec![(1, record(true, 5, 1000)), (0, record(false, 9, 0))],
+            summaries: vec![summary, summary],
+            refused: vec![],
+            tsc_now: 10_500,
+        };
+        let f = Finish::from_outcome(&ok, 10, 1000);
+        assert_eq!(f.status, OpStatus::Completed);
+        assert_eq!(f.message, None);
+        // Sorted by worker, then table index.
+        assert_eq!(f.results[0].age_secs, 10);
+        assert_eq!(f.results[1].age_secs, 9);
+        // The opener is the source, whichever endpoint sorts first.
+        assert_eq!(f.results[1].src.to_string(), "10.0.0.9");
+        assert_eq!((f.results[1].sport, f.results[1].dport), (40000, 80));
+        assert_eq!(f.results[0].src.to_string(), "10.0.0.1");
+        assert_eq!((f.results[0].packets, f.results[0].bytes), (7, 4300));
+
+        let cut = Finish::from_outcome(&ok, 1, 1000);
+        assert_eq!(cut.status, OpStatus::CompletedWithErrors);
+        assert_eq!(cut.results.len(), 1);
+        assert_eq!(
+            cut.message.as_deref(),
+            Some("Result cap of 1 flows reached")
+        );
+
+        let mut truncated = ok.clone_for_test();
+        truncated.summaries[0] = Some(JobSummary {
+            truncated: true,
+            ..JobSummary::default()
+        });
+        assert_eq!(
+            Finish::from_outcome(&truncated, 10, 1000).status,
+            OpStatus::CompletedWithErrors
+        );
+
+        let mut late = ok.clone_for_test();
+        late.summaries[1] = None;
+        let f = Finish::from_outcome(&late, 10, 1000);
+        assert_eq!(
+            (f.status, f.message.as_deref()),
+            (OpStatus::Failed, Some(MSG_TIMEOUT))
+        );
+        assert!(f.results.is_empty());
+
+        let mut refused = late.clone_for_test();
+        refused.refused = vec![1];
+        let f = Finish::from_outcome(&refused, 10, 1000);
+        assert_eq!(
+            (f.status, f.message.as_deref()),
+            (OpStatus::Failed, Some(MSG_ERROR))
+        );
+    }
+
+    impl JobOutcome {
+        fn clone_for_test(&self) -> JobOutcome {
+            JobOutcome {
+                records: self.records.clone(),
+                summaries: self.summaries.clone(),
+                refused: self.refused.clone(),
+                tsc_now: self.tsc_now,
+            }
+        }
+    }
+}
