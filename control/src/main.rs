@@ -9,7 +9,6 @@ mod eal_args;
 mod filters;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -122,7 +121,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return 1;
         }
     };
-    let _ = state.ports.set(handles.ports.clone());
+    state.ports_opened(handles.ports.clone());
     let _ = handoff_tx.send(handles);
     println!(
         "flowgate: API on http://{} (GET /healthz); stop with Ctrl-C or SIGTERM",
@@ -131,8 +130,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
 
     let reason = stop_rx.recv().unwrap_or("control thread ended");
     println!("flowgate: {reason}: stopping");
-    state.ready.store(false, Ordering::Release);
-    let s = app.shutdown();
+    let s = state.close_ports(|| app.shutdown());
     println!("flowgate: final counters");
     for (v, st) in &s.ports {
         println!(

@@ -349,3 +349,363 @@ impl Tracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{PortRange, ProtoSet, Rule};
+    use crate::flow::tcp::tcp_flags::*;
+    use crate::policy::RuleAction;
+    use etherparse::PacketBuilder;
+
+    const HZ: u64 = 1000; // one tick per millisecond
+
+    fn tracker(settings: TrackSettings, policy: Policy) -> Tracker {
+        Tracker::new(settings, Arc::new(policy), HZ).unwrap()
+    }
+
+    fn small() -> TrackSettings {
+        TrackSettings {
+            capacity: 1024,
+            ..TrackSettings::default()
+        }
+    }
+
+    /// A TCP segment from `a` to `b` with the given flags.
+    fn tcp(a: ([u8; 4], u16), b: ([u8; 4], u16), f: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut t = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(a.0, b.0, 64)
+            .tcp(a.1, b.1, 1000, 1000);
+        if f & SYN != 0 {
+            t = t.syn();
+        }
+        if f & ACK != 0 {
+            t = t.ack(1);
+        }
+        if f & FIN != 0 {
+            t = t.fin();
+        }
+        if f & RST != 0 {
+            t = t.rst();
+        }
+        t.write(&mut v, payload).unwrap();
+        v
+    }
+
+    fn udp(a: ([u8; 4], u16), b: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(a.0, b.0, 64)
+            .udp(a.1, b.1)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    }
+
+    /// Runs frames through the tracker one burst at a time; returns actions.
+    fn run(t: &mut Tracker, frames: &[Vec<u8>], now: u64, c: &mut WorkerCounters) -> Vec<Action> {
+        let mut out = Vec::new();
+        for chunk in frames.chunks(BURST_SIZE) {
+            let slices: Vec<&[u8]> = chunk.iter().map(|f| f.as_slice()).collect();
+            let lens: Vec<u32> = chunk.iter().map(|f| f.len() as u32).collect();
+            let mut actions = [Action::Forward; BURST_SIZE];
+            t.process(&slices, &lens, 3, now, &mut actions, c);
+            out.extend_from_slice(&actions[..chunk.len()]);
+        }
+        out
+    }
+
+    fn only_flow(t: &Tracker) -> FlowEntry {
+        let used: Vec<FlowEntry> = (0..t.table().capacity())
+            .map(|i| *t.table().entry(i))
+            .filter(|e| e.is_used())
+            .collect();
+        assert_eq!(used.len(), 1, "{used:?}");
+        used[0]
+    }
+
+    const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+    const S: ([u8; 4], u16) = ([192, 0, 2, 1], 80);
+
+    #[test]
+    fn a_tcp_session_is_one_flow_with_per_direction_counters() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        let frames = vec![
+            tcp(C, S, SYN, &[]),
+            tcp(S, C, SYN | ACK, &[]),
+            tcp(C, S, ACK, &[]),
+            tcp(C, S, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            tcp(S, C, ACK, &[0; 500]),
+            tcp(C, S, FIN | ACK, &[]),
+            tcp(S, C, FIN | ACK, &[]),
+            tcp(C, S, ACK, &[]),
+        ];
+        let actions = run(&mut t, &frames, 5, &mut c);
+        assert!(actions.iter().all(|a| *a == Action::Forward));
+        let e = only_flow(&t);
+        assert_eq!(e.tcp_state, TcpState::TimeWait);
+        assert_eq!(e.forward_tuple().sport, 40000, "the client opened it");
+        assert_eq!(e.packets_fwd_rev(), (5, 3));
+        let bytes = |who: &[usize]| who.iter().map(|&i| frames[i].len() as u64).sum::<u64>();
+        assert_eq!(
+            e.bytes_fwd_rev(),
+            (bytes(&[0, 2, 3, 5, 7]), bytes(&[1, 4, 6]))
+        );
+        assert_eq!(e.tcp_flags[e.opener().index()], SYN | ACK | FIN);
+        assert_eq!(e.tcp_flags[e.opener().reverse().index()], SYN | ACK | FIN);
+        assert_eq!(e.in_port, 3);
+        assert_eq!(e.ttl, 64);
+        assert_eq!(
+            (c.flows_created, c.policy_pass, c.midstream_packets),
+            (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn mid_stream_policies() {
+        for (policy, action, tracked) in [
+            (StreamException::Drop, Action::Drop, false),
+            (StreamException::Reject, Action::Reject, false),
+            (StreamException::Continue, Action::Forward, true),
+        ] {
+            let mut t = tracker(
+                TrackSettings {
+                    stream_exception: policy,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            let a = run(&mut t, &[tcp(C, S, ACK, b"x")], 5, &mut c);
+            assert_eq!(a, vec![action], "{policy:?}");
+            assert_eq!(c.midstream_packets, 1);
+            assert_eq!(t.table().len() == 1, tracked, "{policy:?}");
+            if tracked {
+                let e = only_flow(&t);
+                assert_eq!(e.tcp_state, TcpState::Established);
+                assert!(e.flags & flags::MIDSTREAM != 0);
+            }
+        }
+    }
+
+    #[test]
+    fn policy_verdict_is_decided_once_and_kept_with_the_rule() {
+        let reject_ssh = (
+            Rule {
+                dport: PortRange::single(22),
+                protos: ProtoSet::of(&[6]),
+                ..Rule::ANY
+            },
+            RuleAction {
+                verdict: Verdict::Reject,
+                rule_id: 22,
+                group: 7,
+            },
+        );
+        let drop_dns = (
+            Rule {
+                dport: PortRange::single(53),
+                ..Rule::ANY
+            },
+            RuleAction {
+                verdict: Verdict::Drop,
+                rule_id: 53,
+                group: 7,
+            },
+        );
+        let p = Policy::new(
+            &[reject_ssh, drop_dns],
+            RuleAction {
+                verdict: Verdict::Pass,
+                rule_id: 0,
+                group: 0,
+            },
+        );
+        let mut t = tracker(small(), p);
+        let mut c = WorkerCounters::default();
+        let ssh = ([192, 0, 2, 9], 22);
+        let dns = ([192, 0, 2, 53], 53);
+        let a = run(
+            &mut t,
+            &[
+                tcp(C, ssh, SYN, &[]),
+                tcp(C, ssh, SYN, &[]),
+                udp(C, dns, b"q"),
+                udp(dns, C, b"a"),
+                udp(C, S, b"ok"),
+            ],
+            5,
+            &mut c,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Action::Reject,
+                Action::Reject,
+                Action::Drop,
+                Action::Drop,
+                Action::Forward
+            ]
+        );
+        assert_eq!(
+            (c.policy_reject, c.policy_drop, c.policy_pass),
+            (1, 1, 1),
+            "decided once per flow"
+        );
+        assert_eq!(c.verdict_dropped, 4);
+        let k = udp(C, dns, b"q");
+        let Parsed::Ip(p) = parse(&k) else { panic!() };
+        let (key, _) = p.tuple.canonical();
+        let e = t.table().entry(t.table().lookup(&key, key.hash()).unwrap());
+        assert_eq!(
+            (e.verdict, e.rule_id, e.rule_group, e.drop_reason),
+            (Verdict::Drop, 53, 7, DropReason::Policy)
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_counted_per_reason_and_dropped_or_passed() {
+        let mut bad = udp(C, S, b"hello");
+        bad[14] = 0x44; // IHL 4 < 5
+        for (setting, want) in [
+            (MalformedAction::Drop, Action::Drop),
+            (MalformedAction::Pass, Action::Forward),
+        ] {
+            let mut t = tracker(
+                TrackSettings {
+                    malformed: setting,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            let a = run(
+                &mut t,
+                &[bad.clone(), vec![0; 9], udp(C, S, b"ok")],
+                5,
+                &mut c,
+            );
+            assert_eq!(a, vec![want, want, Action::Forward]);
+            assert_eq!(
+                c.malformed[crate::parse::Malformed::Ipv4HeaderLength.index()],
+                1
+            );
+            assert_eq!(c.malformed[crate::parse::Malformed::Runt.index()], 1);
+            assert_eq!(
+                c.malformed_dropped,
+                if setting == MalformedAction::Drop {
+                    2
+                } else {
+                    0
+                }
+            );
+            assert_eq!(t.table().len(), 1, "the good packet is tracked");
+        }
+    }
+
+    #[test]
+    fn idle_flows_expire_by_protocol_and_state() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        run(
+            &mut t,
+            &[udp(C, S, b"x"), tcp(([10, 0, 0, 2], 1), S, SYN, &[])],
+            0,
+            &mut c,
+        );
+        assert_eq!(t.table().len(), 2);
+        // UDP: 30 s; TCP handshake: 30 s; at 31 s both are gone after a full sweep.
+        for _ in 0..(1024 / 16 + 1) {
+            t.sweep(29_000, &mut c);
+        }
+        assert_eq!(t.table().len(), 2);
+        for _ in 0..(1024 / 16 + 1) {
+            t.sweep(31_000, &mut c);
+        }
+        assert_eq!(t.table().len(), 0);
+        assert_eq!(c.flows_expired, 2);
+    }
+
+    #[test]
+    fn a_stale_flow_is_replaced_not_revived() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        run(&mut t, &[udp(C, S, b"x")], 0, &mut c);
+        run(&mut t, &[udp(C, S, b"x")], 40_000, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(e.first_seen, 40_000);
+        assert_eq!((c.flows_created, c.flows_expired), (2, 1));
+    }
+
+    #[test]
+    fn later_fragments_are_counted_to_their_flow() {
+        use etherparse::{IpFragOffset, IpNumber, Ipv4Header};
+        let payload: Vec<u8> = (0..64u8).collect();
+        let mut udp_hdr =
+            etherparse::UdpHeader::without_ipv4_checksum(5000, 53, payload.len()).unwrap();
+        udp_hdr.checksum = 0;
+        let mut l4 = udp_hdr.to_bytes().to_vec();
+        l4.extend_from_slice(&payload);
+        let frag = |off: usize, data: &[u8], more: bool| {
+            let mut ip = Ipv4Header::new(
+                data.len() as u16,
+                64,
+                IpNumber::UDP,
+                [10, 0, 0, 1],
+                [192, 0, 2, 1],
+            )
+            .unwrap();
+            ip.identification = 77;
+            ip.more_fragments = more;
+            ip.fragment_offset = IpFragOffset::try_new((off / 8) as u16).unwrap();
+            ip.header_checksum = ip.calc_header_checksum();
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+            f.extend_from_slice(&ip.to_bytes());
+            f.extend_from_slice(data);
+            f
+        };
+        let first = frag(0, &l4[..40], true);
+        let later = frag(40, &l4[40..], false);
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        // A later fragment before its first one is forwarded untracked.
+        run(&mut t, &[later.clone()], 1, &mut c);
+        assert_eq!((t.table().len(), c.fragments_untracked), (0, 1));
+        run(&mut t, &[first.clone(), later.clone()], 2, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(e.forward_tuple().dport, 53);
+        assert_eq!(e.packets_fwd_rev(), (2, 0));
+        assert_eq!(e.bytes_fwd_rev().0, (first.len() + later.len()) as u64);
+    }
+
+    #[test]
+    fn a_full_table_drops_new_flows_or_evicts() {
+        for (when_full, drops, evicted) in
+            [(FullPolicy::DropNew, 2, 0), (FullPolicy::EvictOldest, 0, 2)]
+        {
+            let mut t = tracker(
+                TrackSettings {
+                    capacity: 8,
+                    when_full,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            let frames: Vec<Vec<u8>> = (0..10u16)
+                .map(|i| udp(([10, 0, 0, 1], 1000 + i), S, b"x"))
+                .collect();
+            let a = run(&mut t, &frames, 1, &mut c);
+            assert_eq!(
+                a.iter().filter(|x| **x == Action::Drop).count() as u64,
+                drops
+            );
+            assert_eq!(
+                (c.table_full_drops, c.flows_evicted, t.table().len()),
+                (drops, evicted, 8)
+            );
+        }
+    }
+}

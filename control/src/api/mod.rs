@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -33,6 +33,9 @@ pub struct ApiState {
     pub dispatcher: OnceLock<Dispatcher>,
     /// The ports, once they are up.
     pub ports: OnceLock<Vec<PortView>>,
+    /// True while ports are open. Held while reading port counters and
+    /// while closing ports, so counters are never read from a closed port.
+    ports_open: Mutex<bool>,
 }
 
 impl ApiState {
@@ -43,7 +46,29 @@ impl ApiState {
             config,
             dispatcher: OnceLock::new(),
             ports: OnceLock::new(),
+            ports_open: Mutex::new(false),
         }
+    }
+
+    /// Records that the ports are up (their counters can be read).
+    pub fn ports_opened(&self, ports: Vec<PortView>) {
+        let _ = self.ports.set(ports);
+        *self.ports_open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// Runs `close` (which closes the ports) with counter readers locked
+    /// out, after marking the ports closed and the appliance not ready.
+    pub fn close_ports<R>(&self, close: impl FnOnce() -> R) -> R {
+        let mut open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
+        *open = false;
+        self.ready.store(false, Ordering::Release);
+        close()
+    }
+
+    /// A port's DPDK counters, or `None` once the ports are closed.
+    pub fn port_stats(&self, id: flowgate_sys::PortId) -> Option<flowgate_sys::PortStats> {
+        let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
+        open.then(|| flowgate_sys::Port::stats_of(id))
     }
 }
 
