@@ -158,8 +158,8 @@ pub struct FlowsConfig {
     pub fragment_map: u32,
     /// Seconds a first fragment's ports are remembered.
     pub fragment_timeout: u32,
-    /// Table entries the expiry sweep examines per loop iteration.
-    pub sweep_per_loop: u32,
+    /// Milliseconds for the expiry sweep to pass over the whole table.
+    pub sweep_period_ms: u32,
     /// Idle timeouts in seconds.
     pub timeouts: TimeoutsConfig,
 }
@@ -173,7 +173,7 @@ impl Default for FlowsConfig {
             stream_exception: OnMidstream::Continue,
             fragment_map: 4096,
             fragment_timeout: 30,
-            sweep_per_loop: 16,
+            sweep_period_ms: 1000,
             timeouts: TimeoutsConfig::default(),
         }
     }
@@ -630,10 +630,10 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
     if c.flows.fragment_map == 0 {
         return Err(l.error("flows.fragment_map", "must be at least 1"));
     }
-    if c.flows.sweep_per_loop == 0 {
+    if !(10..=60_000).contains(&c.flows.sweep_period_ms) {
         return Err(l.error(
-            "flows.sweep_per_loop",
-            "must be at least 1, or flows never expire",
+            "flows.sweep_period_ms",
+            format!("{} is outside 10..=60000", c.flows.sweep_period_ms),
         ));
     }
     compile_policy(l)?;
@@ -759,7 +759,7 @@ pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
         },
         fragment_map: f.fragment_map,
         fragment_timeout: f.fragment_timeout,
-        sweep_per_loop: f.sweep_per_loop,
+        sweep_period_ms: f.sweep_period_ms,
     }
 }
 

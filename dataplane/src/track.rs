@@ -13,6 +13,7 @@ use flowgate_sys::BURST_SIZE;
 use crate::flow::entry::flags;
 use crate::flow::frag::{FragMap, Remembered};
 use crate::flow::tcp;
+use crate::flow::Tuple;
 use crate::flow::{
     DropReason, FlowEntry, FlowKey, FlowTable, FullPolicy, Insert, Side, TcpState, TimeoutSecs,
     Timeouts, Verdict,
@@ -58,8 +59,8 @@ pub struct TrackSettings {
     pub fragment_map: u32,
     /// Seconds a first fragment's ports are remembered.
     pub fragment_timeout: u32,
-    /// Entries the expiry sweep examines per loop iteration.
-    pub sweep_per_loop: u32,
+    /// Milliseconds for the expiry sweep to pass over the whole table once.
+    pub sweep_period_ms: u32,
 }
 
 impl Default for TrackSettings {
@@ -72,7 +73,7 @@ impl Default for TrackSettings {
             stream_exception: StreamException::Continue,
             fragment_map: 4096,
             fragment_timeout: 30,
-            sweep_per_loop: 16,
+            sweep_period_ms: 1000,
         }
     }
 }
@@ -89,6 +90,17 @@ pub enum Action {
     Reject,
 }
 
+/// What stage 3 needs of one packet besides its key.
+#[derive(Clone, Copy)]
+struct Packet {
+    side: Side,
+    hash: u32,
+    hint: u32,
+    tcp_flags: u8,
+    ttl: u8,
+    len: u32,
+}
+
 /// One worker's flow state.
 pub struct Tracker {
     table: FlowTable,
@@ -97,7 +109,15 @@ pub struct Tracker {
     timeouts: Timeouts,
     settings: TrackSettings,
     sweep_cursor: u32,
+    /// TSC up to which the sweep has done its share of work.
+    sweep_clock: u64,
+    /// TSC ticks per full pass.
+    sweep_period: u64,
 }
+
+/// Most entries one sweep call examines (after an idle spell the rest
+/// follows on later calls).
+const SWEEP_MAX: u64 = 256;
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,14 +127,18 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct Pending {
-    tracked: bool,
-    key: FlowKey,
-    side: Option<Side>,
-    hash: u32,
-    tcp_flags: u8,
-    ttl: u8,
+/// The per-burst scratch of the staged lookup, as parallel arrays so each
+/// stage reads exactly what the previous one wrote, at the same width.
+struct Burst {
+    keys: [FlowKey; BURST_SIZE],
+    hashes: [u32; BURST_SIZE],
+    sides: [Side; BURST_SIZE],
+    tcp_flags: [u8; BURST_SIZE],
+    ttls: [u8; BURST_SIZE],
+    /// Stage 2's guess at each packet's entry.
+    hints: [u32; BURST_SIZE],
+    /// Bit i set: packet i is tracked.
+    tracked: u32,
 }
 
 impl Tracker {
@@ -132,8 +156,10 @@ impl Tracker {
             ),
             policy,
             timeouts: Timeouts::new(&settings.timeouts, tsc_hz),
+            sweep_period: (settings.sweep_period_ms.max(1) as u64 * tsc_hz / 1000).max(1),
             settings,
             sweep_cursor: 0,
+            sweep_clock: 0,
         })
     }
 
@@ -169,43 +195,38 @@ impl Tracker {
         c: &mut WorkerCounters,
     ) {
         let n = frames.len().min(BURST_SIZE);
-        let mut p = [Pending::default(); BURST_SIZE];
+        let mut b = Burst {
+            keys: [FlowKey::default(); BURST_SIZE],
+            hashes: [0; BURST_SIZE],
+            sides: [Side::LoToHi; BURST_SIZE],
+            tcp_flags: [0; BURST_SIZE],
+            ttls: [0; BURST_SIZE],
+            hints: [u32::MAX; BURST_SIZE],
+            tracked: 0,
+        };
 
         // Stage 1: parse, key, hash; fetch buckets.
         for i in 0..n {
             actions[i] = Action::Forward;
             match parse(frames[i]) {
                 Parsed::Ip(pp) => {
-                    let mut t = pp.tuple;
-                    match pp.fragment {
-                        Fragment::None => {}
-                        Fragment::First { id } => {
-                            if self.frags.remember(&t, id, now) == Remembered::Overwrote {
-                                c.fragment_map_overwrites += 1;
-                            }
+                    let t = if pp.fragment == Fragment::None {
+                        pp.tuple
+                    } else {
+                        match self.fragment(pp.tuple, pp.fragment, now, c) {
+                            Some(t) => t,
+                            None => continue,
                         }
-                        Fragment::Later { id } => match self.frags.recall(&t, id, now) {
-                            Some((s, d)) => {
-                                t.sport = s;
-                                t.dport = d;
-                            }
-                            None => {
-                                c.fragments_untracked += 1;
-                                continue;
-                            }
-                        },
-                    }
+                    };
                     let (key, side) = t.canonical();
                     let hash = key.hash();
                     self.table.prefetch_bucket(hash);
-                    p[i] = Pending {
-                        tracked: true,
-                        key,
-                        side: Some(side),
-                        hash,
-                        tcp_flags: pp.tcp_flags,
-                        ttl: pp.ttl,
-                    };
+                    b.keys[i] = key;
+                    b.hashes[i] = hash;
+                    b.sides[i] = side;
+                    b.tcp_flags[i] = pp.tcp_flags;
+                    b.ttls[i] = pp.ttl;
+                    b.tracked |= 1 << i;
                 }
                 Parsed::NotIp { .. } => c.not_ip += 1,
                 Parsed::Malformed(m) => {
@@ -218,29 +239,76 @@ impl Tracker {
             }
         }
         // Stage 2: fetch the entries the signatures point at.
-        for pi in p.iter().take(n).filter(|x| x.tracked) {
-            self.table.prefetch_entry(pi.hash);
+        let mut m = b.tracked;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            b.hints[i] = self.table.prefetch_entry(b.hashes[i]);
+            m &= m - 1;
         }
         // Stage 3: account each packet to its flow, in order.
-        for i in 0..n {
-            if p[i].tracked {
-                let x = p[i];
-                actions[i] = self.account(&x, lens[i], in_port, now, c);
-            }
+        let mut m = b.tracked;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            let pkt = Packet {
+                side: b.sides[i],
+                hash: b.hashes[i],
+                hint: b.hints[i],
+                tcp_flags: b.tcp_flags[i],
+                ttl: b.ttls[i],
+                len: lens[i],
+            };
+            actions[i] = self.account(&b.keys[i], pkt, in_port, now, c);
+            m &= m - 1;
         }
     }
 
+    /// The tuple of a fragment: a first fragment's ports are remembered, a
+    /// later fragment takes them from the map (`None`: forward untracked).
+    /// Out of line and by value so the common path keeps its tuple in
+    /// registers (a tuple whose address is taken is spilled with partial
+    /// stores, and re-reading it stalls on store forwarding).
+    #[inline(never)]
+    #[cold]
+    fn fragment(
+        &mut self,
+        mut t: Tuple,
+        f: Fragment,
+        now: u64,
+        c: &mut WorkerCounters,
+    ) -> Option<Tuple> {
+        match f {
+            Fragment::None => {}
+            Fragment::First { id } => {
+                if self.frags.remember(&t, id, now) == Remembered::Overwrote {
+                    c.fragment_map_overwrites += 1;
+                }
+            }
+            Fragment::Later { id } => match self.frags.recall(&t, id, now) {
+                Some((s, d)) => {
+                    t.sport = s;
+                    t.dport = d;
+                }
+                None => {
+                    c.fragments_untracked += 1;
+                    return None;
+                }
+            },
+        }
+        Some(t)
+    }
+
+    #[inline(always)]
     fn account(
         &mut self,
-        x: &Pending,
-        len: u32,
+        key: &FlowKey,
+        x: Packet,
         in_port: u8,
         now: u64,
         c: &mut WorkerCounters,
     ) -> Action {
-        let side = x.side.expect("tracked packets have a side");
-        let tcp_proto = x.key.proto == 6;
-        if let Some(idx) = self.table.lookup(&x.key, x.hash) {
+        let (side, len) = (x.side, x.len);
+        let tcp_proto = key.proto == 6;
+        if let Some(idx) = self.table.lookup_hinted(key, x.hash, x.hint) {
             let e = *self.table.entry(idx);
             let stale = self.timeouts.expired(&e, now);
             let reopen = tcp_proto && tcp::reopens(e.tcp_state, x.tcp_flags);
@@ -278,13 +346,13 @@ impl Tracker {
                 StreamException::Continue => midstream = true,
             }
         }
-        let decision = self.policy.decide(&x.key.oriented(side));
+        let decision = self.policy.decide(&key.oriented(side));
         match decision.verdict {
             Verdict::Pass => c.policy_pass += 1,
             Verdict::Drop => c.policy_drop += 1,
             Verdict::Reject => c.policy_reject += 1,
         }
-        let mut e = FlowEntry::new(x.key, side, now);
+        let mut e = FlowEntry::new(*key, side, now);
         let s = side.index();
         e.packets[s] = 1;
         e.bytes[s] = len as u64;
@@ -335,12 +403,26 @@ impl Tracker {
         }
     }
 
-    /// Advances the expiry sweep by a bounded number of entries.
+    /// Advances the expiry sweep by the entries due since the last call:
+    /// the whole table once per sweep period, so a busy loop pays a few
+    /// entries per iteration, never a stop-the-world pass.
     pub fn sweep(&mut self, now: u64, c: &mut WorkerCounters) {
-        let cap = self.table.capacity();
-        for _ in 0..self.settings.sweep_per_loop {
+        let cap = self.table.capacity() as u64;
+        if self.sweep_clock == 0 || now < self.sweep_clock {
+            self.sweep_clock = now;
+            return;
+        }
+        let due =
+            ((now - self.sweep_clock) as u128 * cap as u128 / self.sweep_period as u128) as u64;
+        if due == 0 {
+            return;
+        }
+        let n = due.min(SWEEP_MAX);
+        // Advance the clock by exactly the work done, so none is lost.
+        self.sweep_clock += (n as u128 * self.sweep_period as u128 / cap as u128) as u64;
+        for _ in 0..n {
             let i = self.sweep_cursor;
-            self.sweep_cursor = if i + 1 >= cap { 0 } else { i + 1 };
+            self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
                 self.table.remove(i);
@@ -616,13 +698,14 @@ mod tests {
             &mut c,
         );
         assert_eq!(t.table().len(), 2);
-        // UDP: 30 s; TCP handshake: 30 s; at 31 s both are gone after a full sweep.
-        for _ in 0..(1024 / 16 + 1) {
-            t.sweep(29_000, &mut c);
+        // UDP: 30 s; TCP handshake: 30 s. The sweep passes over the whole
+        // table once a second (1000 ticks), in small steps.
+        for now in (1..=29_000).step_by(7) {
+            t.sweep(now, &mut c);
         }
         assert_eq!(t.table().len(), 2);
-        for _ in 0..(1024 / 16 + 1) {
-            t.sweep(31_000, &mut c);
+        for now in (29_000..=32_000).step_by(7) {
+            t.sweep(now, &mut c);
         }
         assert_eq!(t.table().len(), 0);
         assert_eq!(c.flows_expired, 2);
