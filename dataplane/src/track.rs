@@ -18,6 +18,7 @@ use crate::flow::{
     DropReason, FlowEntry, FlowKey, FlowTable, FullPolicy, Insert, Side, TcpState, TimeoutSecs,
     Timeouts, Verdict,
 };
+use crate::mirror::{MirrorConfig, UNDECIDED};
 use crate::parse::{parse, Fragment, Parsed};
 use crate::policy::Policy;
 use crate::stats::WorkerCounters;
@@ -90,6 +91,24 @@ pub enum Action {
     Reject,
 }
 
+/// Per packet of a burst: the mirror decision and flow hash.
+#[derive(Debug, Clone, Copy)]
+pub struct MirrorOut {
+    /// Encoded [`crate::mirror::Decision`]; 0 for none.
+    pub mirror: [u16; BURST_SIZE],
+    /// The flow hash (valid where `mirror` is non-zero).
+    pub hash: [u32; BURST_SIZE],
+}
+
+impl Default for MirrorOut {
+    fn default() -> Self {
+        MirrorOut {
+            mirror: [0; BURST_SIZE],
+            hash: [0; BURST_SIZE],
+        }
+    }
+}
+
 /// What stage 3 needs of one packet besides its key.
 #[derive(Clone, Copy)]
 struct Packet {
@@ -106,6 +125,7 @@ pub struct Tracker {
     table: FlowTable,
     frags: FragMap,
     policy: Arc<Policy>,
+    mirror: Arc<MirrorConfig>,
     timeouts: Timeouts,
     settings: TrackSettings,
     sweep_cursor: u32,
@@ -155,6 +175,7 @@ impl Tracker {
                 settings.fragment_timeout as u64 * tsc_hz,
             ),
             policy,
+            mirror: Arc::new(MirrorConfig::empty(0)),
             timeouts: Timeouts::new(&settings.timeouts, tsc_hz),
             sweep_period: (settings.sweep_period_ms.max(1) as u64 * tsc_hz / 1000).max(1),
             settings,
@@ -178,22 +199,38 @@ impl Tracker {
         &self.timeouts
     }
 
+    /// The mirror configuration in use.
+    pub fn mirror(&self) -> &MirrorConfig {
+        &self.mirror
+    }
+
+    /// Replaces the mirror configuration; returns the old one (for control
+    /// to free). Cached decisions go stale through the generation.
+    pub fn set_mirror(&mut self, m: Arc<MirrorConfig>) -> Arc<MirrorConfig> {
+        std::mem::replace(&mut self.mirror, m)
+    }
+
     /// Replaces the policy (applies to flows created from now on).
     pub fn set_policy(&mut self, p: Arc<Policy>) -> Arc<Policy> {
         std::mem::replace(&mut self.policy, p)
     }
 
-    /// Decides an action for each frame of a burst received on `in_port`.
-    /// `frames[i]` is the first segment, `lens[i]` the whole frame length.
+    /// Decides an action for each frame of a burst received on `in_port`
+    /// (whose traffic leaves by `out_port`). `frames[i]` is the first
+    /// segment, `lens[i]` the whole frame length. `out.mirror[i]` gets the
+    /// encoded mirror [`crate::mirror::Decision`] (0: none) and
+    /// `out.hash[i]` the flow hash.
     pub fn process(
         &mut self,
         frames: &[&[u8]],
         lens: &[u32],
-        in_port: u8,
+        ports: (u8, u8),
         now: u64,
         actions: &mut [Action],
+        out: &mut MirrorOut,
         c: &mut WorkerCounters,
     ) {
+        let (in_port, out_port) = ports;
         let n = frames.len().min(BURST_SIZE);
         let mut b = Burst {
             keys: [FlowKey::default(); BURST_SIZE],
@@ -205,9 +242,11 @@ impl Tracker {
             tracked: 0,
         };
 
+        let mirroring = self.mirror.watches(in_port as usize, out_port as usize);
         // Stage 1: parse, key, hash; fetch buckets.
         for i in 0..n {
             actions[i] = Action::Forward;
+            out.mirror[i] = 0;
             match parse(frames[i]) {
                 Parsed::Ip(pp) => {
                     let t = if pp.fragment == Fragment::None {
@@ -257,9 +296,37 @@ impl Tracker {
                 ttl: b.ttls[i],
                 len: lens[i],
             };
-            actions[i] = self.account(&b.keys[i], pkt, in_port, now, c);
+            let (action, idx) = self.account(&b.keys[i], pkt, in_port, now, c);
+            actions[i] = action;
+            if mirroring {
+                if let Some(idx) = idx {
+                    out.mirror[i] = self.mirror_decision(idx, b.sides[i], in_port, out_port);
+                    out.hash[i] = b.hashes[i];
+                }
+            }
             m &= m - 1;
         }
+    }
+
+    /// The flow's cached mirror decision for packets travelling `side`,
+    /// computed when the configuration changed since it was cached.
+    #[inline]
+    fn mirror_decision(&mut self, idx: u32, side: Side, in_port: u8, out_port: u8) -> u16 {
+        let generation = self.mirror.generation;
+        let e = self.table.entry_mut(idx);
+        if e.mirror_gen != generation {
+            e.mirror_gen = generation;
+            e.mirror = [UNDECIDED; 2];
+        }
+        let s = side.index();
+        if e.mirror[s] == UNDECIDED {
+            let t = e.key.oriented(side);
+            e.mirror[s] = self
+                .mirror
+                .decide(&t, in_port as usize, out_port as usize)
+                .encode();
+        }
+        self.table.entry(idx).mirror[s]
     }
 
     /// The tuple of a fragment: a first fragment's ports are remembered, a
@@ -305,7 +372,7 @@ impl Tracker {
         in_port: u8,
         now: u64,
         c: &mut WorkerCounters,
-    ) -> Action {
+    ) -> (Action, Option<u32>) {
         let (side, len) = (x.side, x.len);
         let tcp_proto = key.proto == 6;
         if let Some(idx) = self.table.lookup_hinted(key, x.hash, x.hint) {
@@ -322,7 +389,7 @@ impl Tracker {
                 if tcp_proto {
                     e.tcp_state = tcp::advance(e.tcp_state, x.tcp_flags, side == e.opener());
                 }
-                return Self::verdict_action(e.verdict, c);
+                return (Self::verdict_action(e.verdict, c), Some(idx));
             }
             // Timed out but not yet swept, or a new connection on a closed
             // tuple: the old flow is over.
@@ -337,11 +404,11 @@ impl Tracker {
             match self.settings.stream_exception {
                 StreamException::Drop => {
                     c.verdict_dropped += 1;
-                    return Action::Drop;
+                    return (Action::Drop, None);
                 }
                 StreamException::Reject => {
                     c.verdict_dropped += 1;
-                    return Action::Reject;
+                    return (Action::Reject, None);
                 }
                 StreamException::Continue => midstream = true,
             }
@@ -374,18 +441,22 @@ impl Tracker {
                 TcpState::SynSent
             };
         }
-        match self.table.insert(e, x.hash) {
-            Insert::Inserted(_) => c.flows_created += 1,
-            Insert::Evicted(_, _) => {
+        let idx = match self.table.insert(e, x.hash) {
+            Insert::Inserted(i) => {
+                c.flows_created += 1;
+                i
+            }
+            Insert::Evicted(i, _) => {
                 c.flows_created += 1;
                 c.flows_evicted += 1;
+                i
             }
             Insert::Full => {
                 c.table_full_drops += 1;
-                return Action::Drop;
+                return (Action::Drop, None);
             }
-        }
-        Self::verdict_action(decision.verdict, c)
+        };
+        (Self::verdict_action(decision.verdict, c), Some(idx))
     }
 
     #[inline(always)]
@@ -492,7 +563,8 @@ mod tests {
             let slices: Vec<&[u8]> = chunk.iter().map(|f| f.as_slice()).collect();
             let lens: Vec<u32> = chunk.iter().map(|f| f.len() as u32).collect();
             let mut actions = [Action::Forward; BURST_SIZE];
-            t.process(&slices, &lens, 3, now, &mut actions, c);
+            let mut mo = MirrorOut::default();
+            t.process(&slices, &lens, (3, 4), now, &mut actions, &mut mo, c);
             out.extend_from_slice(&actions[..chunk.len()]);
         }
         out
