@@ -370,8 +370,17 @@ impl Loaded {
     }
 }
 
-/// Reads, parses and validates a config file.
+/// Reads, parses and validates a config file for running it here: the file
+/// itself ([`validate`]) and this machine's fit for it ([`check_machine`]).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let loaded = load_file(path)?;
+    check_machine(&loaded, &available_cpus())?;
+    Ok(loaded)
+}
+
+/// Reads, parses and validates a config file, without asking whether this
+/// machine could run it (`--check-config` may vet a file for another one).
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let err = |key: &str, problem: String| ConfigError {
         file: file.clone(),
@@ -385,8 +394,35 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.to_path_buf(),
         config,
     };
-    validate(&loaded, &available_cpus())?;
+    validate(&loaded)?;
     Ok(loaded)
+}
+
+/// Whether this machine has what the config asks for: its CPUs.
+pub fn check_machine(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
+    let dp = &l.config.dataplane;
+    if !cpus.contains(&dp.main_cpu) {
+        return Err(l.error(
+            "dataplane.main_cpu",
+            format!(
+                "CPU {} is not available on this machine (available: {})",
+                dp.main_cpu,
+                cpu_list(cpus)
+            ),
+        ));
+    }
+    for (i, &cpu) in dp.worker_cpus.iter().enumerate() {
+        if !cpus.contains(&cpu) {
+            return Err(l.error(
+                format!("dataplane.worker_cpus[{i}]"),
+                format!(
+                    "CPU {cpu} is not available on this machine (available: {})",
+                    cpu_list(cpus)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses TOML text; on failure returns (key or line:column, problem).
@@ -487,7 +523,7 @@ pub fn is_pci(device: &str) -> bool {
 }
 
 /// Checks what serde cannot: names, references, CPUs, files.
-pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
+pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     let c = &l.config;
     let dp = &c.dataplane;
     if c.ports.is_empty() {
@@ -511,29 +547,10 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
             format!("unknown level {:?} (emergency, alert, critical, error, warning, notice, info, debug)", c.eal.log_level),
         ));
     }
-    if !cpus.contains(&dp.main_cpu) {
-        return Err(l.error(
-            "dataplane.main_cpu",
-            format!(
-                "CPU {} is not available on this machine (available: {})",
-                dp.main_cpu,
-                cpu_list(cpus)
-            ),
-        ));
-    }
     if dp.worker_cpus.is_empty() {
         return Err(l.error("dataplane.worker_cpus", "at least one worker CPU is needed"));
     }
     for (i, &cpu) in dp.worker_cpus.iter().enumerate() {
-        if !cpus.contains(&cpu) {
-            return Err(l.error(
-                format!("dataplane.worker_cpus[{i}]"),
-                format!(
-                    "CPU {cpu} is not available on this machine (available: {})",
-                    cpu_list(cpus)
-                ),
-            ));
-        }
         if cpu == dp.main_cpu {
             return Err(l.error(
                 format!("dataplane.worker_cpus[{i}]"),
@@ -806,13 +823,12 @@ device = "net_null1"
             key,
             problem,
         })?;
-        validate(
-            &Loaded {
-                path: "t.toml".into(),
-                config,
-            },
-            &[0, 1],
-        )
+        let l = Loaded {
+            path: "t.toml".into(),
+            config,
+        };
+        validate(&l)?;
+        check_machine(&l, &[0, 1])
     }
 
     #[test]

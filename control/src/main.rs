@@ -52,7 +52,12 @@ fn main() {
 }
 
 fn run(path: &std::path::Path, check_only: bool) -> i32 {
-    let loaded = match config::load(path) {
+    let loaded = if check_only {
+        config::load_file(path)
+    } else {
+        config::load(path)
+    };
+    let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
             eprintln!("flowgate: {e}");
@@ -61,7 +66,15 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     };
     let c = &loaded.config;
     if check_only {
-        return match eal_args::build(&loaded) {
+        // The file may be meant for another machine (a VM, a bigger host):
+        // what this one lacks is a warning here, an error at `run`.
+        if let Err(e) = config::check_machine(&loaded, &config::available_cpus()) {
+            println!("warning: on this machine: {e}");
+        }
+        if let Err(e) = eal_args::build(&loaded) {
+            println!("warning: on this machine: {e}");
+        }
+        return match eal_args::build_for(&loaded, false) {
             Ok((args, memory)) => {
                 println!("config {}: ok", path.display());
                 println!("eal: {}", args.join(" "));
