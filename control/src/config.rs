@@ -45,6 +45,9 @@ pub struct Config {
     /// The HTTP control API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The F5 Distributed Cloud "matching flows" face.
+    #[serde(default)]
+    pub f5: F5Config,
 }
 
 /// Whether EAL runs on huge pages.
@@ -350,6 +353,38 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[f5]`: who the appliance is to the F5 Distributed Cloud VER API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct F5Config {
+    /// The namespace in the request path (F5 uses "system" for sites).
+    pub namespace: String,
+    /// The site name in the request path.
+    pub site: String,
+    /// The node name a request's `node` field may name.
+    pub node: String,
+    /// Milliseconds a request waits for the workers; the answer then holds
+    /// what arrived, flagged partial.
+    pub deadline_ms: u64,
+    /// Most flow records in one answer (the F5 API's own limit is 1024).
+    pub max_flows: usize,
+}
+
+impl Default for F5Config {
+    fn default() -> Self {
+        F5Config {
+            namespace: "system".into(),
+            site: "flowgate".into(),
+            node: "flowgate-0".into(),
+            deadline_ms: 1000,
+            max_flows: 1024,
+        }
+    }
+}
+
+/// The longest `[f5] deadline_ms` (a request must not hold a client for long).
+pub const F5_MAX_DEADLINE_MS: u64 = 60_000;
+
 /// A loaded, validated configuration and where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -653,6 +688,7 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
             format!("{} is outside 10..=60000", c.flows.sweep_period_ms),
         ));
     }
+    validate_f5(l)?;
     compile_policy(l)?;
     let mut paired = HashSet::new();
     for (i, [a, b]) in dp.pairs.iter().enumerate() {
@@ -670,6 +706,36 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn validate_f5(l: &Loaded) -> Result<(), ConfigError> {
+    let f = &l.config.f5;
+    for (key, v) in [
+        ("f5.namespace", &f.namespace),
+        ("f5.site", &f.site),
+        ("f5.node", &f.node),
+    ] {
+        // They appear as path segments, so they must be one.
+        if v.is_empty() || v.contains('/') || v.chars().any(char::is_whitespace) {
+            return Err(l.error(
+                key,
+                format!("{v:?} must be a non-empty name without '/' or spaces"),
+            ));
+        }
+    }
+    if f.deadline_ms > F5_MAX_DEADLINE_MS {
+        return Err(l.error(
+            "f5.deadline_ms",
+            format!("{} is over {F5_MAX_DEADLINE_MS}", f.deadline_ms),
+        ));
+    }
+    if !(1..=1024).contains(&f.max_flows) {
+        return Err(l.error(
+            "f5.max_flows",
+            format!("{} is outside 1..=1024 (the F5 API's limit)", f.max_flows),
+        ));
     }
     Ok(())
 }
@@ -925,6 +991,25 @@ protocols = ["tcp", 17]
             let e = check(&format!("{GOOD}{bad}")).unwrap_err();
             assert!(e.key.starts_with(key), "{e}");
         }
+    }
+
+    #[test]
+    fn f5_section_defaults_and_errors() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.f5, F5Config::default());
+        assert_eq!(c.f5.max_flows, 1024);
+        for (bad, key) in [
+            ("[f5]\nsite = \"a/b\"\n", "f5.site"),
+            ("[f5]\nnamespace = \"\"\n", "f5.namespace"),
+            ("[f5]\nmax_flows = 2000\n", "f5.max_flows"),
+            ("[f5]\nmax_flows = 0\n", "f5.max_flows"),
+            ("[f5]\ndeadline_ms = 600000\n", "f5.deadline_ms"),
+            ("[f5]\nsite = 3\n", "f5.site"),
+        ] {
+            let e = check(&format!("{GOOD}{bad}")).unwrap_err();
+            assert!(e.key.starts_with(key), "{e}");
+        }
+        check(&format!("{GOOD}[f5]\nsite = \"edge-1\"\ndeadline_ms = 0\n")).unwrap();
     }
 
     #[test]

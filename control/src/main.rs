@@ -2,6 +2,8 @@
 
 mod api;
 mod appliance;
+mod cli;
+mod client;
 mod config;
 mod control;
 mod dispatch;
@@ -35,6 +37,14 @@ enum Cmd {
         #[arg(long)]
         check_config: bool,
     },
+    /// List the newest tracked flows of a running appliance, one line per
+    /// direction (the F5 matching-flows API).
+    Flows(cli::FlowsArgs),
+    /// Show a running appliance's port and worker counters (from /metrics).
+    Stats(cli::StatsArgs),
+    /// List a running appliance's flow operations (Network Firewall
+    /// ListFlowOperations).
+    Ops(cli::OpsArgs),
 }
 
 /// Exit status for a configuration problem.
@@ -47,6 +57,9 @@ fn main() {
             config,
             check_config,
         } => run(&config, check_config),
+        Cmd::Flows(a) => cli::exit_status(cli::flows(&a)),
+        Cmd::Stats(a) => cli::exit_status(cli::stats(&a)),
+        Cmd::Ops(a) => cli::exit_status(cli::ops(&a)),
     };
     std::process::exit(code);
 }

@@ -826,7 +826,7 @@ mod tests {
         let mut t = tracker(small(), Policy::pass_all());
         let mut c = WorkerCounters::default();
         // A later fragment before its first one is forwarded untracked.
-        run(&mut t, &[later.clone()], 1, &mut c);
+        run(&mut t, std::slice::from_ref(&later), 1, &mut c);
         assert_eq!((t.table().len(), c.fragments_untracked), (0, 1));
         run(&mut t, &[first.clone(), later.clone()], 2, &mut c);
         let e = only_flow(&t);

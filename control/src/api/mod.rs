@@ -22,6 +22,9 @@ use crate::appliance::PortView;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 
+pub mod f5;
+pub mod metrics;
+
 /// State every handler can read.
 #[derive(Debug)]
 pub struct ApiState {
@@ -36,6 +39,8 @@ pub struct ApiState {
     /// True while ports are open. Held while reading port counters and
     /// while closing ports, so counters are never read from a closed port.
     ports_open: Mutex<bool>,
+    /// Requests answered, by face, operation and status.
+    pub requests: metrics::RequestCounters,
 }
 
 impl ApiState {
@@ -47,6 +52,7 @@ impl ApiState {
             dispatcher: OnceLock::new(),
             ports: OnceLock::new(),
             ports_open: Mutex::new(false),
+            requests: metrics::RequestCounters::default(),
         }
     }
 
@@ -70,6 +76,12 @@ impl ApiState {
         let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
         open.then(|| flowgate_sys::Port::stats_of(id))
     }
+
+    /// Whether a port's link is up (false once the ports are closed).
+    pub fn port_up(&self, id: flowgate_sys::PortId) -> bool {
+        let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
+        *open && flowgate_sys::Port::link_of(id).up
+    }
 }
 
 /// A request, read whole.
@@ -86,6 +98,8 @@ pub struct ApiRequest {
     /// Body.
     pub body: Bytes,
     /// The client's address.
+    // Not read yet: kept for access logs and per-client limits.
+    #[allow(dead_code)]
     pub peer: SocketAddr,
 }
 
@@ -114,6 +128,18 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
 }
 
 async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
+    let (face, operation) = metrics::classify(&req);
+    let resp = dispatch(&req, &state).await;
+    state
+        .requests
+        .record(face, &operation, resp.status().as_u16());
+    resp
+}
+
+async fn dispatch(req: &ApiRequest, state: &ApiState) -> HttpResponse {
+    if let Some((ns, site)) = f5::parse_path(&req.path) {
+        return f5::matching_flows(req, state, ns, site).await;
+    }
     match (&req.method, req.path.as_str()) {
         (&Method::GET, "/healthz") => {
             if state.ready.load(Ordering::Acquire) {
@@ -125,6 +151,8 @@ async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
                 )
             }
         }
+        (&Method::GET, "/readyz") => metrics::readyz(state).await,
+        (&Method::GET, "/metrics") => metrics::metrics(req, state).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
