@@ -91,18 +91,21 @@ pub enum Action {
     Reject,
 }
 
-/// Per packet of a burst: the mirror decision and flow hash.
+/// What [`Tracker::process`] decides per packet of a burst.
 #[derive(Debug, Clone, Copy)]
-pub struct MirrorOut {
+pub struct BurstOut {
+    /// What to do with each packet.
+    pub actions: [Action; BURST_SIZE],
     /// Encoded [`crate::mirror::Decision`]; 0 for none.
     pub mirror: [u16; BURST_SIZE],
     /// The flow hash (valid where `mirror` is non-zero).
     pub hash: [u32; BURST_SIZE],
 }
 
-impl Default for MirrorOut {
+impl Default for BurstOut {
     fn default() -> Self {
-        MirrorOut {
+        BurstOut {
+            actions: [Action::Forward; BURST_SIZE],
             mirror: [0; BURST_SIZE],
             hash: [0; BURST_SIZE],
         }
@@ -215,21 +218,21 @@ impl Tracker {
         std::mem::replace(&mut self.policy, p)
     }
 
-    /// Decides an action for each frame of a burst received on `in_port`
-    /// (whose traffic leaves by `out_port`). `frames[i]` is the first
-    /// segment, `lens[i]` the whole frame length. `out.mirror[i]` gets the
-    /// encoded mirror [`crate::mirror::Decision`] (0: none) and
-    /// `out.hash[i]` the flow hash.
+    /// Decides what to do with each frame of a burst received on port
+    /// `ports.0` (whose traffic leaves by `ports.1`). `frames[i]` is the
+    /// first segment, `lens[i]` the whole frame length. Per packet, `out`
+    /// gets the action, the encoded mirror [`crate::mirror::Decision`] (0:
+    /// none) and the flow hash.
     pub fn process(
         &mut self,
         frames: &[&[u8]],
         lens: &[u32],
         ports: (u8, u8),
         now: u64,
-        actions: &mut [Action],
-        out: &mut MirrorOut,
+        out: &mut BurstOut,
         c: &mut WorkerCounters,
     ) {
+        let actions = &mut out.actions;
         let (in_port, out_port) = ports;
         let n = frames.len().min(BURST_SIZE);
         let mut b = Burst {
@@ -562,10 +565,9 @@ mod tests {
         for chunk in frames.chunks(BURST_SIZE) {
             let slices: Vec<&[u8]> = chunk.iter().map(|f| f.as_slice()).collect();
             let lens: Vec<u32> = chunk.iter().map(|f| f.len() as u32).collect();
-            let mut actions = [Action::Forward; BURST_SIZE];
-            let mut mo = MirrorOut::default();
-            t.process(&slices, &lens, (3, 4), now, &mut actions, &mut mo, c);
-            out.extend_from_slice(&actions[..chunk.len()]);
+            let mut o = BurstOut::default();
+            t.process(&slices, &lens, (3, 4), now, &mut o, c);
+            out.extend_from_slice(&o.actions[..chunk.len()]);
         }
         out
     }

@@ -16,7 +16,7 @@ use crate::job::{Job, Step};
 use crate::mirror::{Decision, MirrorConfig};
 use crate::reject;
 use crate::stats::WorkerCounters;
-use crate::track::{Action, MirrorOut, Tracker};
+use crate::track::{Action, BurstOut, Tracker};
 
 /// Loop iterations between two looks at the command ring (a power of two).
 const COMMAND_POLL_EVERY: u64 = 64;
@@ -300,9 +300,8 @@ fn track_burst(
     c: &mut WorkerCounters,
 ) {
     let n = burst.len();
-    let mut actions = [Action::Forward; BURST_SIZE];
     let mut lens = [0u32; BURST_SIZE];
-    let mut mirror_out = MirrorOut::default();
+    let mut out = BurstOut::default();
     {
         let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
         for (i, m) in burst.as_slice().iter().enumerate() {
@@ -310,15 +309,7 @@ fn track_burst(
             lens[i] = m.pkt_len();
         }
         let ports = (path.in_port as u8, path.out as u8);
-        tracker.process(
-            &frames[..n],
-            &lens[..n],
-            ports,
-            now,
-            &mut actions,
-            &mut mirror_out,
-            c,
-        );
+        tracker.process(&frames[..n], &lens[..n], ports, now, &mut out, c);
     }
     c.rx_bytes += lens[..n].iter().map(|&l| l as u64).sum::<u64>();
 
@@ -327,19 +318,19 @@ fn track_burst(
     let mut drops = MbufBurst::<BURST_SIZE>::new();
     let mirror_cfg = tracker.mirror();
     burst.drain_each(|i, m| {
-        if mirror_out.mirror[i] != 0 {
+        if out.mirror[i] != 0 {
             // Copies are made before the original goes anywhere; egress
             // copies only of what actually leaves.
-            let d = Decision::decode(mirror_out.mirror[i]);
-            let forwarded = actions[i] == Action::Forward;
+            let d = Decision::decode(out.mirror[i]);
+            let forwarded = out.actions[i] == Action::Forward;
             for s in [d.ingress, d.egress.filter(|_| forwarded)]
                 .into_iter()
                 .flatten()
             {
-                mirror_copy(mirror_cfg, s, &m, mirror_out.hash[i], o, c);
+                mirror_copy(mirror_cfg, s, &m, out.hash[i], o, c);
             }
         }
-        match actions[i] {
+        match out.actions[i] {
             Action::Forward => {
                 let _ = forward.push(m);
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::Parser;
 use flowgate_dataplane::policy::Policy;
 use flowgate_dataplane::stats::WorkerCounters;
-use flowgate_dataplane::track::{Action, MirrorOut, TrackSettings, Tracker};
+use flowgate_dataplane::track::{BurstOut, TrackSettings, Tracker};
 use flowgate_sys::cpu::tsc;
 use flowgate_sys::BURST_SIZE;
 
@@ -56,8 +56,7 @@ fn main() {
     let mut t = Tracker::new(settings, Arc::new(Policy::pass_all()), hz).expect("table");
     let mut c = WorkerCounters::default();
     let lens: Vec<u32> = frames.iter().map(|f| f.len() as u32).collect();
-    let mut actions = [Action::Forward; BURST_SIZE];
-    let mut mirror_out = MirrorOut::default();
+    let mut out = BurstOut::default();
     let mut run = |passes: u32| {
         for _ in 0..passes {
             let mut i = 0;
@@ -72,8 +71,7 @@ fn main() {
                     &lens[i..i + n],
                     (0, 1),
                     tsc(),
-                    &mut actions,
-                    &mut mirror_out,
+                    &mut out,
                     &mut c,
                 );
                 i += n;

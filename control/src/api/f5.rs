@@ -691,7 +691,7 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowgate_dataplane::flow::key::v4_bytes;
+    use flowgate_dataplane::flow::key::v4_bits;
     use flowgate_dataplane::flow::{AddrFamily, DropReason, Verdict};
 
     const CONFIG: &str = r#"
@@ -885,8 +885,8 @@ node = "n1"
     /// client, which sorts last (so the opener is the key's `hi` side).
     fn entry() -> FlowEntry {
         let t = Tuple {
-            src: v4_bytes([10, 0, 0, 1]),
-            dst: v4_bytes([192, 0, 2, 1]),
+            src: v4_bits([10, 0, 0, 1]),
+            dst: v4_bits([192, 0, 2, 1]),
             sport: 40000,
             dport: 80,
             proto: 6,

@@ -73,7 +73,7 @@ pub struct Tuple {
 }
 
 /// The canonical, direction-free key of a flow (48 bytes).
-#[derive(Debug, Clone, Copy, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Eq, Default)]
 #[repr(C)]
 pub struct FlowKey {
     /// Address of the endpoint that sorts first.
@@ -187,6 +187,13 @@ impl PartialEq for FlowKey {
             | (a[4] ^ b[4])
             | (a[5] ^ b[5])
             == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The same words equality compares, so Hash agrees with Eq.
+        self.words().hash(state);
     }
 }
 
