@@ -8,7 +8,7 @@ what=${1:-run}
 # bindgen, pkg-config to find DPDK, and a C compiler for the shim.
 pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
 case "$what" in
-  test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev) ;;
+  test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev vagrant systemd) ;;
   bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk) ;;
 esac
 

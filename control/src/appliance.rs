@@ -41,6 +41,8 @@ pub struct PortView {
     pub device: String,
     /// Driver name.
     pub driver: String,
+    /// The port's MAC address.
+    pub mac: [u8; 6],
 }
 
 /// What control gets once the data plane runs.
@@ -201,6 +203,7 @@ impl Appliance {
                 id,
                 device: dev.name.clone(),
                 driver: dev.driver.clone(),
+                mac: port.mac().0,
             });
             ports.push(port);
         }

@@ -45,6 +45,9 @@ pub struct Config {
     /// The HTTP control API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The F5 Distributed Cloud "matching flows" face.
+    #[serde(default)]
+    pub f5: F5Config,
     /// Flow operations: the AWS Network Firewall face.
     #[serde(default)]
     pub operations: OperationsConfig,
@@ -161,8 +164,8 @@ pub struct FlowsConfig {
     pub fragment_map: u32,
     /// Seconds a first fragment's ports are remembered.
     pub fragment_timeout: u32,
-    /// Table entries the expiry sweep examines per loop iteration.
-    pub sweep_per_loop: u32,
+    /// Milliseconds for the expiry sweep to pass over the whole table.
+    pub sweep_period_ms: u32,
     /// Idle timeouts in seconds.
     pub timeouts: TimeoutsConfig,
 }
@@ -176,7 +179,7 @@ impl Default for FlowsConfig {
             stream_exception: OnMidstream::Continue,
             fragment_map: 4096,
             fragment_timeout: 30,
-            sweep_per_loop: 16,
+            sweep_period_ms: 1000,
             timeouts: TimeoutsConfig::default(),
         }
     }
@@ -353,6 +356,38 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[f5]`: who the appliance is to the F5 Distributed Cloud VER API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct F5Config {
+    /// The namespace in the request path (F5 uses "system" for sites).
+    pub namespace: String,
+    /// The site name in the request path.
+    pub site: String,
+    /// The node name a request's `node` field may name.
+    pub node: String,
+    /// Milliseconds a request waits for the workers; the answer then holds
+    /// what arrived, flagged partial.
+    pub deadline_ms: u64,
+    /// Most flow records in one answer (the F5 API's own limit is 1024).
+    pub max_flows: usize,
+}
+
+impl Default for F5Config {
+    fn default() -> Self {
+        F5Config {
+            namespace: "system".into(),
+            site: "flowgate".into(),
+            node: "flowgate-0".into(),
+            deadline_ms: 1000,
+            max_flows: 1024,
+        }
+    }
+}
+
+/// The longest `[f5] deadline_ms` (a request must not hold a client for long).
+pub const F5_MAX_DEADLINE_MS: u64 = 60_000;
+
 /// `[operations]`: who the appliance claims to be on the Network Firewall
 /// face, and the limits of the operation store.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -435,8 +470,17 @@ impl Loaded {
     }
 }
 
-/// Reads, parses and validates a config file.
+/// Reads, parses and validates a config file for running it here: the file
+/// itself ([`validate`]) and this machine's fit for it ([`check_machine`]).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let loaded = load_file(path)?;
+    check_machine(&loaded, &available_cpus())?;
+    Ok(loaded)
+}
+
+/// Reads, parses and validates a config file, without asking whether this
+/// machine could run it (`--check-config` may vet a file for another one).
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let err = |key: &str, problem: String| ConfigError {
         file: file.clone(),
@@ -450,8 +494,35 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.to_path_buf(),
         config,
     };
-    validate(&loaded, &available_cpus())?;
+    validate(&loaded)?;
     Ok(loaded)
+}
+
+/// Whether this machine has what the config asks for: its CPUs.
+pub fn check_machine(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
+    let dp = &l.config.dataplane;
+    if !cpus.contains(&dp.main_cpu) {
+        return Err(l.error(
+            "dataplane.main_cpu",
+            format!(
+                "CPU {} is not available on this machine (available: {})",
+                dp.main_cpu,
+                cpu_list(cpus)
+            ),
+        ));
+    }
+    for (i, &cpu) in dp.worker_cpus.iter().enumerate() {
+        if !cpus.contains(&cpu) {
+            return Err(l.error(
+                format!("dataplane.worker_cpus[{i}]"),
+                format!(
+                    "CPU {cpu} is not available on this machine (available: {})",
+                    cpu_list(cpus)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses TOML text; on failure returns (key or line:column, problem).
@@ -552,7 +623,7 @@ pub fn is_pci(device: &str) -> bool {
 }
 
 /// Checks what serde cannot: names, references, CPUs, files.
-pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
+pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     let c = &l.config;
     let dp = &c.dataplane;
     if c.ports.is_empty() {
@@ -576,29 +647,10 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
             format!("unknown level {:?} (emergency, alert, critical, error, warning, notice, info, debug)", c.eal.log_level),
         ));
     }
-    if !cpus.contains(&dp.main_cpu) {
-        return Err(l.error(
-            "dataplane.main_cpu",
-            format!(
-                "CPU {} is not available on this machine (available: {})",
-                dp.main_cpu,
-                cpu_list(cpus)
-            ),
-        ));
-    }
     if dp.worker_cpus.is_empty() {
         return Err(l.error("dataplane.worker_cpus", "at least one worker CPU is needed"));
     }
     for (i, &cpu) in dp.worker_cpus.iter().enumerate() {
-        if !cpus.contains(&cpu) {
-            return Err(l.error(
-                format!("dataplane.worker_cpus[{i}]"),
-                format!(
-                    "CPU {cpu} is not available on this machine (available: {})",
-                    cpu_list(cpus)
-                ),
-            ));
-        }
         if cpu == dp.main_cpu {
             return Err(l.error(
                 format!("dataplane.worker_cpus[{i}]"),
@@ -695,14 +747,15 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
     if c.flows.fragment_map == 0 {
         return Err(l.error("flows.fragment_map", "must be at least 1"));
     }
-    if c.flows.sweep_per_loop == 0 {
+    if !(10..=60_000).contains(&c.flows.sweep_period_ms) {
         return Err(l.error(
-            "flows.sweep_per_loop",
-            "must be at least 1, or flows never expire",
+            "flows.sweep_period_ms",
+            format!("{} is outside 10..=60000", c.flows.sweep_period_ms),
         ));
     }
-    compile_policy(l)?;
+    validate_f5(l)?;
     validate_operations(l)?;
+    compile_policy(l)?;
     let mut paired = HashSet::new();
     for (i, [a, b]) in dp.pairs.iter().enumerate() {
         for (j, n) in [a, b].into_iter().enumerate() {
@@ -719,6 +772,36 @@ pub fn validate(l: &Loaded, cpus: &[usize]) -> Result<(), ConfigError> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn validate_f5(l: &Loaded) -> Result<(), ConfigError> {
+    let f = &l.config.f5;
+    for (key, v) in [
+        ("f5.namespace", &f.namespace),
+        ("f5.site", &f.site),
+        ("f5.node", &f.node),
+    ] {
+        // They appear as path segments, so they must be one.
+        if v.is_empty() || v.contains('/') || v.chars().any(char::is_whitespace) {
+            return Err(l.error(
+                key,
+                format!("{v:?} must be a non-empty name without '/' or spaces"),
+            ));
+        }
+    }
+    if f.deadline_ms > F5_MAX_DEADLINE_MS {
+        return Err(l.error(
+            "f5.deadline_ms",
+            format!("{} is over {F5_MAX_DEADLINE_MS}", f.deadline_ms),
+        ));
+    }
+    if !(1..=1024).contains(&f.max_flows) {
+        return Err(l.error(
+            "f5.max_flows",
+            format!("{} is outside 1..=1024 (the F5 API's limit)", f.max_flows),
+        ));
     }
     Ok(())
 }
@@ -897,7 +980,7 @@ pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
         },
         fragment_map: f.fragment_map,
         fragment_timeout: f.fragment_timeout,
-        sweep_per_loop: f.sweep_per_loop,
+        sweep_period_ms: f.sweep_period_ms,
     }
 }
 
@@ -944,13 +1027,12 @@ device = "net_null1"
             key,
             problem,
         })?;
-        validate(
-            &Loaded {
-                path: "t.toml".into(),
-                config,
-            },
-            &[0, 1],
-        )
+        let l = Loaded {
+            path: "t.toml".into(),
+            config,
+        };
+        validate(&l)?;
+        check_machine(&l, &[0, 1])
     }
 
     #[test]
@@ -1083,6 +1165,25 @@ protocols = ["tcp", 17]
             assert!(e.key.starts_with(key), "{bad}: {e}");
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn f5_section_defaults_and_errors() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.f5, F5Config::default());
+        assert_eq!(c.f5.max_flows, 1024);
+        for (bad, key) in [
+            ("[f5]\nsite = \"a/b\"\n", "f5.site"),
+            ("[f5]\nnamespace = \"\"\n", "f5.namespace"),
+            ("[f5]\nmax_flows = 2000\n", "f5.max_flows"),
+            ("[f5]\nmax_flows = 0\n", "f5.max_flows"),
+            ("[f5]\ndeadline_ms = 600000\n", "f5.deadline_ms"),
+            ("[f5]\nsite = 3\n", "f5.site"),
+        ] {
+            let e = check(&format!("{GOOD}{bad}")).unwrap_err();
+            assert!(e.key.starts_with(key), "{e}");
+        }
+        check(&format!("{GOOD}[f5]\nsite = \"edge-1\"\ndeadline_ms = 0\n")).unwrap();
     }
 
     #[test]

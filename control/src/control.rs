@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowgate_dataplane::stats::WorkerCounters;
-use flowgate_sys::{Port, PortStats};
+use flowgate_sys::PortStats;
 use tokio::sync::oneshot;
 
 use crate::api::{self, ApiState};
@@ -45,7 +45,13 @@ pub fn spawn(
                     .ready
                     .store(true, std::sync::atomic::Ordering::Release);
                 if stats_period > 0 {
-                    print_stats(handles.ports, dispatcher, Duration::from_secs(stats_period)).await;
+                    print_stats(
+                        &state,
+                        handles.ports,
+                        dispatcher,
+                        Duration::from_secs(stats_period),
+                    )
+                    .await;
                 } else {
                     std::future::pending::<()>().await;
                 }
@@ -94,8 +100,16 @@ pub fn worker_line(w: usize, c: &WorkerCounters) -> String {
     )
 }
 
-async fn print_stats(ports: Vec<PortView>, dispatcher: Dispatcher, period: Duration) {
-    let mut last: Vec<PortStats> = ports.iter().map(|p| Port::stats_of(p.id)).collect();
+async fn print_stats(
+    state: &ApiState,
+    ports: Vec<PortView>,
+    dispatcher: Dispatcher,
+    period: Duration,
+) {
+    let mut last: Vec<PortStats> = ports
+        .iter()
+        .map(|p| state.port_stats(p.id).unwrap_or_default())
+        .collect();
     let mut last_t = Instant::now();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
@@ -105,7 +119,9 @@ async fn print_stats(ports: Vec<PortView>, dispatcher: Dispatcher, period: Durat
         last_t = now;
         let mut out = format!("flowgate stats ({:.1} s)\n", dt);
         for (p, prev) in ports.iter().zip(last.iter_mut()) {
-            let s = Port::stats_of(p.id);
+            let Some(s) = state.port_stats(p.id) else {
+                return; // shutting down
+            };
             let rx_pps = ((s.ipackets.saturating_sub(prev.ipackets)) as f64 / dt) as u64;
             let tx_pps = ((s.opackets.saturating_sub(prev.opackets)) as f64 / dt) as u64;
             out.push_str(&port_line(p, &s, rx_pps, tx_pps));

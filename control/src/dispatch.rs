@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use flowgate_dataplane::command::{Command, ControlEnd, Reply};
 use flowgate_dataplane::filter::RuleSet;
 use flowgate_dataplane::job::{FlowRecord, JobKind, JobSpec, JobSummary};
+use flowgate_dataplane::mirror::MirrorConfig;
 use flowgate_dataplane::stats::WorkerCounters;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,6 +65,11 @@ impl JobOutcome {
 }
 
 enum Request {
+    Mirror {
+        cfg: Arc<MirrorConfig>,
+        deadline: Duration,
+        answer: oneshot::Sender<Vec<bool>>,
+    },
     Counters {
         deadline: Duration,
         answer: oneshot::Sender<Vec<Option<WorkerCounters>>>,
@@ -85,6 +91,13 @@ struct PendingCounters {
     got: Vec<Option<WorkerCounters>>,
     deadline: Instant,
     answer: oneshot::Sender<Vec<Option<WorkerCounters>>>,
+}
+
+struct PendingMirror {
+    generation: u32,
+    installed: Vec<bool>,
+    deadline: Instant,
+    answer: oneshot::Sender<Vec<bool>>,
 }
 
 struct PendingJob {
@@ -120,6 +133,26 @@ impl Dispatcher {
             return vec![None; self.workers];
         }
         rx.await.unwrap_or_else(|_| vec![None; self.workers])
+    }
+
+    /// Installs a mirror configuration on every worker; returns, per
+    /// worker, whether it confirmed within `deadline`. The configurations
+    /// the workers give back are freed here, on control.
+    pub async fn install_mirror(&self, cfg: Arc<MirrorConfig>, deadline: Duration) -> Vec<bool> {
+        let (answer, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Request::Mirror {
+                cfg,
+                deadline,
+                answer,
+            })
+            .await
+            .is_err()
+        {
+            return vec![false; self.workers];
+        }
+        rx.await.unwrap_or_else(|_| vec![false; self.workers])
     }
 
     /// Runs a job on every worker and waits for all of them (or the deadline).
@@ -162,6 +195,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
     let mut next_seq: u64 = 1;
     let mut counters: HashMap<u64, PendingCounters> = HashMap::new();
     let mut jobs: HashMap<u64, PendingJob> = HashMap::new();
+    let mut mirrors: Vec<PendingMirror> = Vec::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -180,6 +214,17 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         let got = vec![None; rings.len()];
                         counters.insert(seq, PendingCounters { got, deadline: Instant::now() + deadline, answer });
                     }
+                    Request::Mirror { cfg, deadline, answer } => {
+                        let mut installed = vec![false; rings.len()];
+                        for (w, ring) in rings.iter_mut().enumerate() {
+                            // A full ring: that worker keeps its old
+                            // configuration and is reported as not installed.
+                            if ring.post(Command::InstallMirror(cfg.clone())).is_err() {
+                                installed[w] = false;
+                            }
+                        }
+                        mirrors.push(PendingMirror { generation: cfg.generation, installed, deadline: Instant::now() + deadline, answer });
+                    }
                     Request::Job { req, answer } => {
                         let mut outcome = JobOutcome { summaries: vec![None; rings.len()], ..JobOutcome::default() };
                         for (w, ring) in rings.iter_mut().enumerate() {
@@ -191,7 +236,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
             }
-            _ = tick.tick(), if !counters.is_empty() || !jobs.is_empty() => {
+            _ = tick.tick(), if !counters.is_empty() || !jobs.is_empty() || !mirrors.is_empty() => {
                 for (w, ring) in rings.iter_mut().enumerate() {
                     while let Some(reply) = ring.take_reply() {
                         match reply {
@@ -209,6 +254,12 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             Reply::JobDone { op, summary, spec: _ } => {
                                 if let Some(p) = jobs.get_mut(&op) {
                                     p.outcome.summaries[w] = Some(summary);
+                                }
+                            }
+                            // The replaced configuration is dropped here, on control.
+                            Reply::MirrorInstalled { generation, old: _ } => {
+                                for p in mirrors.iter_mut().filter(|p| p.generation == generation) {
+                                    p.installed[w] = true;
                                 }
                             }
                             Reply::JobRefused { op, spec: _ } => {
@@ -229,6 +280,15 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                     }
                     !done
                 });
+                let mut still = Vec::new();
+                for p in mirrors.drain(..) {
+                    if p.installed.iter().all(|&x| x) || now >= p.deadline {
+                        let _ = p.answer.send(p.installed);
+                    } else {
+                        still.push(p);
+                    }
+                }
+                mirrors = still;
                 jobs.retain(|_, p| {
                     let finished = (0..p.outcome.summaries.len())
                         .all(|w| p.outcome.summaries[w].is_some() || p.outcome.refused.contains(&w));

@@ -59,8 +59,14 @@ pub fn hugepages() -> Result<(u64, u64), String> {
     Ok((free, size))
 }
 
-/// The EAL arguments for a config, and how memory will be provided.
+/// The EAL arguments for a config, and how memory will be provided here.
 pub fn build(l: &Loaded) -> Result<(Vec<String>, Memory), ConfigError> {
+    build_for(l, true)
+}
+
+/// [`build`], for a config that may be meant for another machine: when
+/// `here` is false, huge pages that this machine lacks are not an error.
+pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), ConfigError> {
     let c = &l.config;
     let dp = &c.dataplane;
     let mut args = Vec::new();
@@ -81,6 +87,10 @@ pub fn build(l: &Loaded) -> Result<(Vec<String>, Memory), ConfigError> {
             why: "eal.hugepages = \"off\"".into(),
         },
         (_, Ok((free, size_kb))) => Memory::Hugepages { free, size_kb },
+        (HugepageMode::On, Err(_)) if !here => Memory::Hugepages {
+            free: 0,
+            size_kb: 0,
+        },
         (HugepageMode::On, Err(why)) => {
             return Err(l.error(
                 "eal.hugepages",

@@ -2,6 +2,8 @@
 
 mod api;
 mod appliance;
+mod cli;
+mod client;
 mod config;
 mod control;
 mod dispatch;
@@ -10,7 +12,6 @@ mod filters;
 mod ops;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,14 @@ enum Cmd {
         #[arg(long)]
         check_config: bool,
     },
+    /// List the newest tracked flows of a running appliance, one line per
+    /// direction (the F5 matching-flows API).
+    Flows(cli::FlowsArgs),
+    /// Show a running appliance's port and worker counters (from /metrics).
+    Stats(cli::StatsArgs),
+    /// List a running appliance's flow operations (Network Firewall
+    /// ListFlowOperations).
+    Ops(cli::OpsArgs),
 }
 
 /// Exit status for a configuration problem.
@@ -49,12 +58,20 @@ fn main() {
             config,
             check_config,
         } => run(&config, check_config),
+        Cmd::Flows(a) => cli::exit_status(cli::flows(&a)),
+        Cmd::Stats(a) => cli::exit_status(cli::stats(&a)),
+        Cmd::Ops(a) => cli::exit_status(cli::ops(&a)),
     };
     std::process::exit(code);
 }
 
 fn run(path: &std::path::Path, check_only: bool) -> i32 {
-    let loaded = match config::load(path) {
+    let loaded = if check_only {
+        config::load_file(path)
+    } else {
+        config::load(path)
+    };
+    let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
             eprintln!("flowgate: {e}");
@@ -63,7 +80,15 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     };
     let c = &loaded.config;
     if check_only {
-        return match eal_args::build(&loaded) {
+        // The file may be meant for another machine (a VM, a bigger host):
+        // what this one lacks is a warning here, an error at `run`.
+        if let Err(e) = config::check_machine(&loaded, &config::available_cpus()) {
+            println!("warning: on this machine: {e}");
+        }
+        if let Err(e) = eal_args::build(&loaded) {
+            println!("warning: on this machine: {e}");
+        }
+        return match eal_args::build_for(&loaded, false) {
             Ok((args, memory)) => {
                 println!("config {}: ok", path.display());
                 println!("eal: {}", args.join(" "));
@@ -123,7 +148,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return 1;
         }
     };
-    let _ = state.ports.set(handles.ports.clone());
+    state.ports_opened(handles.ports.clone());
     let _ = handoff_tx.send(handles);
     println!(
         "flowgate: API on http://{} (GET /healthz); stop with Ctrl-C or SIGTERM",
@@ -132,8 +157,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
 
     let reason = stop_rx.recv().unwrap_or("control thread ended");
     println!("flowgate: {reason}: stopping");
-    state.ready.store(false, Ordering::Release);
-    let s = app.shutdown();
+    let s = state.close_ports(|| app.shutdown());
     println!("flowgate: final counters");
     for (v, st) in &s.ports {
         println!(

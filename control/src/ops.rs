@@ -113,10 +113,11 @@ impl FlowResult {
     pub fn from_record(r: &FlowRecord, tsc_now: u64, tsc_hz: u64) -> FlowResult {
         let e = &r.entry;
         let t = e.forward_tuple();
-        let addr = |b: [u8; 16]| -> IpAddr {
+        // IPv4 sits in the top 32 bits of the 128-bit address.
+        let addr = |bits: u128| -> IpAddr {
             match t.family {
-                AddrFamily::V6 => IpAddr::V6(Ipv6Addr::from(b)),
-                _ => IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+                AddrFamily::V6 => IpAddr::V6(Ipv6Addr::from(bits)),
+                _ => IpAddr::V4(Ipv4Addr::from((bits >> 96) as u32)),
             }
         };
         let (pf, pr) = e.packets_fwd_rev();
@@ -399,7 +400,7 @@ pub fn results_page(results: &[FlowResult], offset: usize, max: usize) -> Page<F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowgate_dataplane::flow::key::v4_bytes;
+    use flowgate_dataplane::flow::key::v4_bits;
     use flowgate_dataplane::flow::{FlowEntry, Tuple};
     use flowgate_dataplane::job::JobSummary;
 
@@ -584,8 +585,8 @@ mod tests {
 
     fn record(opened_by_sender: bool, index: u32, first_seen: u64) -> FlowRecord {
         let t = Tuple {
-            src: v4_bytes([10, 0, 0, 9]),
-            dst: v4_bytes([10, 0, 0, 1]),
+            src: v4_bits([10, 0, 0, 9]),
+            dst: v4_bits([10, 0, 0, 1]),
             sport: 40000,
             dport: 80,
             proto: 6,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 
 use crate::job::{FlowChunk, JobSpec, JobSummary};
+use crate::mirror::MirrorConfig;
 use crate::stats::WorkerCounters;
 
 /// A request from control to a worker.
@@ -24,6 +25,8 @@ pub enum Command {
     },
     /// Start a capture, flush or query over the worker's flow table.
     StartJob(Box<JobSpec>),
+    /// Use this mirror configuration from now on.
+    InstallMirror(Arc<MirrorConfig>),
 }
 
 /// A worker's answer.
@@ -55,6 +58,14 @@ pub enum Reply {
         summary: JobSummary,
         /// The spec control posted.
         spec: Box<JobSpec>,
+    },
+    /// A mirror configuration is in use; the one it replaced comes back
+    /// so control frees it.
+    MirrorInstalled {
+        /// The generation now in use.
+        generation: u32,
+        /// The configuration replaced.
+        old: Arc<MirrorConfig>,
     },
     /// The worker runs too many jobs already; the spec comes back unused.
     JobRefused {

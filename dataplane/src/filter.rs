@@ -265,13 +265,13 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::key::v4_bytes;
+    use crate::flow::key::v4_bits;
     use proptest::prelude::*;
 
     fn v4t(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, proto: u8) -> Tuple {
         Tuple {
-            src: v4_bytes(src),
-            dst: v4_bytes(dst),
+            src: v4_bits(src),
+            dst: v4_bits(dst),
             sport,
             dport,
             proto,
@@ -412,14 +412,18 @@ mod tests {
                     if noise % 5 == 0 {
                         a = noise.to_be_bytes();
                     }
-                    (a, b, AddrFamily::V6)
+                    (
+                        u128::from_be_bytes(a),
+                        u128::from_be_bytes(b),
+                        AddrFamily::V6,
+                    )
                 } else {
                     let a = if noise % 5 == 0 {
                         (noise as u32).to_be_bytes()
                     } else {
                         [10, 0, 0, s]
                     };
-                    (v4_bytes(a), v4_bytes([10, 0, 0, d]), AddrFamily::V4)
+                    (v4_bits(a), v4_bits([10, 0, 0, d]), AddrFamily::V4)
                 };
                 Tuple {
                     src,

@@ -277,7 +277,7 @@ impl Job {
 mod tests {
     use super::*;
     use crate::filter::{PortRange, Rule};
-    use crate::flow::key::v4_bytes;
+    use crate::flow::key::v4_bits;
     use crate::flow::{AddrFamily, Tuple};
 
     /// A table whose entry i (i % 3 != 2) is a TCP flow first seen at
@@ -286,8 +286,8 @@ mod tests {
         let mut t = FlowTable::new(n, crate::flow::FullPolicy::DropNew).unwrap();
         for i in 0..n {
             let tu = Tuple {
-                src: v4_bytes([10, 0, (i >> 8) as u8, i as u8]),
-                dst: v4_bytes([192, 0, 2, 1]),
+                src: v4_bits([10, 0, (i >> 8) as u8, i as u8]),
+                dst: v4_bits([192, 0, 2, 1]),
                 sport: 1000 + i as u16,
                 dport: if i % 2 == 0 { 80 } else { 443 },
                 proto: 6,

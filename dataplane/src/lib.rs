@@ -17,6 +17,7 @@ pub mod command;
 pub mod filter;
 pub mod flow;
 pub mod job;
+pub mod mirror;
 pub mod parse;
 pub mod policy;
 pub mod reject;

@@ -41,7 +41,7 @@
 //! while its first fragment reports the upper-layer protocol found after
 //! them.
 
-use crate::flow::key::v4_bytes;
+use crate::flow::key::{v4_bits, v6_bits};
 use crate::flow::{AddrFamily, Tuple};
 use crate::wire::ethernet::is_vlan_tpid;
 use crate::wire::ipv6::is_extension_header;
@@ -77,11 +77,12 @@ pub enum Fragment {
 
 /// What the parser learned from an IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// repr(C) with the tuple last: the small variants of [`Parsed`] then share
+// bytes with the small fields, never with the tuple, which is written and
+// read back whole (a tuple assembled from partial stores stalls the loads
+// that follow on store forwarding).
+#[repr(C)]
 pub struct ParsedPacket {
-    /// Packet-order addresses, ports, protocol, family and VLAN (see
-    /// [`Tuple`] for the ICMP port convention and VLAN encoding). For
-    /// IPv6 `proto` is the upper-layer protocol after the extension headers.
-    pub tuple: Tuple,
     /// Offset of the IP header in the frame (14, 18 or 22).
     pub l3_offset: u16,
     /// Offset of the upper-layer header in the frame, after IPv4 options or
@@ -99,6 +100,10 @@ pub struct ParsedPacket {
     pub tcp_flags: u8,
     /// Fragmentation state.
     pub fragment: Fragment,
+    /// Packet-order addresses, ports, protocol, family and VLAN (see
+    /// [`Tuple`] for the ICMP port convention and VLAN encoding). For
+    /// IPv6 `proto` is the upper-layer protocol after the extension headers.
+    pub tuple: Tuple,
 }
 
 /// The parser's verdict on a frame.
@@ -225,7 +230,7 @@ impl Malformed {
 }
 
 /// Parses one Ethernet frame.
-#[inline]
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Parsed {
     match parse_frame(frame) {
         Ok(p) => p,
@@ -283,8 +288,8 @@ fn parse_ipv4(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
     let proto = ip.protocol();
     let mut pkt = ParsedPacket {
         tuple: Tuple {
-            src: v4_bytes(ip.src_addr()),
-            dst: v4_bytes(ip.dst_addr()),
+            src: v4_bits(ip.src_addr()),
+            dst: v4_bits(ip.dst_addr()),
             sport: 0,
             dport: 0,
             proto,
@@ -334,8 +339,8 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
     }
     let mut pkt = ParsedPacket {
         tuple: Tuple {
-            src: ip.src_addr(),
-            dst: ip.dst_addr(),
+            src: v6_bits(ip.src_addr()),
+            dst: v6_bits(ip.dst_addr()),
             sport: 0,
             dport: 0,
             proto: 0,

@@ -74,7 +74,7 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::filter::{PortRange, ProtoSet};
-    use crate::flow::key::v4_bytes;
+    use crate::flow::key::v4_bits;
     use crate::flow::AddrFamily;
 
     #[test]
@@ -115,8 +115,8 @@ mod tests {
             dflt,
         );
         let t = |dport, proto| Tuple {
-            src: v4_bytes([10, 0, 0, 1]),
-            dst: v4_bytes([10, 0, 0, 2]),
+            src: v4_bits([10, 0, 0, 1]),
+            dst: v4_bits([10, 0, 0, 2]),
             sport: 999,
             dport,
             proto,

@@ -57,6 +57,10 @@ pub struct WorkerCounters {
     pub rejects_sent: u64,
     /// Rejects that could not be sent (no mbuf, or tx refused).
     pub rejects_failed: u64,
+    /// Mirror copies sent.
+    pub mirror_copies: u64,
+    /// Mirror copies lost (no mbuf, or tx refused).
+    pub mirror_dropped: u64,
 }
 
 impl Default for WorkerCounters {
@@ -86,6 +90,8 @@ impl Default for WorkerCounters {
             verdict_dropped: 0,
             rejects_sent: 0,
             rejects_failed: 0,
+            mirror_copies: 0,
+            mirror_dropped: 0,
         }
     }
 }
@@ -119,6 +125,8 @@ impl WorkerCounters {
         self.verdict_dropped += o.verdict_dropped;
         self.rejects_sent += o.rejects_sent;
         self.rejects_failed += o.rejects_failed;
+        self.mirror_copies += o.mirror_copies;
+        self.mirror_dropped += o.mirror_dropped;
     }
 
     /// Malformed frames of every reason.

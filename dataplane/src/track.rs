@@ -13,10 +13,12 @@ use flowgate_sys::BURST_SIZE;
 use crate::flow::entry::flags;
 use crate::flow::frag::{FragMap, Remembered};
 use crate::flow::tcp;
+use crate::flow::Tuple;
 use crate::flow::{
     DropReason, FlowEntry, FlowKey, FlowTable, FullPolicy, Insert, Side, TcpState, TimeoutSecs,
     Timeouts, Verdict,
 };
+use crate::mirror::{MirrorConfig, UNDECIDED};
 use crate::parse::{parse, Fragment, Parsed};
 use crate::policy::Policy;
 use crate::stats::WorkerCounters;
@@ -58,8 +60,8 @@ pub struct TrackSettings {
     pub fragment_map: u32,
     /// Seconds a first fragment's ports are remembered.
     pub fragment_timeout: u32,
-    /// Entries the expiry sweep examines per loop iteration.
-    pub sweep_per_loop: u32,
+    /// Milliseconds for the expiry sweep to pass over the whole table once.
+    pub sweep_period_ms: u32,
 }
 
 impl Default for TrackSettings {
@@ -72,7 +74,7 @@ impl Default for TrackSettings {
             stream_exception: StreamException::Continue,
             fragment_map: 4096,
             fragment_timeout: 30,
-            sweep_per_loop: 16,
+            sweep_period_ms: 1000,
         }
     }
 }
@@ -89,15 +91,56 @@ pub enum Action {
     Reject,
 }
 
+/// What [`Tracker::process`] decides per packet of a burst.
+#[derive(Debug, Clone, Copy)]
+pub struct BurstOut {
+    /// What to do with each packet.
+    pub actions: [Action; BURST_SIZE],
+    /// Encoded [`crate::mirror::Decision`]; 0 for none.
+    pub mirror: [u16; BURST_SIZE],
+    /// The flow hash (valid where `mirror` is non-zero).
+    pub hash: [u32; BURST_SIZE],
+}
+
+impl Default for BurstOut {
+    fn default() -> Self {
+        BurstOut {
+            actions: [Action::Forward; BURST_SIZE],
+            mirror: [0; BURST_SIZE],
+            hash: [0; BURST_SIZE],
+        }
+    }
+}
+
+/// What stage 3 needs of one packet besides its key.
+#[derive(Clone, Copy)]
+struct Packet {
+    side: Side,
+    hash: u32,
+    hint: u32,
+    tcp_flags: u8,
+    ttl: u8,
+    len: u32,
+}
+
 /// One worker's flow state.
 pub struct Tracker {
     table: FlowTable,
     frags: FragMap,
     policy: Arc<Policy>,
+    mirror: Arc<MirrorConfig>,
     timeouts: Timeouts,
     settings: TrackSettings,
     sweep_cursor: u32,
+    /// TSC up to which the sweep has done its share of work.
+    sweep_clock: u64,
+    /// TSC ticks per full pass.
+    sweep_period: u64,
 }
+
+/// Most entries one sweep call examines (after an idle spell the rest
+/// follows on later calls).
+const SWEEP_MAX: u64 = 256;
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,14 +150,18 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct Pending {
-    tracked: bool,
-    key: FlowKey,
-    side: Option<Side>,
-    hash: u32,
-    tcp_flags: u8,
-    ttl: u8,
+/// The per-burst scratch of the staged lookup, as parallel arrays so each
+/// stage reads exactly what the previous one wrote, at the same width.
+struct Burst {
+    keys: [FlowKey; BURST_SIZE],
+    hashes: [u32; BURST_SIZE],
+    sides: [Side; BURST_SIZE],
+    tcp_flags: [u8; BURST_SIZE],
+    ttls: [u8; BURST_SIZE],
+    /// Stage 2's guess at each packet's entry.
+    hints: [u32; BURST_SIZE],
+    /// Bit i set: packet i is tracked.
+    tracked: u32,
 }
 
 impl Tracker {
@@ -131,9 +178,12 @@ impl Tracker {
                 settings.fragment_timeout as u64 * tsc_hz,
             ),
             policy,
+            mirror: Arc::new(MirrorConfig::empty(0)),
             timeouts: Timeouts::new(&settings.timeouts, tsc_hz),
+            sweep_period: (settings.sweep_period_ms.max(1) as u64 * tsc_hz / 1000).max(1),
             settings,
             sweep_cursor: 0,
+            sweep_clock: 0,
         })
     }
 
@@ -152,60 +202,73 @@ impl Tracker {
         &self.timeouts
     }
 
+    /// The mirror configuration in use.
+    pub fn mirror(&self) -> &MirrorConfig {
+        &self.mirror
+    }
+
+    /// Replaces the mirror configuration; returns the old one (for control
+    /// to free). Cached decisions go stale through the generation.
+    pub fn set_mirror(&mut self, m: Arc<MirrorConfig>) -> Arc<MirrorConfig> {
+        std::mem::replace(&mut self.mirror, m)
+    }
+
     /// Replaces the policy (applies to flows created from now on).
     pub fn set_policy(&mut self, p: Arc<Policy>) -> Arc<Policy> {
         std::mem::replace(&mut self.policy, p)
     }
 
-    /// Decides an action for each frame of a burst received on `in_port`.
-    /// `frames[i]` is the first segment, `lens[i]` the whole frame length.
+    /// Decides what to do with each frame of a burst received on port
+    /// `ports.0` (whose traffic leaves by `ports.1`). `frames[i]` is the
+    /// first segment, `lens[i]` the whole frame length. Per packet, `out`
+    /// gets the action, the encoded mirror [`crate::mirror::Decision`] (0:
+    /// none) and the flow hash.
     pub fn process(
         &mut self,
         frames: &[&[u8]],
         lens: &[u32],
-        in_port: u8,
+        ports: (u8, u8),
         now: u64,
-        actions: &mut [Action],
+        out: &mut BurstOut,
         c: &mut WorkerCounters,
     ) {
+        let actions = &mut out.actions;
+        let (in_port, out_port) = ports;
         let n = frames.len().min(BURST_SIZE);
-        let mut p = [Pending::default(); BURST_SIZE];
+        let mut b = Burst {
+            keys: [FlowKey::default(); BURST_SIZE],
+            hashes: [0; BURST_SIZE],
+            sides: [Side::LoToHi; BURST_SIZE],
+            tcp_flags: [0; BURST_SIZE],
+            ttls: [0; BURST_SIZE],
+            hints: [u32::MAX; BURST_SIZE],
+            tracked: 0,
+        };
 
+        let mirroring = self.mirror.watches(in_port as usize, out_port as usize);
         // Stage 1: parse, key, hash; fetch buckets.
         for i in 0..n {
             actions[i] = Action::Forward;
+            out.mirror[i] = 0;
             match parse(frames[i]) {
                 Parsed::Ip(pp) => {
-                    let mut t = pp.tuple;
-                    match pp.fragment {
-                        Fragment::None => {}
-                        Fragment::First { id } => {
-                            if self.frags.remember(&t, id, now) == Remembered::Overwrote {
-                                c.fragment_map_overwrites += 1;
-                            }
+                    let t = if pp.fragment == Fragment::None {
+                        pp.tuple
+                    } else {
+                        match self.fragment(pp.tuple, pp.fragment, now, c) {
+                            Some(t) => t,
+                            None => continue,
                         }
-                        Fragment::Later { id } => match self.frags.recall(&t, id, now) {
-                            Some((s, d)) => {
-                                t.sport = s;
-                                t.dport = d;
-                            }
-                            None => {
-                                c.fragments_untracked += 1;
-                                continue;
-                            }
-                        },
-                    }
+                    };
                     let (key, side) = t.canonical();
                     let hash = key.hash();
                     self.table.prefetch_bucket(hash);
-                    p[i] = Pending {
-                        tracked: true,
-                        key,
-                        side: Some(side),
-                        hash,
-                        tcp_flags: pp.tcp_flags,
-                        ttl: pp.ttl,
-                    };
+                    b.keys[i] = key;
+                    b.hashes[i] = hash;
+                    b.sides[i] = side;
+                    b.tcp_flags[i] = pp.tcp_flags;
+                    b.ttls[i] = pp.ttl;
+                    b.tracked |= 1 << i;
                 }
                 Parsed::NotIp { .. } => c.not_ip += 1,
                 Parsed::Malformed(m) => {
@@ -218,29 +281,104 @@ impl Tracker {
             }
         }
         // Stage 2: fetch the entries the signatures point at.
-        for pi in p.iter().take(n).filter(|x| x.tracked) {
-            self.table.prefetch_entry(pi.hash);
+        let mut m = b.tracked;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            b.hints[i] = self.table.prefetch_entry(b.hashes[i]);
+            m &= m - 1;
         }
         // Stage 3: account each packet to its flow, in order.
-        for i in 0..n {
-            if p[i].tracked {
-                let x = p[i];
-                actions[i] = self.account(&x, lens[i], in_port, now, c);
+        let mut m = b.tracked;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            let pkt = Packet {
+                side: b.sides[i],
+                hash: b.hashes[i],
+                hint: b.hints[i],
+                tcp_flags: b.tcp_flags[i],
+                ttl: b.ttls[i],
+                len: lens[i],
+            };
+            let (action, idx) = self.account(&b.keys[i], pkt, in_port, now, c);
+            actions[i] = action;
+            if mirroring {
+                if let Some(idx) = idx {
+                    out.mirror[i] = self.mirror_decision(idx, b.sides[i], in_port, out_port);
+                    out.hash[i] = b.hashes[i];
+                }
             }
+            m &= m - 1;
         }
     }
 
+    /// The flow's cached mirror decision for packets travelling `side`,
+    /// computed when the configuration changed since it was cached.
+    #[inline]
+    fn mirror_decision(&mut self, idx: u32, side: Side, in_port: u8, out_port: u8) -> u16 {
+        let generation = self.mirror.generation;
+        let e = self.table.entry_mut(idx);
+        if e.mirror_gen != generation {
+            e.mirror_gen = generation;
+            e.mirror = [UNDECIDED; 2];
+        }
+        let s = side.index();
+        if e.mirror[s] == UNDECIDED {
+            let t = e.key.oriented(side);
+            e.mirror[s] = self
+                .mirror
+                .decide(&t, in_port as usize, out_port as usize)
+                .encode();
+        }
+        self.table.entry(idx).mirror[s]
+    }
+
+    /// The tuple of a fragment: a first fragment's ports are remembered, a
+    /// later fragment takes them from the map (`None`: forward untracked).
+    /// Out of line and by value so the common path keeps its tuple in
+    /// registers (a tuple whose address is taken is spilled with partial
+    /// stores, and re-reading it stalls on store forwarding).
+    #[inline(never)]
+    #[cold]
+    fn fragment(
+        &mut self,
+        mut t: Tuple,
+        f: Fragment,
+        now: u64,
+        c: &mut WorkerCounters,
+    ) -> Option<Tuple> {
+        match f {
+            Fragment::None => {}
+            Fragment::First { id } => {
+                if self.frags.remember(&t, id, now) == Remembered::Overwrote {
+                    c.fragment_map_overwrites += 1;
+                }
+            }
+            Fragment::Later { id } => match self.frags.recall(&t, id, now) {
+                Some((s, d)) => {
+                    t.sport = s;
+                    t.dport = d;
+                }
+                None => {
+                    c.fragments_untracked += 1;
+                    return None;
+                }
+            },
+        }
+        Some(t)
+    }
+
+    #[inline(always)]
     fn account(
         &mut self,
-        x: &Pending,
-        len: u32,
+        key: &FlowKey,
+        x: Packet,
         in_port: u8,
         now: u64,
         c: &mut WorkerCounters,
-    ) -> Action {
-        let side = x.side.expect("tracked packets have a side");
-        let tcp_proto = x.key.proto == 6;
-        if let Some(idx) = self.table.lookup(&x.key, x.hash) {
+    ) -> (Action, Option<u32>) {
+        let (side, len) = (x.side, x.len);
+        let tcp_proto = key.proto == 6;
+        if let Some(idx) = self.table.lookup_hinted(key, x.hash, x.hint) {
             let e = *self.table.entry(idx);
             let stale = self.timeouts.expired(&e, now);
             let reopen = tcp_proto && tcp::reopens(e.tcp_state, x.tcp_flags);
@@ -254,7 +392,7 @@ impl Tracker {
                 if tcp_proto {
                     e.tcp_state = tcp::advance(e.tcp_state, x.tcp_flags, side == e.opener());
                 }
-                return Self::verdict_action(e.verdict, c);
+                return (Self::verdict_action(e.verdict, c), Some(idx));
             }
             // Timed out but not yet swept, or a new connection on a closed
             // tuple: the old flow is over.
@@ -269,22 +407,22 @@ impl Tracker {
             match self.settings.stream_exception {
                 StreamException::Drop => {
                     c.verdict_dropped += 1;
-                    return Action::Drop;
+                    return (Action::Drop, None);
                 }
                 StreamException::Reject => {
                     c.verdict_dropped += 1;
-                    return Action::Reject;
+                    return (Action::Reject, None);
                 }
                 StreamException::Continue => midstream = true,
             }
         }
-        let decision = self.policy.decide(&x.key.oriented(side));
+        let decision = self.policy.decide(&key.oriented(side));
         match decision.verdict {
             Verdict::Pass => c.policy_pass += 1,
             Verdict::Drop => c.policy_drop += 1,
             Verdict::Reject => c.policy_reject += 1,
         }
-        let mut e = FlowEntry::new(x.key, side, now);
+        let mut e = FlowEntry::new(*key, side, now);
         let s = side.index();
         e.packets[s] = 1;
         e.bytes[s] = len as u64;
@@ -306,18 +444,22 @@ impl Tracker {
                 TcpState::SynSent
             };
         }
-        match self.table.insert(e, x.hash) {
-            Insert::Inserted(_) => c.flows_created += 1,
-            Insert::Evicted(_, _) => {
+        let idx = match self.table.insert(e, x.hash) {
+            Insert::Inserted(i) => {
+                c.flows_created += 1;
+                i
+            }
+            Insert::Evicted(i, _) => {
                 c.flows_created += 1;
                 c.flows_evicted += 1;
+                i
             }
             Insert::Full => {
                 c.table_full_drops += 1;
-                return Action::Drop;
+                return (Action::Drop, None);
             }
-        }
-        Self::verdict_action(decision.verdict, c)
+        };
+        (Self::verdict_action(decision.verdict, c), Some(idx))
     }
 
     #[inline(always)]
@@ -335,17 +477,392 @@ impl Tracker {
         }
     }
 
-    /// Advances the expiry sweep by a bounded number of entries.
+    /// Advances the expiry sweep by the entries due since the last call:
+    /// the whole table once per sweep period, so a busy loop pays a few
+    /// entries per iteration, never a stop-the-world pass.
     pub fn sweep(&mut self, now: u64, c: &mut WorkerCounters) {
-        let cap = self.table.capacity();
-        for _ in 0..self.settings.sweep_per_loop {
+        let cap = self.table.capacity() as u64;
+        if self.sweep_clock == 0 || now < self.sweep_clock {
+            self.sweep_clock = now;
+            return;
+        }
+        let due =
+            ((now - self.sweep_clock) as u128 * cap as u128 / self.sweep_period as u128) as u64;
+        if due == 0 {
+            return;
+        }
+        let n = due.min(SWEEP_MAX);
+        // Advance the clock by exactly the work done, so none is lost.
+        self.sweep_clock += (n as u128 * self.sweep_period as u128 / cap as u128) as u64;
+        for _ in 0..n {
             let i = self.sweep_cursor;
-            self.sweep_cursor = if i + 1 >= cap { 0 } else { i + 1 };
+            self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
                 self.table.remove(i);
                 c.flows_expired += 1;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{PortRange, ProtoSet, Rule};
+    use crate::flow::tcp::tcp_flags::*;
+    use crate::policy::RuleAction;
+    use etherparse::PacketBuilder;
+
+    const HZ: u64 = 1000; // one tick per millisecond
+
+    fn tracker(settings: TrackSettings, policy: Policy) -> Tracker {
+        Tracker::new(settings, Arc::new(policy), HZ).unwrap()
+    }
+
+    fn small() -> TrackSettings {
+        TrackSettings {
+            capacity: 1024,
+            ..TrackSettings::default()
+        }
+    }
+
+    /// A TCP segment from `a` to `b` with the given flags.
+    fn tcp(a: ([u8; 4], u16), b: ([u8; 4], u16), f: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut t = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(a.0, b.0, 64)
+            .tcp(a.1, b.1, 1000, 1000);
+        if f & SYN != 0 {
+            t = t.syn();
+        }
+        if f & ACK != 0 {
+            t = t.ack(1);
+        }
+        if f & FIN != 0 {
+            t = t.fin();
+        }
+        if f & RST != 0 {
+            t = t.rst();
+        }
+        t.write(&mut v, payload).unwrap();
+        v
+    }
+
+    fn udp(a: ([u8; 4], u16), b: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(a.0, b.0, 64)
+            .udp(a.1, b.1)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    }
+
+    /// Runs frames through the tracker one burst at a time; returns actions.
+    fn run(t: &mut Tracker, frames: &[Vec<u8>], now: u64, c: &mut WorkerCounters) -> Vec<Action> {
+        let mut out = Vec::new();
+        for chunk in frames.chunks(BURST_SIZE) {
+            let slices: Vec<&[u8]> = chunk.iter().map(|f| f.as_slice()).collect();
+            let lens: Vec<u32> = chunk.iter().map(|f| f.len() as u32).collect();
+            let mut o = BurstOut::default();
+            t.process(&slices, &lens, (3, 4), now, &mut o, c);
+            out.extend_from_slice(&o.actions[..chunk.len()]);
+        }
+        out
+    }
+
+    fn only_flow(t: &Tracker) -> FlowEntry {
+        let used: Vec<FlowEntry> = (0..t.table().capacity())
+            .map(|i| *t.table().entry(i))
+            .filter(|e| e.is_used())
+            .collect();
+        assert_eq!(used.len(), 1, "{used:?}");
+        used[0]
+    }
+
+    const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+    const S: ([u8; 4], u16) = ([192, 0, 2, 1], 80);
+
+    #[test]
+    fn a_tcp_session_is_one_flow_with_per_direction_counters() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        let frames = vec![
+            tcp(C, S, SYN, &[]),
+            tcp(S, C, SYN | ACK, &[]),
+            tcp(C, S, ACK, &[]),
+            tcp(C, S, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            tcp(S, C, ACK, &[0; 500]),
+            tcp(C, S, FIN | ACK, &[]),
+            tcp(S, C, FIN | ACK, &[]),
+            tcp(C, S, ACK, &[]),
+        ];
+        let actions = run(&mut t, &frames, 5, &mut c);
+        assert!(actions.iter().all(|a| *a == Action::Forward));
+        let e = only_flow(&t);
+        assert_eq!(e.tcp_state, TcpState::TimeWait);
+        assert_eq!(e.forward_tuple().sport, 40000, "the client opened it");
+        assert_eq!(e.packets_fwd_rev(), (5, 3));
+        let bytes = |who: &[usize]| who.iter().map(|&i| frames[i].len() as u64).sum::<u64>();
+        assert_eq!(
+            e.bytes_fwd_rev(),
+            (bytes(&[0, 2, 3, 5, 7]), bytes(&[1, 4, 6]))
+        );
+        assert_eq!(e.tcp_flags[e.opener().index()], SYN | ACK | FIN);
+        assert_eq!(e.tcp_flags[e.opener().reverse().index()], SYN | ACK | FIN);
+        assert_eq!(e.in_port, 3);
+        assert_eq!(e.ttl, 64);
+        assert_eq!(
+            (c.flows_created, c.policy_pass, c.midstream_packets),
+            (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn mid_stream_policies() {
+        for (policy, action, tracked) in [
+            (StreamException::Drop, Action::Drop, false),
+            (StreamException::Reject, Action::Reject, false),
+            (StreamException::Continue, Action::Forward, true),
+        ] {
+            let mut t = tracker(
+                TrackSettings {
+                    stream_exception: policy,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            let a = run(&mut t, &[tcp(C, S, ACK, b"x")], 5, &mut c);
+            assert_eq!(a, vec![action], "{policy:?}");
+            assert_eq!(c.midstream_packets, 1);
+            assert_eq!(t.table().len() == 1, tracked, "{policy:?}");
+            if tracked {
+                let e = only_flow(&t);
+                assert_eq!(e.tcp_state, TcpState::Established);
+                assert!(e.flags & flags::MIDSTREAM != 0);
+            }
+        }
+    }
+
+    #[test]
+    fn policy_verdict_is_decided_once_and_kept_with_the_rule() {
+        let reject_ssh = (
+            Rule {
+                dport: PortRange::single(22),
+                protos: ProtoSet::of(&[6]),
+                ..Rule::ANY
+            },
+            RuleAction {
+                verdict: Verdict::Reject,
+                rule_id: 22,
+                group: 7,
+            },
+        );
+        let drop_dns = (
+            Rule {
+                dport: PortRange::single(53),
+                ..Rule::ANY
+            },
+            RuleAction {
+                verdict: Verdict::Drop,
+                rule_id: 53,
+                group: 7,
+            },
+        );
+        let p = Policy::new(
+            &[reject_ssh, drop_dns],
+            RuleAction {
+                verdict: Verdict::Pass,
+                rule_id: 0,
+                group: 0,
+            },
+        );
+        let mut t = tracker(small(), p);
+        let mut c = WorkerCounters::default();
+        let ssh = ([192, 0, 2, 9], 22);
+        let dns = ([192, 0, 2, 53], 53);
+        let a = run(
+            &mut t,
+            &[
+                tcp(C, ssh, SYN, &[]),
+                tcp(C, ssh, SYN, &[]),
+                udp(C, dns, b"q"),
+                udp(dns, C, b"a"),
+                udp(C, S, b"ok"),
+            ],
+            5,
+            &mut c,
+        );
+        assert_eq!(
+            a,
+            vec![
+                Action::Reject,
+                Action::Reject,
+                Action::Drop,
+                Action::Drop,
+                Action::Forward
+            ]
+        );
+        assert_eq!(
+            (c.policy_reject, c.policy_drop, c.policy_pass),
+            (1, 1, 1),
+            "decided once per flow"
+        );
+        assert_eq!(c.verdict_dropped, 4);
+        let k = udp(C, dns, b"q");
+        let Parsed::Ip(p) = parse(&k) else { panic!() };
+        let (key, _) = p.tuple.canonical();
+        let e = t.table().entry(t.table().lookup(&key, key.hash()).unwrap());
+        assert_eq!(
+            (e.verdict, e.rule_id, e.rule_group, e.drop_reason),
+            (Verdict::Drop, 53, 7, DropReason::Policy)
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_counted_per_reason_and_dropped_or_passed() {
+        let mut bad = udp(C, S, b"hello");
+        bad[14] = 0x44; // IHL 4 < 5
+        for (setting, want) in [
+            (MalformedAction::Drop, Action::Drop),
+            (MalformedAction::Pass, Action::Forward),
+        ] {
+            let mut t = tracker(
+                TrackSettings {
+                    malformed: setting,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            let a = run(
+                &mut t,
+                &[bad.clone(), vec![0; 9], udp(C, S, b"ok")],
+                5,
+                &mut c,
+            );
+            assert_eq!(a, vec![want, want, Action::Forward]);
+            assert_eq!(
+                c.malformed[crate::parse::Malformed::Ipv4HeaderLength.index()],
+                1
+            );
+            assert_eq!(c.malformed[crate::parse::Malformed::Runt.index()], 1);
+            assert_eq!(
+                c.malformed_dropped,
+                if setting == MalformedAction::Drop {
+                    2
+                } else {
+                    0
+                }
+            );
+            assert_eq!(t.table().len(), 1, "the good packet is tracked");
+        }
+    }
+
+    #[test]
+    fn idle_flows_expire_by_protocol_and_state() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        run(
+            &mut t,
+            &[udp(C, S, b"x"), tcp(([10, 0, 0, 2], 1), S, SYN, &[])],
+            0,
+            &mut c,
+        );
+        assert_eq!(t.table().len(), 2);
+        // UDP: 30 s; TCP handshake: 30 s. The sweep passes over the whole
+        // table once a second (1000 ticks), in small steps.
+        for now in (1..=29_000).step_by(7) {
+            t.sweep(now, &mut c);
+        }
+        assert_eq!(t.table().len(), 2);
+        for now in (29_000..=32_000).step_by(7) {
+            t.sweep(now, &mut c);
+        }
+        assert_eq!(t.table().len(), 0);
+        assert_eq!(c.flows_expired, 2);
+    }
+
+    #[test]
+    fn a_stale_flow_is_replaced_not_revived() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        run(&mut t, &[udp(C, S, b"x")], 0, &mut c);
+        run(&mut t, &[udp(C, S, b"x")], 40_000, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(e.first_seen, 40_000);
+        assert_eq!((c.flows_created, c.flows_expired), (2, 1));
+    }
+
+    #[test]
+    fn later_fragments_are_counted_to_their_flow() {
+        use etherparse::{IpFragOffset, IpNumber, Ipv4Header};
+        let payload: Vec<u8> = (0..64u8).collect();
+        let mut udp_hdr =
+            etherparse::UdpHeader::without_ipv4_checksum(5000, 53, payload.len()).unwrap();
+        udp_hdr.checksum = 0;
+        let mut l4 = udp_hdr.to_bytes().to_vec();
+        l4.extend_from_slice(&payload);
+        let frag = |off: usize, data: &[u8], more: bool| {
+            let mut ip = Ipv4Header::new(
+                data.len() as u16,
+                64,
+                IpNumber::UDP,
+                [10, 0, 0, 1],
+                [192, 0, 2, 1],
+            )
+            .unwrap();
+            ip.identification = 77;
+            ip.more_fragments = more;
+            ip.fragment_offset = IpFragOffset::try_new((off / 8) as u16).unwrap();
+            ip.header_checksum = ip.calc_header_checksum();
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+            f.extend_from_slice(&ip.to_bytes());
+            f.extend_from_slice(data);
+            f
+        };
+        let first = frag(0, &l4[..40], true);
+        let later = frag(40, &l4[40..], false);
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        // A later fragment before its first one is forwarded untracked.
+        run(&mut t, std::slice::from_ref(&later), 1, &mut c);
+        assert_eq!((t.table().len(), c.fragments_untracked), (0, 1));
+        run(&mut t, &[first.clone(), later.clone()], 2, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(e.forward_tuple().dport, 53);
+        assert_eq!(e.packets_fwd_rev(), (2, 0));
+        assert_eq!(e.bytes_fwd_rev().0, (first.len() + later.len()) as u64);
+    }
+
+    #[test]
+    fn a_full_table_drops_new_flows_or_evicts() {
+        for (when_full, drops, evicted) in
+            [(FullPolicy::DropNew, 2, 0), (FullPolicy::EvictOldest, 0, 2)]
+        {
+            let mut t = tracker(
+                TrackSettings {
+                    capacity: 8,
+                    when_full,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            let frames: Vec<Vec<u8>> = (0..10u16)
+                .map(|i| udp(([10, 0, 0, 1], 1000 + i), S, b"x"))
+                .collect();
+            let a = run(&mut t, &frames, 1, &mut c);
+            assert_eq!(
+                a.iter().filter(|x| **x == Action::Drop).count() as u64,
+                drops
+            );
+            assert_eq!(
+                (c.table_full_drops, c.flows_evicted, t.table().len()),
+                (drops, evicted, 8)
+            );
         }
     }
 }

@@ -13,9 +13,10 @@ use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 
 use crate::command::{Command, Reply, WorkerEnd};
 use crate::job::{Job, Step};
+use crate::mirror::{Decision, MirrorConfig};
 use crate::reject;
 use crate::stats::WorkerCounters;
-use crate::track::{Action, Tracker};
+use crate::track::{Action, BurstOut, Tracker};
 
 /// Loop iterations between two looks at the command ring (a power of two).
 const COMMAND_POLL_EVERY: u64 = 64;
@@ -72,6 +73,8 @@ pub struct Worker {
     counters: WorkerCounters,
     pending_reply: Option<Reply>,
     jobs: Vec<Job>,
+    /// Mirror copies waiting to be sent, per port.
+    mirror_bursts: Vec<MbufBurst<BURST_SIZE>>,
 }
 
 impl Worker {
@@ -87,6 +90,7 @@ impl Worker {
         stop: Arc<AtomicBool>,
         processing: Processing,
     ) -> Self {
+        let ports = tx.len();
         Self {
             id,
             rx,
@@ -99,6 +103,7 @@ impl Worker {
             pending_reply: None,
             // Allocated once here; the loop only pushes within capacity.
             jobs: Vec::with_capacity(MAX_JOBS),
+            mirror_bursts: (0..ports).map(|_| MbufBurst::new()).collect(),
         }
     }
 
@@ -123,15 +128,12 @@ impl Worker {
                         self.counters.tx_dropped += r.dropped as u64;
                     }
                     Processing::Track(tracker) => {
-                        track_burst(
-                            tracker,
-                            &mut burst,
-                            path,
-                            &mut self.tx,
-                            &self.pool,
-                            now,
-                            &mut self.counters,
-                        );
+                        let mut o = Outputs {
+                            tx: &mut self.tx,
+                            pool: &self.pool,
+                            mirror: &mut self.mirror_bursts,
+                        };
+                        track_burst(tracker, &mut burst, path, &mut o, now, &mut self.counters);
                     }
                 }
             }
@@ -193,6 +195,18 @@ impl Worker {
                 Command::ReadCounters { seq } => Reply::Counters {
                     seq,
                     counters: self.snapshot(),
+                },
+                Command::InstallMirror(cfg) => match &mut self.processing {
+                    Processing::Track(t) => {
+                        let generation = cfg.generation;
+                        let old = t.set_mirror(cfg);
+                        Reply::MirrorInstalled { generation, old }
+                    }
+                    // Forwarding untouched: nothing to mirror from; give it back.
+                    Processing::Forward => Reply::MirrorInstalled {
+                        generation: cfg.generation,
+                        old: cfg,
+                    },
                 },
                 Command::StartJob(spec) => {
                     let tracking = matches!(self.processing, Processing::Track(_));
@@ -266,66 +280,127 @@ impl Worker {
     }
 }
 
-/// The tracked path for one received burst: decide, then send, answer or free.
+/// What the tracked path sends through, besides the rx path itself.
+struct Outputs<'a> {
+    tx: &'a mut [TxQueue],
+    pool: &'a Mempool,
+    /// Mirror copies waiting, per port.
+    mirror: &'a mut [MbufBurst<BURST_SIZE>],
+}
+
+/// The tracked path for one received burst: decide, then send, answer,
+/// mirror or free.
 #[inline]
 fn track_burst(
     tracker: &mut Tracker,
     burst: &mut MbufBurst<BURST_SIZE>,
     path: &RxPath,
-    tx: &mut [TxQueue],
-    pool: &Mempool,
+    o: &mut Outputs<'_>,
     now: u64,
     c: &mut WorkerCounters,
 ) {
     let n = burst.len();
-    let mut actions = [Action::Forward; BURST_SIZE];
     let mut lens = [0u32; BURST_SIZE];
+    let mut out = BurstOut::default();
     {
         let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
         for (i, m) in burst.as_slice().iter().enumerate() {
             frames[i] = m.data();
             lens[i] = m.pkt_len();
         }
-        tracker.process(
-            &frames[..n],
-            &lens[..n],
-            path.in_port as u8,
-            now,
-            &mut actions,
-            c,
-        );
+        let ports = (path.in_port as u8, path.out as u8);
+        tracker.process(&frames[..n], &lens[..n], ports, now, &mut out, c);
     }
     c.rx_bytes += lens[..n].iter().map(|&l| l as u64).sum::<u64>();
 
     let mut forward = MbufBurst::<BURST_SIZE>::new();
     let mut replies = MbufBurst::<BURST_SIZE>::new();
     let mut drops = MbufBurst::<BURST_SIZE>::new();
-    burst.drain_each(|i, m| match actions[i] {
-        Action::Forward => {
-            let _ = forward.push(m);
-        }
-        Action::Drop => {
-            let _ = drops.push(m);
-        }
-        Action::Reject => {
-            // None: nothing is due (an ICMP error, a RST...) or no mbuf.
-            if let Some(r) = answer(pool, &m) {
-                let _ = replies.push(r);
+    let mirror_cfg = tracker.mirror();
+    burst.drain_each(|i, m| {
+        if out.mirror[i] != 0 {
+            // Copies are made before the original goes anywhere; egress
+            // copies only of what actually leaves.
+            let d = Decision::decode(out.mirror[i]);
+            let forwarded = out.actions[i] == Action::Forward;
+            for s in [d.ingress, d.egress.filter(|_| forwarded)]
+                .into_iter()
+                .flatten()
+            {
+                mirror_copy(mirror_cfg, s, &m, out.hash[i], o, c);
             }
-            let _ = drops.push(m);
+        }
+        match out.actions[i] {
+            Action::Forward => {
+                let _ = forward.push(m);
+            }
+            Action::Drop => {
+                let _ = drops.push(m);
+            }
+            Action::Reject => {
+                // None: nothing is due (an ICMP error, a RST...) or no mbuf.
+                if let Some(r) = answer(o.pool, &m) {
+                    let _ = replies.push(r);
+                }
+                let _ = drops.push(m);
+            }
         }
     });
     if !forward.is_empty() {
-        let r = tx[path.out].tx_burst(&mut forward);
+        let r = o.tx[path.out].tx_burst(&mut forward);
         c.tx_packets += r.sent as u64;
         c.tx_dropped += r.dropped as u64;
     }
     if !replies.is_empty() {
-        let r = tx[path.in_port].tx_burst(&mut replies);
+        let r = o.tx[path.in_port].tx_burst(&mut replies);
         c.rejects_sent += r.sent as u64;
         c.rejects_failed += r.dropped as u64;
     }
     drops.clear();
+    flush_mirrors(o, c);
+}
+
+/// Queues session `s`'s VXLAN copy of `m` for its target port; never
+/// waits: no mbuf or a full queue counts a dropped copy.
+#[inline]
+fn mirror_copy(
+    cfg: &MirrorConfig,
+    s: usize,
+    m: &Mbuf,
+    hash: u32,
+    o: &mut Outputs<'_>,
+    c: &mut WorkerCounters,
+) {
+    let port = cfg.target_of(s).port;
+    let len = cfg.copy_len(s, m.data_len());
+    let Some(mut copy) = o.pool.alloc() else {
+        c.mirror_dropped += 1;
+        return;
+    };
+    let Some(buf) = copy.append(len as u16) else {
+        c.mirror_dropped += 1;
+        return;
+    };
+    cfg.encapsulate(s, m.data(), hash, buf);
+    if let Err(copy) = o.mirror[port].push(copy) {
+        // Full: send what is queued, then queue this one.
+        let r = o.tx[port].tx_burst(&mut o.mirror[port]);
+        c.mirror_copies += r.sent as u64;
+        c.mirror_dropped += r.dropped as u64;
+        let _ = o.mirror[port].push(copy);
+    }
+}
+
+/// Sends every queued mirror copy.
+#[inline]
+fn flush_mirrors(o: &mut Outputs<'_>, c: &mut WorkerCounters) {
+    for (port, q) in o.mirror.iter_mut().enumerate() {
+        if !q.is_empty() {
+            let r = o.tx[port].tx_burst(q);
+            c.mirror_copies += r.sent as u64;
+            c.mirror_dropped += r.dropped as u64;
+        }
+    }
 }
 
 /// Builds the RST or ICMP unreachable answering `m` in a fresh mbuf.

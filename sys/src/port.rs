@@ -447,9 +447,15 @@ impl Port {
 
     /// Link state, without waiting.
     pub fn link(&self) -> LinkStatus {
+        Self::link_of(self.id)
+    }
+
+    /// Link state of any port id, without waiting (down if the id is
+    /// invalid). Safe to call while workers poll the port.
+    pub fn link_of(id: PortId) -> LinkStatus {
         let mut l = ffi::rte_eth_link::default();
-        // SAFETY: l is a valid out struct.
-        let ret = unsafe { ffi::rte_eth_link_get_nowait(self.id.0, &mut l) };
+        // SAFETY: l is a valid out struct; an invalid id is an error return.
+        let ret = unsafe { ffi::rte_eth_link_get_nowait(id.0, &mut l) };
         if ret != 0 {
             return LinkStatus {
                 up: false,

@@ -33,13 +33,14 @@ def free_port():
 class Flowgate:
     """A running flowgate. `url` is its API base URL."""
 
-    def __init__(self, config_text, workdir):
+    def __init__(self, config_text, workdir, netns=None):
         self.workdir = pathlib.Path(workdir)
         self.config_path = self.workdir / "flowgate.toml"
         self.config_path.write_text(config_text)
         self.output = []
+        prefix = ["ip", "netns", "exec", netns] if netns else []
         self.proc = subprocess.Popen(
-            [str(BINARY), "run", "--config", str(self.config_path)],
+            prefix + [str(BINARY), "run", "--config", str(self.config_path)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -77,6 +78,21 @@ class Flowgate:
                 raise AssertionError(f"flowgate exited while waiting for {what}:\n{self.text()}")
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}:\n{self.text()}")
+
+    def final_workers(self):
+        """The final per-worker counter lines as dicts of name -> number."""
+        final = self.text().split("final counters", 1)[1]
+        workers = []
+        for line in final.splitlines():
+            words = line.split()
+            if len(words) > 2 and words[0] == "worker" and "rx" in words:
+                fields = {}
+                for i, w in enumerate(words[:-1]):
+                    nxt = words[i + 1].rstrip("%")
+                    if not w[0].isdigit() and nxt.replace(".", "", 1).isdigit():
+                        fields[w] = float(nxt) if "." in nxt else int(nxt)
+                workers.append(fields)
+        return workers
 
     def stop(self, limit=30):
         if self.proc.poll() is None:
@@ -124,6 +140,43 @@ def config(api_port, ports, extra="", pairs='[["inside", "outside"]]', workers="
         if eni:
             text += f'interface_id = "{eni}"\n'
     return text + "\n" + extra
+
+
+class Namespaces:
+    """Network namespaces and veth pairs made for one test, removed after.
+    Traffic never leaves them."""
+
+    def __init__(self):
+        self.tag = f"fg{os.getpid() % 100000}"
+        self.names = []
+
+    def ns(self, name):
+        full = f"{self.tag}-{name}"
+        subprocess.run(["ip", "netns", "add", full], check=True)
+        subprocess.run(["ip", "-n", full, "link", "set", "lo", "up"], check=True)
+        self.names.append(full)
+        return full
+
+    def veth(self, ns_a, dev_a, ns_b, dev_b):
+        subprocess.run(["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b], check=True)
+        for ns, dev in ((ns_a, dev_a), (ns_b, dev_b)):
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+            # No IPv6 autoconfiguration chatter on the test links.
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=False)
+
+    def run(self, ns, *cmd, **kw):
+        return subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True, **kw)
+
+    def cleanup(self):
+        for n in self.names:
+            subprocess.run(["ip", "netns", "del", n], check=False)
+
+
+@pytest.fixture
+def netns():
+    n = Namespaces()
+    yield n
+    n.cleanup()
 
 
 @pytest.fixture

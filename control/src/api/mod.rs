@@ -7,8 +7,6 @@
 //! (`Action=` for the EC2 query protocol). This module owns the listener,
 //! the per-connection tasks and the state handlers share.
 
-pub mod nfw;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +23,10 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::ops::{Limits, OperationStore};
 
+pub mod f5;
+pub mod metrics;
+pub mod nfw;
+
 /// State every handler can read.
 #[derive(Debug)]
 pub struct ApiState {
@@ -36,6 +38,11 @@ pub struct ApiState {
     pub dispatcher: OnceLock<Dispatcher>,
     /// The ports, once they are up.
     pub ports: OnceLock<Vec<PortView>>,
+    /// True while ports are open. Held while reading port counters and
+    /// while closing ports, so counters are never read from a closed port.
+    ports_open: Mutex<bool>,
+    /// Requests answered, by face, operation and status.
+    pub requests: metrics::RequestCounters,
     /// Flow operations (captures and flushes) and their results.
     pub ops: Mutex<OperationStore<nfw::model::FlowOperationSpec>>,
 }
@@ -47,6 +54,8 @@ impl ApiState {
             ready: AtomicBool::new(false),
             dispatcher: OnceLock::new(),
             ports: OnceLock::new(),
+            ports_open: Mutex::new(false),
+            requests: metrics::RequestCounters::default(),
             ops: Mutex::new(OperationStore::new(Limits::from_config(&config.operations))),
             config,
         }
@@ -58,6 +67,33 @@ impl ApiState {
         // A panic aborts the process (release profile), so poisoning only
         // happens in tests; the store is consistent after every call anyway.
         self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the ports are up (their counters can be read).
+    pub fn ports_opened(&self, ports: Vec<PortView>) {
+        let _ = self.ports.set(ports);
+        *self.ports_open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// Runs `close` (which closes the ports) with counter readers locked
+    /// out, after marking the ports closed and the appliance not ready.
+    pub fn close_ports<R>(&self, close: impl FnOnce() -> R) -> R {
+        let mut open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
+        *open = false;
+        self.ready.store(false, Ordering::Release);
+        close()
+    }
+
+    /// A port's DPDK counters, or `None` once the ports are closed.
+    pub fn port_stats(&self, id: flowgate_sys::PortId) -> Option<flowgate_sys::PortStats> {
+        let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
+        open.then(|| flowgate_sys::Port::stats_of(id))
+    }
+
+    /// Whether a port's link is up (false once the ports are closed).
+    pub fn port_up(&self, id: flowgate_sys::PortId) -> bool {
+        let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
+        *open && flowgate_sys::Port::link_of(id).up
     }
 }
 
@@ -75,6 +111,8 @@ pub struct ApiRequest {
     /// Body.
     pub body: Bytes,
     /// The client's address.
+    // Not read yet: kept for access logs and per-client limits.
+    #[allow(dead_code)]
     pub peer: SocketAddr,
 }
 
@@ -103,6 +141,18 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
 }
 
 async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
+    let (face, operation) = metrics::classify(&req);
+    let resp = dispatch(&req, &state).await;
+    state
+        .requests
+        .record(face, &operation, resp.status().as_u16());
+    resp
+}
+
+async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
+    if let Some((ns, site)) = f5::parse_path(&req.path) {
+        return f5::matching_flows(req, state, ns, site).await;
+    }
     match (&req.method, req.path.as_str()) {
         (&Method::GET, "/healthz") => {
             if state.ready.load(Ordering::Acquire) {
@@ -114,8 +164,10 @@ async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
                 )
             }
         }
+        (&Method::GET, "/readyz") => metrics::readyz(state).await,
+        (&Method::GET, "/metrics") => metrics::metrics(req, state).await,
         // The AWS JSON 1.0 faces name their operation in this header.
-        (&Method::POST, _) if req.headers.contains_key("x-amz-target") => nfw::handle(&req, &state),
+        (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -1,8 +1,8 @@
 //! One flow's state, as a worker keeps it: two cache lines.
 //!
 //! Line 0 holds what a lookup compares and every packet updates first (the
-//! key, TCP state and flags, last-seen time, the mirror decision cache);
-//! line 1 the counters and the verdict. Both directions of a conversation
+//! key, TCP state and flags, last-seen time, the mirror generation); line 1
+//! the counters, the verdict and the cached mirror decision. Both directions of a conversation
 //! share one entry; per-direction fields are indexed by [`Side`].
 
 use super::{FlowKey, Side};
@@ -126,12 +126,10 @@ pub struct FlowEntry {
     pub flags: u8,
     /// TCP flags seen, OR-ed, per side.
     pub tcp_flags: [u8; 2],
-    /// TSC of the last packet.
-    pub last_seen: u64,
     /// Mirror configuration generation the cached decision belongs to.
     pub mirror_gen: u32,
-    /// Cached mirror decision per side (meaning owned by the mirror module).
-    pub mirror: [u16; 2],
+    /// TSC of the last packet.
+    pub last_seen: u64,
     /// Packets per side.
     pub packets: [u64; 2],
     /// Bytes (frame lengths) per side.
@@ -140,6 +138,8 @@ pub struct FlowEntry {
     pub first_seen: u64,
     /// Id of the policy rule that decided the verdict (0: the default).
     pub rule_id: u32,
+    /// Cached mirror decision per side (meaning owned by the mirror module).
+    pub mirror: [u16; 2],
     /// Group of that rule.
     pub rule_group: u16,
     /// The verdict.
@@ -150,7 +150,7 @@ pub struct FlowEntry {
     pub ttl: u8,
     /// Port index (config order) the first packet arrived on.
     pub in_port: u8,
-    _pad: [u8; 14],
+    _pad: [u8; 10],
 }
 
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);

@@ -16,8 +16,8 @@ const WAYS: usize = 4;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Slot {
-    src: [u8; 16],
-    dst: [u8; 16],
+    src: u128,
+    dst: u128,
     id: u32,
     vlan: u32,
     proto: u8,
@@ -46,9 +46,9 @@ pub struct FragMap {
 
 fn ident_hash(t: &Tuple, id: u32) -> u32 {
     let mut c = !0u32;
-    for half in [t.src, t.dst] {
-        c = crc32c_u64(c, u64::from_le_bytes(half[..8].try_into().unwrap()));
-        c = crc32c_u64(c, u64::from_le_bytes(half[8..].try_into().unwrap()));
+    for addr in [t.src, t.dst] {
+        c = crc32c_u64(c, (addr >> 64) as u64);
+        c = crc32c_u64(c, addr as u64);
     }
     c = crc32c_u32(c, id);
     c = crc32c_u32(c, t.vlan ^ (t.proto as u32) << 24);
@@ -130,13 +130,13 @@ impl FragMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::key::v4_bytes;
+    use crate::flow::key::v4_bits;
     use crate::flow::AddrFamily;
 
     fn t(n: u8, sport: u16) -> Tuple {
         Tuple {
-            src: v4_bytes([10, 0, 0, n]),
-            dst: v4_bytes([192, 0, 2, 1]),
+            src: v4_bits([10, 0, 0, n]),
+            dst: v4_bits([192, 0, 2, 1]),
             sport,
             dport: 53,
             proto: 17,

@@ -5,8 +5,9 @@
 //! The [`Side`] tells which way a given packet went, so an entry can keep
 //! per-direction counters and remember which side opened the flow.
 //!
-//! IPv4 addresses live in the first 4 bytes of the 16-byte address fields
-//! (the rest zero); `family` tells the two apart. Ports are host order. For
+//! Addresses are big-endian integers (`u128`): IPv6 as is, IPv4 in the top
+//! 32 bits (the rest zero), so one compare orders them and a prefix mask
+//! selects a CIDR block; `family` tells the two apart. Ports are host order. For
 //! ICMP echo the identifier is both ports; for other ICMP messages the source
 //! port is `type << 8 | code` and the destination port 0.
 
@@ -52,11 +53,12 @@ impl Side {
 
 /// A packet's addresses, ports and protocol in the order it carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
 pub struct Tuple {
-    /// Source address (IPv4 in bytes 0..4).
-    pub src: [u8; 16],
+    /// Source address (IPv4 in the top 32 bits).
+    pub src: u128,
     /// Destination address.
-    pub dst: [u8; 16],
+    pub dst: u128,
     /// Source port (or ICMP identifier / type-code, see module docs).
     pub sport: u16,
     /// Destination port.
@@ -70,14 +72,14 @@ pub struct Tuple {
     pub vlan: u32,
 }
 
-/// The canonical, direction-free key of a flow (44 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[repr(C, align(4))]
+/// The canonical, direction-free key of a flow (48 bytes).
+#[derive(Debug, Clone, Copy, Eq, Default)]
+#[repr(C)]
 pub struct FlowKey {
     /// Address of the endpoint that sorts first.
-    pub addr_lo: [u8; 16],
+    pub addr_lo: u128,
     /// Address of the other endpoint.
-    pub addr_hi: [u8; 16],
+    pub addr_hi: u128,
     /// Port of the `lo` endpoint.
     pub port_lo: u16,
     /// Port of the `hi` endpoint.
@@ -91,14 +93,18 @@ pub struct FlowKey {
     _pad: [u8; 2],
 }
 
-const _: () = assert!(std::mem::size_of::<FlowKey>() == 44);
+const _: () = assert!(std::mem::size_of::<FlowKey>() == 48);
 
-/// Converts an IPv4 address to the 16-byte field form.
+/// An IPv4 address in the address-field form (top 32 bits).
 #[inline(always)]
-pub fn v4_bytes(a: [u8; 4]) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[..4].copy_from_slice(&a);
-    b
+pub fn v4_bits(a: [u8; 4]) -> u128 {
+    (u32::from_be_bytes(a) as u128) << 96
+}
+
+/// An IPv6 address in the address-field form.
+#[inline(always)]
+pub fn v6_bits(a: [u8; 16]) -> u128 {
+    u128::from_be_bytes(a)
 }
 
 impl Tuple {
@@ -130,13 +136,13 @@ impl Tuple {
     /// the form the compiled filters compare against.
     #[inline(always)]
     pub fn src_bits(&self) -> u128 {
-        u128::from_be_bytes(self.src)
+        self.src
     }
 
     /// Destination address as a big-endian integer.
     #[inline(always)]
     pub fn dst_bits(&self) -> u128 {
-        u128::from_be_bytes(self.dst)
+        self.dst
     }
 
     /// Source address as a std address.
@@ -161,10 +167,33 @@ impl Tuple {
     }
 }
 
-fn to_ip(family: AddrFamily, a: [u8; 16]) -> std::net::IpAddr {
+fn to_ip(family: AddrFamily, a: u128) -> std::net::IpAddr {
     match family {
         AddrFamily::V6 => std::net::IpAddr::V6(a.into()),
-        _ => std::net::IpAddr::V4([a[0], a[1], a[2], a[3]].into()),
+        _ => std::net::IpAddr::V4(((a >> 96) as u32).into()),
+    }
+}
+
+impl PartialEq for FlowKey {
+    /// Word-wise and branch-free: the lookup compares many keys, and a
+    /// field-by-field early exit mispredicts.
+    #[inline(always)]
+    fn eq(&self, o: &FlowKey) -> bool {
+        let (a, b) = (self.words(), o.words());
+        (a[0] ^ b[0])
+            | (a[1] ^ b[1])
+            | (a[2] ^ b[2])
+            | (a[3] ^ b[3])
+            | (a[4] ^ b[4])
+            | (a[5] ^ b[5])
+            == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The same words equality compares, so Hash agrees with Eq.
+        self.words().hash(state);
     }
 }
 
@@ -193,18 +222,18 @@ impl FlowKey {
         }
     }
 
-    /// The key as 44 bytes, for hashing.
+    /// The key as six words (every field, losslessly), for hashing and
+    /// comparing.
     #[inline(always)]
-    fn words(&self) -> [u32; 11] {
-        let mut w = [0u32; 11];
-        for i in 0..4 {
-            w[i] = u32::from_ne_bytes(self.addr_lo[i * 4..i * 4 + 4].try_into().unwrap());
-            w[4 + i] = u32::from_ne_bytes(self.addr_hi[i * 4..i * 4 + 4].try_into().unwrap());
-        }
-        w[8] = self.port_lo as u32 | (self.port_hi as u32) << 16;
-        w[9] = self.vlan;
-        w[10] = self.proto as u32 | (self.family as u32) << 8;
-        w
+    fn words(&self) -> [u64; 6] {
+        [
+            (self.addr_lo >> 64) as u64,
+            self.addr_lo as u64,
+            (self.addr_hi >> 64) as u64,
+            self.addr_hi as u64,
+            self.port_lo as u64 | (self.port_hi as u64) << 16 | (self.vlan as u64) << 32,
+            self.proto as u64 | (self.family as u64) << 8,
+        ]
     }
 
     /// CRC32C of the key (the hardware instruction on x86_64).
@@ -213,15 +242,17 @@ impl FlowKey {
         use flowgate_sys::cpu::{crc32c_u32, crc32c_u64};
         let w = self.words();
         let mut c = !0u32;
-        for pair in 0..5 {
-            c = crc32c_u64(c, w[pair * 2] as u64 | (w[pair * 2 + 1] as u64) << 32);
+        for v in &w[..5] {
+            c = crc32c_u64(c, *v);
         }
-        !crc32c_u32(c, w[10])
+        !crc32c_u32(c, w[5] as u32)
     }
 
     /// The portable twin of [`FlowKey::hash`]: bitwise CRC32C, same result.
     pub fn hash_scalar(&self) -> u32 {
-        let bytes: Vec<u8> = self.words().iter().flat_map(|w| w.to_le_bytes()).collect();
+        let w = self.words();
+        let mut bytes: Vec<u8> = w[..5].iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.extend_from_slice(&(w[5] as u32).to_le_bytes());
         !flowgate_sys::cpu::crc32c_scalar(!0, &bytes)
     }
 }
@@ -232,8 +263,8 @@ mod tests {
 
     fn t(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Tuple {
         Tuple {
-            src: v4_bytes(src),
-            dst: v4_bytes(dst),
+            src: v4_bits(src),
+            dst: v4_bits(dst),
             sport,
             dport,
             proto: 6,
@@ -290,7 +321,7 @@ mod tests {
             k.proto = (x >> 40) as u8;
             if i % 3 == 0 {
                 k.family = AddrFamily::V6;
-                k.src = x.to_le_bytes().repeat(2).try_into().unwrap();
+                k.src = (x as u128) << 64 | x as u128;
             }
             let key = k.canonical().0;
             assert_eq!(key.hash(), key.hash_scalar());

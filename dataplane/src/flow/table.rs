@@ -156,17 +156,38 @@ impl FlowTable {
         prefetch0(&self.buckets[(hash & self.mask) as usize]);
     }
 
-    /// Stage 2: fetch the entries whose signature matches in the first bucket.
+    /// Stage 2: fetch the entries whose signature matches in the first
+    /// bucket; returns the first such entry, a hint for [`FlowTable::lookup_hinted`]
+    /// (`u32::MAX`: none).
     #[inline(always)]
-    pub fn prefetch_entry(&self, hash: u32) {
+    pub fn prefetch_entry(&self, hash: u32) -> u32 {
         let b = &self.buckets[(hash & self.mask) as usize];
         let mut m = eq_mask_u16x8(&b.sig, sig_of(hash));
+        let hint = if m != 0 {
+            b.idx[m.trailing_zeros() as usize]
+        } else {
+            u32::MAX
+        };
         while m != 0 {
             let e = &self.entries[b.idx[m.trailing_zeros() as usize] as usize];
             prefetch0(e);
             prefetch0((e as *const FlowEntry).cast::<u8>().wrapping_add(64));
             m &= m - 1;
         }
+        hint
+    }
+
+    /// Stage 3: [`FlowTable::lookup`], trying first the entry stage 2
+    /// pointed at. The hint may be stale (the table changed since): it is
+    /// only trusted if that entry holds the key.
+    #[inline(always)]
+    pub fn lookup_hinted(&self, key: &FlowKey, hash: u32, hint: u32) -> Option<u32> {
+        if let Some(e) = self.entries.get(hint as usize) {
+            if e.key == *key {
+                return Some(hint);
+            }
+        }
+        self.lookup(key, hash)
     }
 
     #[inline(always)]
@@ -367,15 +388,15 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::key::v4_bytes;
+    use crate::flow::key::v4_bits;
     use crate::flow::{AddrFamily, Side, Tuple};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
     fn key(n: u32) -> FlowKey {
         Tuple {
-            src: v4_bytes(n.to_be_bytes()),
-            dst: v4_bytes([192, 0, 2, 1]),
+            src: v4_bits(n.to_be_bytes()),
+            dst: v4_bits([192, 0, 2, 1]),
             sport: (n % 7) as u16,
             dport: 80,
             proto: 6,

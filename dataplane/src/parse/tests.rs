@@ -56,8 +56,8 @@ fn check_invariants(frame: &[u8], parsed: &Parsed) {
     match p.tuple.family {
         AddrFamily::V4 => {
             assert!(p.ip_len >= 20);
-            assert_eq!(p.tuple.src[4..], [0; 12]);
-            assert_eq!(p.tuple.dst[4..], [0; 12]);
+            assert_eq!(p.tuple.src & ((1u128 << 96) - 1), 0);
+            assert_eq!(p.tuple.dst & ((1u128 << 96) - 1), 0);
         }
         AddrFamily::V6 => assert!(p.ip_len >= 40),
         AddrFamily::None => panic!("family none"),
@@ -252,8 +252,8 @@ fn udp_hdr(sport: u16, dport: u16, len: u16) -> Vec<u8> {
 fn tcp_over_ipv4() {
     let f = tcp_v4(b"hello");
     let p = ip(&f);
-    assert_eq!(p.tuple.src, crate::flow::key::v4_bytes(V4S));
-    assert_eq!(p.tuple.dst, crate::flow::key::v4_bytes(V4D));
+    assert_eq!(p.tuple.src, crate::flow::key::v4_bits(V4S));
+    assert_eq!(p.tuple.dst, crate::flow::key::v4_bits(V4D));
     assert_eq!((p.tuple.sport, p.tuple.dport), (40000, 443));
     assert_eq!(p.tuple.proto, ip_protocol::TCP);
     assert_eq!(p.tuple.family, AddrFamily::V4);
@@ -305,7 +305,10 @@ fn udp_over_ipv4_with_padding() {
 fn tcp_and_udp_over_ipv6() {
     let f = tcp_v6(b"x");
     let p = ip(&f);
-    assert_eq!((p.tuple.src, p.tuple.dst), (V6S, V6D));
+    assert_eq!(
+        (p.tuple.src, p.tuple.dst),
+        (u128::from_be_bytes(V6S), u128::from_be_bytes(V6D))
+    );
     assert_eq!((p.tuple.sport, p.tuple.dport), (22, 50022));
     assert_eq!(p.tuple.family, AddrFamily::V6);
     assert_eq!((p.l3_offset, p.l4_offset), (14, 54));
@@ -1195,11 +1198,15 @@ fn build(spec: &Spec) -> (Vec<u8>, Tuple, u8) {
         }
     };
     let (src, dst, family) = if spec.v6 {
-        (spec.src, spec.dst, AddrFamily::V6)
+        (
+            u128::from_be_bytes(spec.src),
+            u128::from_be_bytes(spec.dst),
+            AddrFamily::V6,
+        )
     } else {
         (
-            crate::flow::key::v4_bytes(spec.src[..4].try_into().unwrap()),
-            crate::flow::key::v4_bytes(spec.dst[..4].try_into().unwrap()),
+            crate::flow::key::v4_bits(spec.src[..4].try_into().unwrap()),
+            crate::flow::key::v4_bits(spec.dst[..4].try_into().unwrap()),
             AddrFamily::V4,
         )
     };

@@ -28,6 +28,7 @@ pub mod ipv6;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
+pub mod vxlan;
 
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use icmp::IcmpPacket;
