@@ -179,11 +179,15 @@ def test_ops_lists_every_page(fake_nfw, tmp_path):
     assert [o["FlowOperationType"] for o in data["FlowOperations"]] == ["FLOW_CAPTURE", "FLOW_FLUSH"]
 
 
-def test_ops_errors_are_one_line(fake_nfw, appliance):
+def test_ops_errors_are_one_line(fake_nfw, appliance, tmp_path):
     r = cli("ops", "--api", fake_nfw, "--firewall-arn", "arn:aws:x", check=False)
     assert r.returncode == 1
     assert r.stderr == f"flowgate: ListFlowOperations: ResourceNotFoundException: no such firewall (HTTP 400 from {fake_nfw})\n"
-    r = cli("ops", "--api", fake_nfw, check=False)
+    # No ARN on the command line nor in the config ([operations]
+    # firewall_arn; config/default.toml has one).
+    bare = tmp_path / "bare.toml"
+    bare.write_text("[api]\n")
+    r = cli("ops", "--api", fake_nfw, "--config", str(bare), check=False)
     assert r.returncode == 1 and "--firewall-arn" in r.stderr
     # The real appliance: without the Network Firewall face a clear line,
     # with it an answer.
