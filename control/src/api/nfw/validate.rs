@@ -667,6 +667,229 @@ mod tests {
         assert_eq!(msg, "MaxResults must be between 1 and 100");
     }
 
+    mod naive {
+        //! Filters as strings, matched against flows the obvious way (std
+        //! and ipnet parsing, string compares), beside the compiled rules a
+        //! worker's capture job runs, minimum age included.
+
+        use super::*;
+        use flowgate_dataplane::filter::RuleSet;
+        use flowgate_dataplane::flow::key::{v4_bits, v6_bits};
+        use flowgate_dataplane::flow::{FlowEntry, FlowTable, FullPolicy, Insert, Tuple};
+        use flowgate_dataplane::job::{Job, JobKind, JobSpec, Step};
+        use proptest::prelude::*;
+        use std::collections::BTreeSet;
+        use std::net::IpAddr;
+        use std::sync::Arc;
+
+        const V4: [[u8; 4]; 3] = [[10, 0, 0, 1], [10, 0, 1, 2], [192, 0, 2, 9]];
+        const V6: [&str; 3] = ["2001:db8::1", "2001:db8:0:1::2", "fd00::9"];
+        const PROTOS: [u8; 5] = [1, 6, 17, 58, 132];
+
+        fn arb_address() -> impl Strategy<Value = Option<Address>> {
+            prop_oneof![
+                Just(None),
+                (0usize..3, 0u8..=32).prop_map(|(i, p)| {
+                    let [a, b, c, d] = V4[i];
+                    Some(Address::new(format!("{a}.{b}.{c}.{d}/{p}")))
+                }),
+                (0usize..3).prop_map(|i| {
+                    let [a, b, c, d] = V4[i];
+                    Some(Address::new(format!("{a}.{b}.{c}.{d}")))
+                }),
+                (
+                    0usize..3,
+                    prop::sample::select(vec![0u8, 16, 32, 48, 64, 120, 128])
+                )
+                    .prop_map(|(i, p)| Some(Address::new(format!("{}/{p}", V6[i])))),
+                (0usize..3).prop_map(|i| Some(Address::new(V6[i]))),
+            ]
+        }
+
+        fn arb_port() -> impl Strategy<Value = Option<String>> {
+            prop_oneof![
+                Just(None),
+                Just(Some("ANY".to_string())),
+                (0u16..6).prop_map(|p| Some(p.to_string())),
+                (0u16..6, 0u16..6).prop_map(|(a, b)| Some(format!("{}:{}", a.min(b), a.max(b)))),
+            ]
+        }
+
+        fn arb_filter() -> impl Strategy<Value = FlowFilter> {
+            let protos = prop_oneof![
+                Just(None),
+                Just(Some(vec![])),
+                prop::collection::vec(prop::sample::select(PROTOS.to_vec()), 1..3)
+                    .prop_map(|v| Some(v.iter().map(u8::to_string).collect())),
+            ];
+            (arb_address(), arb_address(), arb_port(), arb_port(), protos).prop_map(
+                |(
+                    source_address,
+                    destination_address,
+                    source_port,
+                    destination_port,
+                    protocols,
+                )| {
+                    FlowFilter {
+                        source_address,
+                        destination_address,
+                        source_port,
+                        destination_port,
+                        protocols,
+                    }
+                },
+            )
+        }
+
+        /// (source, destination, sport, dport, proto, first seen, opened by
+        /// the source); the tuple is the forward one.
+        type Flow = (IpAddr, IpAddr, u16, u16, u8, u64, bool);
+
+        fn arb_flow() -> impl Strategy<Value = Flow> {
+            let v4 = (0usize..3, 0usize..3)
+                .prop_map(|(a, b)| (IpAddr::from(V4[a]), IpAddr::from(V4[b])));
+            let v6 = (0usize..3, 0usize..3).prop_map(|(a, b)| {
+                (
+                    V6[a].parse::<IpAddr>().unwrap(),
+                    V6[b].parse::<IpAddr>().unwrap(),
+                )
+            });
+            (
+                prop_oneof![v4, v6],
+                0u16..6,
+                0u16..6,
+                prop::sample::select(PROTOS.to_vec()),
+                0u64..100,
+                any::<bool>(),
+            )
+                .prop_map(|((s, d), sp, dp, pr, seen, fwd)| (s, d, sp, dp, pr, seen, fwd))
+        }
+
+        fn naive_address(a: &Option<Address>, ip: IpAddr) -> bool {
+            let Some(a) = a else { return true };
+            let s = a.address_definition.as_deref().unwrap();
+            let net: ipnet::IpNet = s
+                .parse()
+                .unwrap_or_else(|_| ipnet::IpNet::from(s.parse::<IpAddr>().unwrap()));
+            net.contains(&ip)
+        }
+
+        fn naive_port(p: &Option<String>, port: u16) -> bool {
+            match p.as_deref() {
+                None | Some("ANY") => true,
+                Some(s) => match s.split_once(':') {
+                    Some((lo, hi)) => (lo.parse().unwrap()..=hi.parse().unwrap()).contains(&port),
+                    None => s.parse::<u16>().unwrap() == port,
+                },
+            }
+        }
+
+        fn naive(filters: &[FlowFilter], f: &Flow, now: u64, min_age: u64) -> bool {
+            let (src, dst, sp, dp, pr, seen, _) = *f;
+            now - seen >= min_age
+                && filters.iter().any(|x| {
+                    naive_address(&x.source_address, src)
+                        && naive_address(&x.destination_address, dst)
+                        && naive_port(&x.source_port, sp)
+                        && naive_port(&x.destination_port, dp)
+                        && naive_protocols(&x.protocols, pr)
+                })
+        }
+
+        fn naive_protocols(p: &Option<Vec<String>>, proto: u8) -> bool {
+            match p {
+                None => true,
+                Some(v) => v.is_empty() || v.contains(&proto.to_string()),
+            }
+        }
+
+        fn bits(ip: IpAddr) -> (u128, AddrFamily) {
+            match ip {
+                IpAddr::V4(a) => (v4_bits(a.octets()), AddrFamily::V4),
+                IpAddr::V6(a) => (v6_bits(a.octets()), AddrFamily::V6),
+            }
+        }
+
+        /// The forward tuples a capture job over these flows reports.
+        fn captured(rules: &[Rule], flows: &[Flow], now: u64, min_age: u64) -> BTreeSet<usize> {
+            let mut table = FlowTable::new(256, FullPolicy::DropNew).unwrap();
+            let mut index_of = std::collections::HashMap::new();
+            for (i, &(src, dst, sp, dp, pr, seen, opened_by_src)) in flows.iter().enumerate() {
+                let ((s, fam), (d, _)) = (bits(src), bits(dst));
+                let t = Tuple {
+                    src: s,
+                    dst: d,
+                    sport: sp,
+                    dport: dp,
+                    proto: pr,
+                    family: fam,
+                    vlan: 0,
+                };
+                let (key, side) = t.canonical();
+                let opener = if opened_by_src { side } else { side.reverse() };
+                match table.insert(FlowEntry::new(key, opener, seen), key.hash()) {
+                    Insert::Inserted(idx) => {
+                        index_of.insert(idx, i);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            let mut job = Job::new(Box::new(JobSpec {
+                op: 1,
+                kind: JobKind::Capture,
+                filters: Arc::new(RuleSet::compile(rules)),
+                min_age,
+                max_age: u64::MAX,
+                result_cap: u64::MAX,
+                buffer: Vec::new(),
+            }));
+            let mut out = BTreeSet::new();
+            loop {
+                match job.step(&mut table, 7, now) {
+                    Step::Continue => {}
+                    Step::Emit(c) => out.extend(c.records().iter().map(|r| index_of[&r.index])),
+                    Step::Done => return out,
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn captures_equal_a_naive_evaluator(
+                filters in prop::collection::vec(arb_filter(), 1..=MAX_FILTERS),
+                flows in prop::collection::vec(arb_flow(), 1..40),
+                min_age in prop_oneof![Just(0u64), 0u64..120],
+            ) {
+                // One flow per key (the table keeps one), opened whichever way
+                // its first copy says.
+                let mut seen_keys = std::collections::HashSet::new();
+                let flows: Vec<Flow> = flows
+                    .into_iter()
+                    .filter(|f| {
+                        let (a, b) = ((f.0, f.2), (f.1, f.3));
+                        seen_keys.insert((a.min(b), a.max(b), f.4))
+                    })
+                    .collect();
+                let json = serde_json::json!({"FirewallArn": ARN, "FlowFilters": filters});
+                let req = start_json(json).unwrap();
+                prop_assert_eq!(&req.filters, &filters);
+                let now = 100;
+                let got = captured(&req.rules, &flows, now, min_age);
+                let want: BTreeSet<usize> = (0..flows.len())
+                    .filter(|&i| {
+                        // The forward tuple: the opener is the source.
+                        let mut f = flows[i];
+                        if !f.6 {
+                            f = (f.1, f.0, f.3, f.2, f.4, f.5, true);
+                        }
+                        naive(&filters, &f, now, min_age)
+                    })
+                    .collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
     #[test]
     fn the_target_must_be_this_firewall() {
         let mut o = OperationsConfig::default();
