@@ -166,7 +166,7 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
         }
         (&Method::GET, "/readyz") => metrics::readyz(state).await,
         (&Method::GET, "/metrics") => metrics::metrics(req, state).await,
-        // The AWS JSON 1.0 faces name their operation in this header.
+        // The Network Firewall face (AWS JSON 1.0) names its operation here.
         (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
