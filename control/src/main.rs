@@ -2,6 +2,7 @@
 
 mod api;
 mod appliance;
+mod auth;
 mod cli;
 mod client;
 mod config;

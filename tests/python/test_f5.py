@@ -8,6 +8,7 @@ filter. No assertion depends on how fast anything runs.
 import ipaddress
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -341,3 +342,41 @@ def test_seconds_excludes_flows_created_before(tmp_path, netns):
     finally:
         subprocess.run(["ip", "link", "del", dev], check=False)
 
+
+
+def conversations(proto):
+    """tshark's own conversation table (-z conv) for untagged, unfragmented
+    traffic (tshark neither separates VLANs nor counts fragments per
+    conversation the way a flow table does): {(A, pA, B, pB): (frames A->B,
+    bytes A->B, frames B->A, bytes B->A)}."""
+    flt = "not vlan and not ieee8021ad and not ip.flags.mf == 1 and not ip.frag_offset > 0"
+    out = subprocess.run(
+        ["tshark", "-r", str(SAMPLE), "-q", "-z", f"conv,{proto},{flt}"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    convs = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+(\d+) bytes\s+(\d+)\s+(\d+) bytes", line)
+        if not m:
+            continue
+        a, pa = m.group(1).rsplit(":", 1)
+        b, pb = m.group(2).rsplit(":", 1)
+        # tshark's "<-" columns are B to A, "->" columns A to B.
+        back_f, back_b, fwd_f, fwd_b = (int(m.group(i)) for i in range(3, 7))
+        convs[(a, int(pa), b, int(pb))] = (fwd_f, fwd_b, back_f, back_b)
+    assert convs, out
+    return convs
+
+
+@pytest.mark.parametrize("proto,number", [("tcp", 6), ("udp", 17)])
+def test_per_direction_counts_equal_tshark_conversations(sample_once, proto, number):
+    _, url = sample_once
+    records = flows(url, {"proto": number})
+    by_tuple = {}
+    for r in records:
+        f = r["forward_flow"]
+        if f["vrf_id"] == 0:
+            by_tuple[(f["src"], f["src_port"], f["dest"], f["dest_port"])] = (int(r["pkt_count"]), int(r["byte_count"]))
+    for (a, pa, b, pb), (fwd_f, fwd_b, back_f, back_b) in conversations(proto).items():
+        assert by_tuple.get((a, pa, b, pb)) == (fwd_f, fwd_b), f"{a}:{pa} -> {b}:{pb}"
+        assert by_tuple.get((b, pb, a, pa)) == (back_f, back_b), f"{b}:{pb} -> {a}:{pa}"

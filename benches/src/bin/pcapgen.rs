@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use flowgate_bench::pcapgen::flows::{self, FlowsConfig, Proto};
-use flowgate_bench::pcapgen::{info, sample, Result};
+use flowgate_bench::pcapgen::{hostile, info, sample, Result};
 
 /// Generates pcap captures for flowgate's tests and benchmarks.
 #[derive(Parser)]
@@ -54,6 +54,21 @@ enum Command {
         #[arg(long)]
         vlan: Option<u16>,
     },
+    /// Writes frames built to break a parser (random bytes, every
+    /// truncation of valid frames, IPv6 header chains at and past the limit,
+    /// overlapping and tiny fragments, lying lengths), with a valid UDP
+    /// frame after every ten.
+    Hostile {
+        /// Output pcap file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the random frames.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of random-bytes frames.
+        #[arg(long, default_value_t = 5000)]
+        random: usize,
+    },
     /// Prints frame count, distinct canonical 5-tuples and flows of a pcap.
     Info {
         /// Input pcap file.
@@ -66,6 +81,10 @@ enum Command {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Hostile { out, seed, random } => {
+            let (n, valid) = hostile::write_hostile(&out, seed, random)?;
+            eprintln!("wrote {n} frames ({valid} valid) to {}", out.display());
+        }
         Command::Sample { out } => {
             let n = sample::write_sample(&out)?;
             eprintln!("wrote {n} frames to {}", out.display());

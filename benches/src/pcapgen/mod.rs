@@ -6,6 +6,7 @@
 
 pub mod flows;
 pub mod frame;
+pub mod hostile;
 pub mod info;
 pub mod sample;
 pub mod writer;
