@@ -1,23 +1,12 @@
 //! `flowgate`: the appliance binary.
 
-mod api;
-mod appliance;
-mod auth;
-mod cli;
-mod client;
-mod config;
-mod control;
-mod dispatch;
-mod eal_args;
-mod filters;
-mod ops;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::appliance::{Appliance, BringUpError};
+use flowgate_control::appliance::{Appliance, BringUpError};
+use flowgate_control::{api, cli, config, control, eal_args};
 
 /// A DPDK bump-in-the-wire appliance with flow operations, mirroring and an
 /// HTTP control API.
