@@ -88,8 +88,9 @@ pub fn exit_status(r: Result<String, ClientError>) -> i32 {
 fn connect(t: &Target) -> Result<(Client, RawConfig), ClientError> {
     let config = RawConfig::load(t.config.as_deref())?;
     let base = base_url(t.api.as_deref(), &config);
+    let creds = crate::client::Credentials::from_config(&config);
     Ok((
-        Client::new(base, Duration::from_secs(t.timeout.max(1))),
+        Client::new(base, Duration::from_secs(t.timeout.max(1))).with_credentials(creds),
         config,
     ))
 }

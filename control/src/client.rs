@@ -105,10 +105,91 @@ pub struct Reply {
     pub body: String,
 }
 
+/// What the client proves itself with.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Access key id and secret, for the AWS faces (SigV4).
+    pub aws: Option<(String, String)>,
+    /// API token, for the F5 face.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("aws", &self.aws.as_ref().map(|(id, _)| id))
+            .field("token", &self.token.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The credentials a config's `[auth]` section gives: its first key
+    /// and token, else its credentials file; none when auth is off.
+    /// `FLOWGATE_API_TOKEN` and the standard `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` variables take precedence.
+    pub fn from_config(c: &RawConfig) -> Credentials {
+        let auth = c.0.get("auth").and_then(|a| a.as_table());
+        if auth
+            .and_then(|a| a.get("enabled"))
+            .and_then(|v| v.as_bool())
+            == Some(false)
+        {
+            return Credentials::default();
+        }
+        let secret = |t: &toml::Table, base: &str| -> Option<String> {
+            if let Some(v) = t.get(base).and_then(|v| v.as_str()) {
+                return Some(v.to_string());
+            }
+            if let Some(f) = t.get(&format!("{base}_file")).and_then(|v| v.as_str()) {
+                return std::fs::read_to_string(f)
+                    .ok()
+                    .map(|s| s.trim().to_string());
+            }
+            t.get(&format!("{base}_env"))
+                .and_then(|v| v.as_str())
+                .and_then(|v| std::env::var(v).ok())
+        };
+        let first = |list: &str| {
+            auth.and_then(|a| a.get(list))
+                .and_then(|v| v.as_array())
+                .and_then(|a| a.first())
+                .and_then(|v| v.as_table())
+                .cloned()
+        };
+        let mut creds = Credentials {
+            aws: first("keys")
+                .and_then(|k| Some((k.get("id")?.as_str()?.to_string(), secret(&k, "secret")?))),
+            token: first("f5_tokens").and_then(|t| secret(&t, "token")),
+        };
+        if creds.aws.is_none() || creds.token.is_none() {
+            let file = auth
+                .and_then(|a| a.get("credentials_file"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("state/credentials");
+            if let Ok((id, secret, token)) = crate::auth::read_credentials_file(Path::new(file)) {
+                creds.aws.get_or_insert((id, secret));
+                creds.token.get_or_insert(token);
+            }
+        }
+        if let (Ok(id), Ok(secret)) = (
+            std::env::var("AWS_ACCESS_KEY_ID"),
+            std::env::var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            creds.aws = Some((id, secret));
+        }
+        if let Ok(t) = std::env::var("FLOWGATE_API_TOKEN") {
+            creds.token = Some(t);
+        }
+        creds
+    }
+}
+
 /// A blocking client for one appliance.
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    credentials: Credentials,
 }
 
 impl Client {
@@ -122,7 +203,17 @@ impl Client {
             .proxy(None)
             .build()
             .new_agent();
-        Client { base, agent }
+        Client {
+            base,
+            agent,
+            credentials: Credentials::default(),
+        }
+    }
+
+    /// The same client, proving itself with `c`.
+    pub fn with_credentials(mut self, c: Credentials) -> Client {
+        self.credentials = c;
+        self
     }
 
     /// The base URL.
@@ -145,11 +236,50 @@ impl Client {
         body: &serde_json::Value,
     ) -> Result<Reply, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.agent.post(&url).header("content-type", content_type);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+        let body = body.to_string();
+        let mut all: Vec<(String, String)> = vec![("content-type".into(), content_type.into())];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        if content_type.starts_with("application/x-amz-json") {
+            // The AWS faces want SigV4, over exactly what is sent.
+            if let Some((id, secret)) = &self.credentials.aws {
+                let host = self
+                    .base
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or(&self.base)
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let mut signed: Vec<(&str, &str)> =
+                    all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                signed.push(("host", &host));
+                let r = crate::auth::sigv4::SignedRequest {
+                    method: "POST",
+                    path,
+                    query: "",
+                    headers: &signed,
+                    body: body.as_bytes(),
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let service = if content_type.contains("json") {
+                    "network-firewall"
+                } else {
+                    "ec2"
+                };
+                let extra = crate::auth::sigv4::sign(&r, id, secret, "us-east-1", service, now);
+                all.extend(extra);
+            }
+        } else if let Some(t) = &self.credentials.token {
+            all.push(("authorization".into(), format!("APIToken {t}")));
         }
-        self.finish(req.send(body.to_string()))
+        let mut req = self.agent.post(&url);
+        for (k, v) in &all {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        self.finish(req.send(body))
     }
 
     fn finish(

@@ -51,6 +51,9 @@ pub struct Config {
     /// Flow operations: the AWS Network Firewall face.
     #[serde(default)]
     pub operations: OperationsConfig,
+    /// Who may use the API.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 /// Whether EAL runs on huge pages.
@@ -322,6 +325,61 @@ pub enum ProtoName {
     Number(u8),
     /// Name.
     Name(String),
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Check SigV4 on the AWS faces and the API token on the F5 face.
+    /// Only an explicit `false` turns it off (flowgate then warns at start).
+    pub enabled: bool,
+    /// Where credentials are generated at first start when no key or token
+    /// is configured (AWS shared-credentials format, profile `flowgate`, 0600).
+    pub credentials_file: Option<String>,
+    /// Access keys for the AWS faces.
+    pub keys: Vec<AuthKey>,
+    /// API tokens for the F5 face.
+    pub f5_tokens: Vec<ApiToken>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: true,
+            credentials_file: Some("state/credentials".into()),
+            keys: Vec::new(),
+            f5_tokens: Vec::new(),
+        }
+    }
+}
+
+/// `[[auth.keys]]`: an access key id and its secret, given inline, in a
+/// file, or in an environment variable (exactly one).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthKey {
+    /// The access key id.
+    pub id: String,
+    /// The secret access key.
+    pub secret: Option<String>,
+    /// A file holding it.
+    pub secret_file: Option<String>,
+    /// An environment variable holding it.
+    pub secret_env: Option<String>,
+}
+
+/// `[[auth.f5_tokens]]`: an API token, inline, in a file or in an
+/// environment variable (exactly one).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// The token.
+    pub token: Option<String>,
+    /// A file holding it.
+    pub token_file: Option<String>,
+    /// An environment variable holding it.
+    pub token_env: Option<String>,
 }
 
 /// `[[ports]]`

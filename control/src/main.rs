@@ -55,6 +55,38 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Says how the API is protected: the credentials generated at first start
+/// (printed this once), or a warning when it is open or exposed.
+fn announce_auth(
+    auth: &flowgate_control::auth::Authenticator,
+    generated: Option<&flowgate_control::auth::Generated>,
+    listen: std::net::SocketAddr,
+) {
+    if let Some(g) = generated {
+        println!(
+            "flowgate: generated API credentials in {} (mode 0600; shown only now):\n  \
+             access key id: {}\n  secret access key: {}\n  F5 API token: {}\n  \
+             aws CLI: AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={} aws --endpoint-url http://{listen} ...",
+            g.path.display(),
+            g.key_id,
+            g.secret,
+            g.token,
+            g.path.display(),
+            flowgate_control::auth::PROFILE
+        );
+    }
+    if !auth.enabled() {
+        println!(
+            "flowgate: warning: API authentication is OFF ([auth] enabled = false): anyone who can reach {listen} can drive this appliance"
+        );
+    }
+    if !listen.ip().is_loopback() {
+        println!(
+            "flowgate: warning: the API listens on {listen}, not on loopback: make sure only the management network reaches it"
+        );
+    }
+}
+
 fn run(path: &std::path::Path, check_only: bool) -> i32 {
     let loaded = if check_only {
         config::load_file(path)
@@ -115,7 +147,15 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let state = Arc::new(api::ApiState::new(Arc::new(c.clone())));
+    let (auth, generated) = match flowgate_control::auth::Authenticator::from_config(&loaded) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("flowgate: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    announce_auth(&auth, generated.as_ref(), c.api.listen);
+    let state = Arc::new(api::ApiState::with_auth(Arc::new(c.clone()), auth));
     let (handoff_tx, handoff_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let _control = control::spawn(

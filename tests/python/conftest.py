@@ -24,6 +24,24 @@ BINARY = REPO / "target" / "release" / "flowgate"
 SAMPLE = REPO / "config" / "sample.pcap"
 
 
+# The credentials every test appliance accepts (see config()).
+ACCESS_KEY = "test"
+SECRET_KEY = "test"
+API_TOKEN = "test-token"
+
+
+def signed_headers(url, service, body, headers, key=ACCESS_KEY, secret=SECRET_KEY):
+    """`headers` plus SigV4 X-Amz-Date and Authorization for a POST of
+    `body` to `url`, signed by botocore itself (the signer boto3 uses)."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    req = botocore.awsrequest.AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, "us-east-1").add_auth(req)
+    return dict(req.headers.items())
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,6 +151,14 @@ def config(api_port, ports, extra="", pairs='[["inside", "outside"]]', workers="
 
         [api]
         listen = "127.0.0.1:{api_port}"
+
+        # Authentication stays on in tests: the real clients sign with these.
+        [auth]
+        [[auth.keys]]
+        id = "{ACCESS_KEY}"
+        secret = "{SECRET_KEY}"
+        [[auth.f5_tokens]]
+        token = "{API_TOKEN}"
         """
     )
     for name, device, eni in ports:

@@ -14,7 +14,7 @@ import urllib.request
 import boto3
 import botocore.config
 
-from conftest import SAMPLE, Flowgate, config, free_port
+from conftest import SAMPLE, Flowgate, config, free_port, signed_headers
 from tshark_flows import expected_flows
 
 ARN = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
@@ -153,15 +153,17 @@ def expected(pcap=SAMPLE):
     return out
 
 
-def raw(url, target, body, content_type="application/x-amz-json-1.0"):
-    """One request as bytes on the wire, bypassing boto3's own checks;
-    (status, headers, parsed JSON body)."""
+def raw(url, target, body, content_type="application/x-amz-json-1.0", sign=True):
+    """One request as bytes on the wire, bypassing boto3's own checks but
+    signed like boto3 (unless sign=False); (status, headers, parsed JSON body)."""
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     headers = {"Content-Type": content_type}
     if target is not None:
         headers["X-Amz-Target"] = target if "." in target else f"{TARGET}.{target}"
+    if sign:
+        headers = signed_headers(url + "/", "network-firewall", data, headers)
     conn.request("POST", "/", body=data, headers=headers)
     r = conn.getresponse()
     out = r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(r.read() or b"null")

@@ -4,6 +4,7 @@ has the Network Firewall face, against a small stand-in for it)."""
 
 import http.server
 import json
+import os
 import pathlib
 import subprocess
 import tempfile
@@ -11,13 +12,17 @@ import threading
 
 import pytest
 
-from conftest import BINARY, SAMPLE, Flowgate, config, free_port
+from conftest import ACCESS_KEY, API_TOKEN, BINARY, SAMPLE, SECRET_KEY, Flowgate, config, free_port
 from test_f5 import F5, LONG_TIMEOUTS, PORTS_ONCE, SITE, wait_rx
 from tshark_flows import expected_records, record_tuple
 
 
-def cli(*args, check=True):
-    r = subprocess.run([str(BINARY), *args], capture_output=True, text=True, timeout=60)
+def cli(*args, check=True, creds=True):
+    # The test appliances' credentials, as an operator would export them.
+    env = dict(os.environ)
+    if creds:
+        env.update(FLOWGATE_API_TOKEN=API_TOKEN, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    r = subprocess.run([str(BINARY), *args], capture_output=True, text=True, timeout=60, env=env)
     if check:
         assert r.returncode == 0, r.stderr
     return r

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import REPO, SAMPLE, Flowgate, config, free_port
+from conftest import REPO, SAMPLE, Flowgate, config, free_port, API_TOKEN
 from tshark_flows import expected_records, record_tuple
 
 HERE = pathlib.Path(__file__).parent
@@ -68,10 +68,12 @@ PORTS_ONCE = [
 ]
 
 
-def curl(url, body=None, method="POST", raw=False):
+def curl(url, body=None, method="POST", raw=False, token=API_TOKEN):
     """(status, headers, parsed JSON or text) of one curl call."""
     with tempfile.NamedTemporaryFile() as hdr:
         cmd = ["curl", "-s", "-S", "-X", method, "-D", hdr.name, "-w", "\n%{http_code}", url]
+        if token is not None:
+            cmd += ["-H", f"Authorization: APIToken {token}"]
         if body is not None:
             data = body if isinstance(body, str) else json.dumps(body)
             cmd += ["-H", "Content-Type: application/json", "--data-binary", data]

@@ -10,6 +10,8 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import API_TOKEN
+
 
 COUNTERS = [
     "flowgate_port_rx_packets", "flowgate_port_tx_packets", "flowgate_port_rx_bytes",
@@ -56,7 +58,7 @@ def test_families_types_help_and_labels(start_flowgate):
     # One request of the F5 face, so that the request family has a sample.
     req = urllib.request.Request(
         url + "/api/operate/namespaces/system/sites/flowgate/ver/matching_flows",
-        data=b"{}", method="POST")
+        data=b"{}", method="POST", headers={"Authorization": f"APIToken {API_TOKEN}"})
     urllib.request.urlopen(req, timeout=30).read()
     fams = scrape(url)
     for name in COUNTERS:
@@ -107,7 +109,7 @@ def test_bad_requests_are_counted_by_status(start_flowgate):
     _, url = start_flowgate()
     req = urllib.request.Request(
         url + "/api/operate/namespaces/system/sites/flowgate/ver/matching_flows",
-        data=b"{not json", method="POST")
+        data=b"{not json", method="POST", headers={"Authorization": f"APIToken {API_TOKEN}"})
     try:
         urllib.request.urlopen(req, timeout=30)
         raise AssertionError("expected 400")

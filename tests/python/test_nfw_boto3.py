@@ -14,6 +14,7 @@ import collections
 import datetime
 import ipaddress
 import json
+import os
 import socket
 import subprocess
 import tempfile
@@ -23,7 +24,7 @@ import urllib.parse
 import botocore.exceptions
 import pytest
 
-from conftest import BINARY
+from conftest import ACCESS_KEY, SECRET_KEY, BINARY, signed_headers
 
 from nfw_helpers import (
     ARN,
@@ -359,10 +360,15 @@ def pipelined(url, bodies):
     wire = b""
     for b in bodies:
         data = json.dumps(b).encode()
+        headers = signed_headers(
+            url + "/",
+            "network-firewall",
+            data,
+            {"X-Amz-Target": f"{TARGET}.StartFlowCapture", "Content-Type": "application/x-amz-json-1.0"},
+        )
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         wire += (
-            f"POST / HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
-            f"X-Amz-Target: {TARGET}.StartFlowCapture\r\n"
-            f"Content-Type: application/x-amz-json-1.0\r\nContent-Length: {len(data)}\r\n\r\n"
+            f"POST / HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n{lines}Content-Length: {len(data)}\r\n\r\n"
         ).encode() + data
     answers, buf = [], b""
     with socket.create_connection((u.hostname, u.port), timeout=30) as s:
@@ -446,8 +452,9 @@ def test_flowgate_ops_lists_what_boto3_lists(nfw, sample_once):
     _, url = sample_once
     op = nfw.start_flow_flush(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "65000"}])["FlowOperationId"]
     wait_final(nfw, op)
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
     r = subprocess.run([str(BINARY), "ops", "--api", url, "--firewall-arn", ARN, "--json"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
     mine = [o["FlowOperationId"] for o in json.loads(r.stdout)["FlowOperations"]]
     pages = nfw.get_paginator("list_flow_operations").paginate(FirewallArn=ARN)

@@ -624,6 +624,19 @@ async fn answer(
     ns: &str,
     site: &str,
 ) -> Result<HttpResponse, ApiError> {
+    // Who is asking comes first, as on the real service.
+    state.auth.f5(req).map_err(|e| match e {
+        crate::auth::TokenError::Missing => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: 16, // UNAUTHENTICATED
+            message: e.to_string(),
+        },
+        crate::auth::TokenError::Wrong => ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: 7, // PERMISSION_DENIED
+            message: e.to_string(),
+        },
+    })?;
     if req.method != Method::POST {
         return Err(ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,

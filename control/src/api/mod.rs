@@ -45,12 +45,21 @@ pub struct ApiState {
     pub requests: metrics::RequestCounters,
     /// Flow operations (captures and flushes) and their results.
     pub ops: Mutex<OperationStore<nfw::model::FlowOperationSpec>>,
+    /// Who may drive the API.
+    pub auth: crate::auth::Authenticator,
 }
 
 impl ApiState {
-    /// State for a configuration, before the data plane runs.
+    /// State for a configuration, before the data plane runs, with
+    /// authentication off (tests of the faces' logic).
     pub fn new(config: Arc<Config>) -> ApiState {
+        ApiState::with_auth(config, crate::auth::Authenticator::disabled())
+    }
+
+    /// State for a configuration and an authenticator.
+    pub fn with_auth(config: Arc<Config>, auth: crate::auth::Authenticator) -> ApiState {
         ApiState {
+            auth,
             ready: AtomicBool::new(false),
             dispatcher: OnceLock::new(),
             ports: OnceLock::new(),

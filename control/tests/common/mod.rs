@@ -81,6 +81,13 @@ mbufs = 16383
 
 [api]
 listen = "127.0.0.1:{api_port}"
+
+[auth]
+[[auth.keys]]
+id = "test"
+secret = "test"
+[[auth.f5_tokens]]
+token = "test-token"
 "#,
         pid = std::process::id(),
         n = unique()

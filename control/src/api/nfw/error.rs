@@ -39,6 +39,38 @@ pub enum NfwError {
     /// `X-Amz-Target` names no operation served here.
     #[error("{0}")]
     UnknownOperation(String),
+    /// No SigV4 `Authorization` header.
+    #[error("Missing Authentication Token")]
+    MissingAuthenticationToken,
+    /// An access key id we do not know.
+    #[error("The security token included in the request is invalid.")]
+    UnrecognizedClient,
+    /// A signature that does not match, or that expired.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// An `Authorization` header that is not well formed.
+    #[error("{0}")]
+    IncompleteSignature(String),
+}
+
+impl From<crate::auth::sigv4::SigV4Error> for NfwError {
+    fn from(e: crate::auth::sigv4::SigV4Error) -> NfwError {
+        use crate::auth::sigv4::{format_amz_date, parse_amz_date, SigV4Error, MAX_SKEW_SECS};
+        match e {
+            SigV4Error::Missing => NfwError::MissingAuthenticationToken,
+            SigV4Error::UnknownKey => NfwError::UnrecognizedClient,
+            SigV4Error::BadSignature => NfwError::InvalidSignature(
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+                    .into(),
+            ),
+            SigV4Error::Expired { signed, now } => {
+                let earliest = parse_amz_date(&now).map_or(now.clone(), |t| format_amz_date(t - MAX_SKEW_SECS));
+                NfwError::InvalidSignature(format!("Signature expired: {signed} is now earlier than {earliest} ({now} - 5 min.)"))
+            }
+            SigV4Error::Malformed(m) => NfwError::IncompleteSignature(m),
+        }
+    }
 }
 
 impl NfwError {
@@ -51,13 +83,22 @@ impl NfwError {
             NfwError::InternalServerError(_) => "InternalServerError",
             NfwError::Serialization(_) => "SerializationException",
             NfwError::UnknownOperation(_) => "UnknownOperationException",
+            NfwError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            NfwError::UnrecognizedClient => "UnrecognizedClientException",
+            NfwError::InvalidSignature(_) => "InvalidSignatureException",
+            NfwError::IncompleteSignature(_) => "IncompleteSignatureException",
         }
     }
 
-    /// The HTTP status: 500 for the server's fault, 400 for the rest.
+    /// The HTTP status: 500 for the server's fault, 403 for failed
+    /// authentication, 400 for the rest.
     pub fn status(&self) -> StatusCode {
         match self {
             NfwError::InternalServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            NfwError::MissingAuthenticationToken
+            | NfwError::UnrecognizedClient
+            | NfwError::InvalidSignature(_)
+            | NfwError::IncompleteSignature(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }

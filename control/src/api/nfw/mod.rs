@@ -6,8 +6,8 @@
 //!
 //! A request is `POST` with `X-Amz-Target: NetworkFirewall_20201112.<Op>`
 //! and a JSON body; the answer is `application/x-amz-json-1.0`, 200 with the
-//! output shape or an error shape ([`error`]). SigV4 signatures are not
-//! checked: the API listens where the operator put it (loopback by default).
+//! output shape or an error shape ([`error`]). Every request's SigV4
+//! signature is checked first ([`crate::auth`]) unless authentication is off.
 //!
 //! - [`model`]: the input and output shapes;
 //! - [`validate`]: reading, checking and compiling requests;
@@ -33,14 +33,9 @@ use crate::api::{respond, ApiRequest, ApiState, HttpResponse};
 /// Answers one request that carries an `X-Amz-Target` header.
 pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
     let target = req.header("x-amz-target").unwrap_or_default();
-    let result = match NfwOp::from_target(target) {
-        None => Err(NfwError::UnknownOperation(format!(
-            "Unknown operation {target:?}: this firewall serves {TARGET_PREFIX}.StartFlowCapture, \
-             StartFlowFlush, DescribeFlowOperation, ListFlowOperations and ListFlowOperationResults"
-        ))),
-        Some(op) => {
-            validate::read(op, &req.body).and_then(|input| handlers::call(op, &input, state))
-        }
+    let result = match state.auth.aws(req, "network-firewall") {
+        Err(e) => Err(NfwError::from(e)),
+        Ok(_) => dispatch(target, req, state),
     };
     let mut resp = match result {
         Ok(body) => respond(StatusCode::OK, CONTENT_TYPE, body),
@@ -51,6 +46,18 @@ pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
     resp
+}
+
+fn dispatch(target: &str, req: &ApiRequest, state: &Arc<ApiState>) -> Result<String, NfwError> {
+    match NfwOp::from_target(target) {
+        None => Err(NfwError::UnknownOperation(format!(
+            "Unknown operation {target:?}: this firewall serves {TARGET_PREFIX}.StartFlowCapture, \
+             StartFlowFlush, DescribeFlowOperation, ListFlowOperations and ListFlowOperationResults"
+        ))),
+        Some(op) => {
+            validate::read(op, &req.body).and_then(|input| handlers::call(op, &input, state))
+        }
+    }
 }
 
 #[cfg(test)]
