@@ -403,6 +403,17 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Milliseconds a client may take to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    /// Open connections served normally; requests on connections beyond
+    /// get the protocol's throttling error and the connection is closed.
+    pub max_connections: usize,
+    /// Requests one client address may have in progress at once; more get
+    /// the protocol's throttling error.
+    pub max_inflight_per_client: usize,
+    /// Serve `POST /debug/stall-worker` (fault injection for tests). Never
+    /// turn it on in production.
+    pub debug_endpoints: bool,
 }
 
 impl Default for ApiConfig {
@@ -410,6 +421,10 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
+            header_read_timeout_ms: 5000,
+            max_connections: 256,
+            max_inflight_per_client: 32,
+            debug_endpoints: false,
         }
     }
 }
@@ -813,6 +828,20 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     }
     validate_f5(l)?;
     validate_operations(l)?;
+    let api = &c.api;
+    for (key, v) in [
+        ("api.max_body_bytes", api.max_body_bytes as u64),
+        ("api.header_read_timeout_ms", api.header_read_timeout_ms),
+        ("api.max_connections", api.max_connections as u64),
+        (
+            "api.max_inflight_per_client",
+            api.max_inflight_per_client as u64,
+        ),
+    ] {
+        if v == 0 {
+            return Err(l.error(key, "must be at least 1"));
+        }
+    }
     compile_policy(l)?;
     let mut paired = HashSet::new();
     for (i, [a, b]) in dp.pairs.iter().enumerate() {

@@ -65,6 +65,11 @@ impl JobOutcome {
 }
 
 enum Request {
+    Stall {
+        worker: usize,
+        millis: u32,
+        answer: oneshot::Sender<bool>,
+    },
     Mirror {
         cfg: Arc<MirrorConfig>,
         deadline: Duration,
@@ -133,6 +138,25 @@ impl Dispatcher {
             return vec![None; self.workers];
         }
         rx.await.unwrap_or_else(|_| vec![None; self.workers])
+    }
+
+    /// Fault injection: makes `worker` stop for `millis` ms. Returns whether
+    /// the command was posted.
+    pub async fn stall_worker(&self, worker: usize, millis: u32) -> bool {
+        let (answer, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Request::Stall {
+                worker,
+                millis,
+                answer,
+            })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Installs a mirror configuration on every worker; returns, per
@@ -213,6 +237,10 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         }
                         let got = vec![None; rings.len()];
                         counters.insert(seq, PendingCounters { got, deadline: Instant::now() + deadline, answer });
+                    }
+                    Request::Stall { worker, millis, answer } => {
+                        let posted = rings.get_mut(worker).is_some_and(|r| r.post(Command::Stall { millis }).is_ok());
+                        let _ = answer.send(posted);
                     }
                     Request::Mirror { cfg, deadline, answer } => {
                         let mut installed = vec![false; rings.len()];

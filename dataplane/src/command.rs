@@ -27,6 +27,13 @@ pub enum Command {
     StartJob(Box<JobSpec>),
     /// Use this mirror configuration from now on.
     InstallMirror(Arc<MirrorConfig>),
+    /// Fault injection for tests: stop everything (forwarding and answering)
+    /// for this many milliseconds, as a wedged worker would. Control only
+    /// sends it when the operator enabled debug endpoints.
+    Stall {
+        /// How long.
+        millis: u32,
+    },
 }
 
 /// A worker's answer.

@@ -196,6 +196,10 @@ impl Worker {
                     seq,
                     counters: self.snapshot(),
                 },
+                Command::Stall { millis } => {
+                    std::thread::sleep(std::time::Duration::from_millis(millis as u64));
+                    continue;
+                }
                 Command::InstallMirror(cfg) => match &mut self.processing {
                     Processing::Track(t) => {
                         let generation = cfg.generation;

@@ -174,10 +174,37 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
             }
         }
         (&Method::GET, "/readyz") => metrics::readyz(state).await,
+        (&Method::POST, "/debug/stall-worker") if state.config.api.debug_endpoints => {
+            stall_worker(req, state).await
+        }
         (&Method::GET, "/metrics") => metrics::metrics(req, state).await,
         // The Network Firewall face (AWS JSON 1.0) names its operation here.
         (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Fault injection (only with `[api] debug_endpoints = true`): body
+/// `{"worker": W, "ms": N}` makes worker W stop for N ms, as a wedged
+/// worker would, so tests can watch readiness and operations notice.
+async fn stall_worker(req: &ApiRequest, state: &ApiState) -> HttpResponse {
+    let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let (Some(worker), Some(ms)) = (v["worker"].as_u64(), v["ms"].as_u64()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "body: {\"worker\": W, \"ms\": N}\n",
+        );
+    };
+    let Some(d) = state.dispatcher.get() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "data plane not up\n");
+    };
+    if d.stall_worker(worker as usize, ms.min(60_000) as u32).await {
+        text(StatusCode::OK, "stalling\n")
+    } else {
+        text(
+            StatusCode::NOT_FOUND,
+            "no such worker, or its ring is full\n",
+        )
     }
 }
 
@@ -214,11 +241,69 @@ async fn read(
 }
 
 /// Serves the API on `listener` until the runtime stops.
+/// Requests in progress per client address (the control thread is single
+/// threaded, so plain `Rc<RefCell>` state is enough).
+#[derive(Default)]
+struct Inflight(std::cell::RefCell<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl Inflight {
+    /// Counts a request in for `ip`, unless it already has `max`.
+    fn enter(&self, ip: std::net::IpAddr, max: usize) -> bool {
+        let mut m = self.0.borrow_mut();
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self, ip: std::net::IpAddr) {
+        let mut m = self.0.borrow_mut();
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+}
+
+/// The throttling error of the face a request is for.
+fn throttled(req: &ApiRequest) -> HttpResponse {
+    let (face, _) = metrics::classify(req);
+    match face {
+        "network_firewall" => nfw::error::NfwError::Throttling("Rate exceeded".into()).into_response(),
+        "ec2" => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/xml;charset=UTF-8",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code>\
+                 <Message>Request limit exceeded.</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+                uuid::Uuid::new_v4()
+            ),
+        ),
+        "f5" => respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            "application/json",
+            serde_json::json!({"code": 8, "message": "too many requests in progress", "details": []}).to_string(),
+        ),
+        _ => text(StatusCode::TOO_MANY_REQUESTS, "too many requests in progress\n"),
+    }
+}
+
+/// Serves the API on `listener` until the runtime stops. Bounds: request
+/// bodies (`max_body_bytes`), the time to send headers, open connections,
+/// and requests in progress per client address; past the last two a
+/// request gets its protocol's throttling error, never unbounded memory.
 pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
     listener
         .set_nonblocking(true)
         .expect("nonblocking listener");
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let inflight = std::rc::Rc::new(Inflight::default());
+    let api = state.config.api.clone();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -228,22 +313,45 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                 continue;
             }
         };
-        let state = state.clone();
+        open.set(open.get() + 1);
+        let over = open.get() > api.max_connections;
+        let (state, open, inflight) = (state.clone(), open.clone(), inflight.clone());
+        let max_inflight = api.max_inflight_per_client;
         tokio::task::spawn_local(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
+                let (state, inflight) = (state.clone(), inflight.clone());
                 async move {
                     let limit = state.config.api.max_body_bytes;
                     let resp = match read(req, peer, limit).await {
-                        Ok(r) => route(r, state).await,
+                        Ok(r) if over || !inflight.enter(peer.ip(), max_inflight) => {
+                            let (face, op) = metrics::classify(&r);
+                            let mut resp = throttled(&r);
+                            if over {
+                                resp.headers_mut().insert(
+                                    hyper::header::CONNECTION,
+                                    hyper::header::HeaderValue::from_static("close"),
+                                );
+                            }
+                            state.requests.record(face, &op, resp.status().as_u16());
+                            resp
+                        }
+                        Ok(r) => {
+                            let resp = route(r, state).await;
+                            inflight.leave(peer.ip());
+                            resp
+                        }
                         Err(resp) => resp,
                     };
                     Ok::<_, Infallible>(resp)
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_millis(api.header_read_timeout_ms))
+                .keep_alive(!over)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
+            open.set(open.get() - 1);
         });
     }
 }

@@ -1,0 +1,149 @@
+"""Bounded resources and a wedged worker, on the real binary: per-client
+in-flight and connection limits answered with each protocol's throttling
+error, the header read timeout, the body limit, and a worker that stops
+answering its ring (fault injection) noticed by /readyz, by operations
+(FAILED "Flow timeout") and by matching-flows (partial answer)."""
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.config
+
+from conftest import API_TOKEN, Flowgate, config, free_port, signed_headers
+
+ARN = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
+F5 = "/api/operate/namespaces/system/sites/flowgate/ver/matching_flows"
+
+
+def start(tmp, api_extra="", extra=""):
+    port = free_port()
+    text = config(port, [("inside", "net_null0", None), ("outside", "net_null1", None)], pairs='[["inside", "outside"]]', extra=extra)
+    text = text.replace(f'listen = "127.0.0.1:{port}"\n', f'listen = "127.0.0.1:{port}"\n{api_extra}')
+    fg = Flowgate(text, tmp)
+    url = f"http://127.0.0.1:{port}"
+    fg.wait_ready(url)
+    return fg, url
+
+
+def http(url, path, body=None, headers=None, method="POST"):
+    req = urllib.request.Request(url + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def f5(url, body=b"{}"):
+    return http(url, F5, body, {"Authorization": f"APIToken {API_TOKEN}", "Content-Type": "application/json"})
+
+
+def stall(url, worker, ms):
+    status, _, body = http(url, "/debug/stall-worker", json.dumps({"worker": worker, "ms": ms}).encode())
+    assert status == 200, body
+
+
+def readyz(url):
+    return http(url, "/readyz", method="GET")[0]
+
+
+def poll(pred, what, limit=30):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def nfw(url):
+    return boto3.client("network-firewall", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=botocore.config.Config(retries={"total_max_attempts": 1}))
+
+
+def test_debug_endpoint_is_off_by_default(tmpdir_path):
+    fg, url = start(tmpdir_path)
+    assert http(url, "/debug/stall-worker", b'{"worker":0,"ms":1}')[0] == 404
+    assert fg.stop() == 0
+
+
+def test_a_wedged_worker_is_noticed_and_nothing_hangs(tmpdir_path):
+    fg, url = start(
+        tmpdir_path,
+        api_extra="debug_endpoints = true\n",
+        extra="[operations]\nworker_timeout_ms = 500\n\n[f5]\ndeadline_ms = 300\n",
+    )
+    assert readyz(url) == 200
+    stall(url, 0, 6000)
+    poll(lambda: readyz(url) == 503, "/readyz to fail while the worker is wedged")
+    client = nfw(url)
+    op = client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
+    poll(lambda: client.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)["FlowOperationStatus"] != "IN_PROGRESS",
+         "the operation to end")
+    d = client.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)
+    assert (d["FlowOperationStatus"], d["StatusMessage"]) == ("FAILED", "Flow timeout")
+    status, headers, _ = f5(url)
+    assert status == 200
+    assert {k.lower(): v for k, v in headers.items()}.get("x-flowgate-partial") == "workers=0"
+    # The worker comes back; so does readiness.
+    poll(lambda: readyz(url) == 200, "/readyz to recover", limit=60)
+    assert fg.stop() == 0
+
+
+def test_requests_in_flight_per_client_are_bounded(tmpdir_path):
+    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\nmax_inflight_per_client = 1\n", extra="[f5]\ndeadline_ms = 3000\n")
+    stall(url, 0, 4000)
+    # One query waits on the wedged worker (up to its 3 s deadline)...
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault("r", f5(url)))
+    t.start()
+    time.sleep(0.5)
+    # ...so this client's next requests are throttled, each in its protocol.
+    status, _, body = f5(url)
+    assert (status, json.loads(body)["code"]) == (429, 8)
+    headers = signed_headers(url + "/", "network-firewall", b'{"FirewallArn": "%s"}' % ARN.encode(),
+                             {"Content-Type": "application/x-amz-json-1.0",
+                              "X-Amz-Target": "NetworkFirewall_20201112.ListFlowOperations"})
+    status, _, body = http(url, "/", b'{"FirewallArn": "%s"}' % ARN.encode(), headers)
+    assert (status, json.loads(body)["__type"]) == (400, "ThrottlingException")
+    t.join()
+    assert slow["r"][0] == 200
+    assert fg.stop() == 0
+
+
+def test_connections_beyond_the_limit_are_throttled_and_closed(tmpdir_path):
+    fg, url = start(tmpdir_path, api_extra="max_connections = 2\n")
+    port = int(url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    time.sleep(0.2)
+    status, headers, body = f5(url)
+    assert (status, json.loads(body)["code"]) == (429, 8)
+    assert {k.lower(): v for k, v in headers.items()}.get("connection") == "close"
+    for s in idle:
+        s.close()
+    poll(lambda: f5(url)[0] == 200, "service once the idle connections are gone")
+    assert fg.stop() == 0
+
+
+def test_slow_headers_are_cut_off_and_big_bodies_refused(tmpdir_path):
+    fg, url = start(tmpdir_path, api_extra="header_read_timeout_ms = 300\nmax_body_bytes = 1024\n")
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        got = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        # Closed by the server (hyper answers 408 first, or just closes).
+        assert got == b"" or got.startswith(b"HTTP/1.1 408")
+    status, _, _ = f5(url, b"{" + b" " * 4096 + b"}")
+    assert status == 413
+    assert fg.stop() == 0
