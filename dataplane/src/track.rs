@@ -379,8 +379,10 @@ impl Tracker {
         let (side, len) = (x.side, x.len);
         let tcp_proto = key.proto == 6;
         if let Some(idx) = self.table.lookup_hinted(key, x.hash, x.hint) {
-            let e = *self.table.entry(idx);
-            let stale = self.timeouts.expired(&e, now);
+            // By reference: copying the 128-byte entry out cost a memcpy
+            // call per packet.
+            let e = self.table.entry(idx);
+            let stale = self.timeouts.expired(e, now);
             let reopen = tcp_proto && tcp::reopens(e.tcp_state, x.tcp_flags);
             if !stale && !reopen {
                 let e = self.table.entry_mut(idx);

@@ -102,26 +102,15 @@ pub fn eq_mask_u16x8(lanes: &[u16; 8], needle: u16) -> u32 {
             let v = _mm_loadu_si128(lanes.as_ptr().cast());
             let n = _mm_set1_epi16(needle as i16);
             let eq = _mm_cmpeq_epi16(v, n);
-            // Two mask bits per lane: keep the even ones and pack them.
-            let m = _mm_movemask_epi8(eq) as u32;
-            pext_even(m)
+            // Lanes are 0 or -1: saturating them to bytes keeps one mask
+            // bit per lane, in order, in the low 8 bits.
+            (_mm_movemask_epi8(_mm_packs_epi16(eq, eq)) & 0xff) as u32
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         eq_mask_u16x8_scalar(lanes, needle)
     }
-}
-
-/// Keeps bits 0, 2, 4, .. 14 of `m`, packed into bits 0..8.
-#[inline(always)]
-#[cfg(target_arch = "x86_64")]
-fn pext_even(m: u32) -> u32 {
-    let mut x = m & 0x5555;
-    x = (x | (x >> 1)) & 0x3333;
-    x = (x | (x >> 2)) & 0x0f0f;
-    x = (x | (x >> 4)) & 0x00ff;
-    x
 }
 
 /// Portable twin of [`eq_mask_u16x8`].
