@@ -818,6 +818,7 @@ mod tests {
                 None,
             ],
             requests: vec![],
+            operations: vec![],
         };
         let v = StatsView::of(&parse_exposition(&render(&snap)).unwrap());
         assert_eq!(v.ports["inside"]["rx_packets"], 91.0);

@@ -262,6 +262,16 @@ impl<S> OperationStore<S> {
             .count()
     }
 
+    /// Operations held (running and finished, not yet forgotten), counted
+    /// by kind and status.
+    pub fn census(&self) -> Vec<((OpKind, OpStatus), u64)> {
+        let mut n: HashMap<(OpKind, OpStatus), u64> = HashMap::new();
+        for o in self.by_seq.values() {
+            *n.entry((o.kind, o.status)).or_default() += 1;
+        }
+        n.into_iter().collect()
+    }
+
     /// Operations held, running and finished.
     #[cfg(test)]
     pub fn held(&self) -> usize {

@@ -158,6 +158,17 @@ pub struct Snapshot {
     pub workers: Vec<Option<WorkerCounters>>,
     /// API request counts.
     pub requests: Vec<(RequestLabels, u64)>,
+    /// Flow operations held, by type and status.
+    pub operations: Vec<(OperationLabels, u64)>,
+}
+
+/// Labels of the flow-operation gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// `FLOW_CAPTURE` or `FLOW_FLUSH`.
+    pub r#type: String,
+    /// `IN_PROGRESS`, `COMPLETED`, `COMPLETED_WITH_ERRORS` or `FAILED`.
+    pub status: String,
 }
 
 fn counters<L>(reg: &mut Registry, name: &str, help: &str, rows: impl IntoIterator<Item = (L, u64)>)
@@ -482,9 +493,24 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
         worker(|c| c.rejects_failed),
     );
 
-    // Further faces add their families here, from their own modules:
-    // mirror copies sent / dropped (the traffic-mirroring face) and flow
-    // operations by type and status (the Network Firewall face).
+    counters(
+        reg,
+        "worker_mirror_copies",
+        "Mirror copies sent to a traffic mirror target",
+        worker(|c| c.mirror_copies),
+    );
+    counters(
+        reg,
+        "worker_mirror_dropped",
+        "Mirror copies dropped (no mbuf, or no room on the target's tx queue); forwarding is unaffected",
+        worker(|c| c.mirror_dropped),
+    );
+    gauges(
+        reg,
+        "flow_operations",
+        "Flow operations held (running, or finished and not yet forgotten), by type and status",
+        s.operations.iter().map(|(l, n)| (l.clone(), *n as f64)),
+    );
 
     counters(
         reg,
@@ -497,8 +523,23 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
 /// `GET /metrics`: the classic text format, or OpenMetrics when the
 /// `Accept` header asks for it (as Prometheus itself does).
 pub async fn metrics(req: &ApiRequest, state: &ApiState) -> HttpResponse {
+    let operations = {
+        state
+            .ops()
+            .census()
+            .into_iter()
+            .map(|((k, st), n)| {
+                let l = OperationLabels {
+                    r#type: crate::api::nfw::model::kind_name(k).to_string(),
+                    status: crate::api::nfw::model::status_name(st).to_string(),
+                };
+                (l, n)
+            })
+            .collect()
+    };
     let mut snap = Snapshot {
         requests: state.requests.snapshot(),
+        operations,
         ..Snapshot::default()
     };
     if let Some(ports) = state.ports.get() {
@@ -584,6 +625,7 @@ mod tests {
             busy_loops: 250,
             flows_active: 14,
             policy_drop: 2,
+            mirror_copies: 4,
             ..WorkerCounters::default()
         };
         w.malformed[Malformed::Runt.index()] = 3;
@@ -606,6 +648,13 @@ mod tests {
             }],
             workers: vec![Some(w), None],
             requests: req.snapshot(),
+            operations: vec![(
+                OperationLabels {
+                    r#type: "FLOW_FLUSH".into(),
+                    status: "COMPLETED".into(),
+                },
+                3,
+            )],
         }
     }
 
@@ -639,6 +688,10 @@ mod tests {
             l.contains(&"flowgate_worker_policy_verdicts_total{worker=\"0\",verdict=\"drop\"} 2")
         );
         assert!(l.contains(&"flowgate_api_requests_total{face=\"f5\",operation=\"matching_flows\",status=\"200\"} 2"));
+        assert!(l.contains(&"flowgate_worker_mirror_copies_total{worker=\"0\"} 4"));
+        assert!(
+            l.contains(&"flowgate_flow_operations{type=\"FLOW_FLUSH\",status=\"COMPLETED\"} 3.0")
+        );
         assert_eq!(l.last(), Some(&"# EOF"));
         // A silent worker has no samples beyond worker_up.
         assert!(!out.contains("worker=\"1\"} 0\n"));
