@@ -9,7 +9,7 @@ BIN    := target/release/flowgate
 
 VENV   := .venv
 
-.PHONY: run test build deps deps-test hugepages lint venv pytest bench clean
+.PHONY: run test build deps deps-test hugepages lint venv pytest fuzz-smoke bench clean
 
 deps:
 	@scripts/ensure-deps.sh run
@@ -48,11 +48,19 @@ test: deps-test hugepages lint venv
 	@echo "test: cargo test --release --workspace (unit, property and integration tests on DPDK virtual devices)"
 	@$(CARGO) test --release --workspace
 	@$(MAKE) --no-print-directory pytest
+	@$(MAKE) --no-print-directory fuzz-smoke
 
-bench: deps
+fuzz-smoke: deps-test
+	@echo "fuzz-smoke: every cargo-fuzz target on its corpus plus $${FUZZ_SECONDS:-20}s of fuzzing"
+	@scripts/fuzz-smoke.sh
+
+bench: deps venv
 	@scripts/ensure-deps.sh bench
-	@$(CARGO) build --release --workspace --bins
-	@echo "bench: see benches/README.md"
+	@echo "bench: cargo build --release (flowgate, flowgate-pcapgen)"
+	@$(CARGO) build --release --workspace --bins -q
+	@scripts/hugepages.sh 1024
+	@echo "bench: benches/run.py $(BENCH_ARGS) (flowgate vs dpdk-testpmd on the same devices, lcore and captures; writes benches/RESULTS.md)"
+	@$(VENV)/bin/python benches/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

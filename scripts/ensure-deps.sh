@@ -51,3 +51,15 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 echo "deps: $(cargo --version)"
+
+# make test runs a short fuzz of every target: cargo-fuzz from crates.io
+# (it drives libFuzzer; the stable toolchain is enough, see fuzz-smoke.sh).
+if [ "$what" = test ]; then
+  if cargo fuzz --version >/dev/null 2>&1; then
+    echo "deps: $(cargo fuzz --version)"
+  else
+    echo "deps: installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+    cargo install -q cargo-fuzz --locked
+    echo "deps: $(cargo fuzz --version)"
+  fi
+fi

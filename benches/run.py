@@ -1,0 +1,612 @@
+#!/usr/bin/env python3
+"""flowgate's benchmark runner: flowgate side by side with dpdk-testpmd.
+
+Every comparison is taken in one invocation, on the same DPDK virtual
+devices (net_pcap replaying a capture forever -> net_null sink), the same
+forwarding lcore (1; everything else on 0) and the same captures. Rates are
+read from outside each process through DPDK telemetry
+(/var/run/dpdk/<prefix>/dpdk_telemetry.v2, `/ethdev/stats,<port>`), so the
+same reader serves testpmd and flowgate. Figures are saturated-core rates
+(the source never runs dry), not RFC 2544 zero-loss rates.
+
+Scenarios:
+  forward  flowgate mode="forward" vs testpmd io                (issue 2)
+  flows    flow-count sweep: flowgate track vs testpmd io, macswap, 5tswap,
+           csum; cycles/packet and bytes/flow                   (issue 3)
+  ops      forwarding rate every 100 ms while a flush and a capture run over
+           a 1M-flow table; time to complete each                (issue 4)
+  api      matching_flows latency (p50/p99 of 100) on a 1M-flow table while
+           forwarding, and the forwarding dip                     (issue 6)
+  mirror   no sessions / a session mirroring nothing / ~10 % / 100 % (whole
+           frames and PacketLength 64), set through the EC2 API   (issue 5)
+
+Usage: .venv/bin/python benches/run.py [--quick] [SCENARIO ...]
+Writes benches/RESULTS.md (and benches/results.json with the raw samples).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+WORK = "/tmp/flowgate-bench"
+TESTPMD = "dpdk-testpmd"
+WORKER_CPU = 1
+MAIN_CPU = 0
+API = "127.0.0.1:18080"
+KEY, SECRET, TOKEN = "bench", "bench-secret", "bench-token"
+# Buffer data room (128 bytes of headroom included) for both systems: ample
+# for 64-byte frames, and small enough that 4M preloaded frames fit in memory.
+MBUF_ROOM = 512
+ARN = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
+
+
+def log(*a):
+    print("bench:", *a, flush=True)
+
+
+# ---------------------------------------------------------------- captures
+
+def capture(flows):
+    """A capture of `flows` distinct IPv4/UDP flows, one 64-byte frame each."""
+    os.makedirs(WORK, exist_ok=True)
+    path = os.path.join(WORK, f"flows-{flows}.pcap")
+    if not os.path.exists(path):
+        log(f"generating {path}")
+        subprocess.run([os.path.join(BIN, "flowgate-pcapgen"), "flows", "--count", str(flows),
+                        "--out", path], check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def hugepages_for(frames):
+    """Reserves enough 2 MB pages for a pool of `frames` + 64K mbufs, with
+    room to spare (one system runs at a time)."""
+    need = int((frames + 65536) * (MBUF_ROOM + 192) / (2 << 20) * 1.3) + 512
+    path = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+    try:
+        have = int(open(path).read())
+        if have < need and os.geteuid() == 0:
+            with open(path, "w") as f:
+                f.write(str(need))
+            have = int(open(path).read())
+        return have
+    except OSError:
+        return 0
+
+
+# ---------------------------------------------------------------- telemetry
+
+class Telemetry:
+    """DPDK telemetry client (SOCK_SEQPACKET), for any DPDK process."""
+
+    def __init__(self, prefix, timeout=30.0):
+        path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+        deadline = time.time() + timeout
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.connect(path)
+                s.recv(16384)
+                self.sock = s
+                return
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError(f"no DPDK telemetry at {path}")
+                time.sleep(0.2)
+
+    def port(self, port):
+        self.sock.send(f"/ethdev/stats,{port}".encode())
+        return json.loads(self.sock.recv(65536))["/ethdev/stats"]
+
+    def close(self):
+        self.sock.close()
+
+
+def tx_rate(tel, port, seconds):
+    a, ta = tel.port(port)["opackets"], time.monotonic()
+    time.sleep(seconds)
+    b, tb = tel.port(port)["opackets"], time.monotonic()
+    return (b - a) / (tb - ta)
+
+
+def windows(tel, port, warm, n, length):
+    time.sleep(warm)
+    return [tx_rate(tel, port, length) for _ in range(n)]
+
+
+def tsc_hz():
+    """The TSC rate flowgate itself reports; falls back to the CPU MHz."""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) * 1e6
+    return 0.0
+
+
+# ---------------------------------------------------------------- systems
+
+def vdevs(pcap):
+    return [f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "net_null0,no-rx=1"]
+
+
+def start_testpmd(mode, pcap, frames):
+    prefix = "fgbench-testpmd"
+    args = [TESTPMD, "-l", f"{MAIN_CPU},{WORKER_CPU}", "--file-prefix", prefix, "--no-pci",
+            "--log-level", "notice"]
+    for v in vdevs(pcap):
+        args += ["--vdev", v]
+    args += ["--", f"--forward-mode={mode}", f"--total-num-mbufs={frames + 65536}", f"--mbuf-size={MBUF_ROOM}",
+             "--burst=32", "--rxd=1024", "--txd=1024"]
+    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, cwd=WORK)
+    return p, prefix
+
+
+def flowgate_config(pcap, frames, mode, capacity, collector=False):
+    prefix = "fgbench-flowgate"
+    state = os.path.join(WORK, "mirror.json")
+    if os.path.exists(state):
+        os.unlink(state)
+    more = ""
+    if collector:
+        more = f"""
+[[ports]]
+name = "collector"
+device = "net_null2,no-rx=1"
+interface_id = "eni-0collector00000001"
+"""
+    cfg = f"""
+[eal]
+file_prefix = "{prefix}"
+hugepages = "auto"
+log_level = "warning"
+[dataplane]
+main_cpu = {MAIN_CPU}
+worker_cpus = [{WORKER_CPU}]
+mode = "{mode}"
+pairs = [["inside", "outside"]]
+mbufs = {frames + 65536}
+mbuf_data_room = {MBUF_ROOM}
+stats_period = 0
+[[ports]]
+name = "inside"
+device = "{vdevs(pcap)[0]}"
+interface_id = "eni-0inside0000000001"
+[[ports]]
+name = "outside"
+device = "{vdevs(pcap)[1]}"
+interface_id = "eni-0outside000000001"
+[flows]
+capacity = {capacity}
+[flows.timeouts]
+udp = 3600
+[api]
+listen = "{API}"
+[operations]
+firewall_arn = "{ARN}"
+result_cap = 2000000
+worker_timeout_ms = 30000
+[f5]
+max_flows = 1024
+[auth]
+[[auth.keys]]
+id = "{KEY}"
+secret = "{SECRET}"
+[[auth.f5_tokens]]
+token = "{TOKEN}"
+[mirror]
+state_file = "{state}"
+{more}"""
+    path = os.path.join(WORK, "flowgate.toml")
+    with open(path, "w") as f:
+        f.write(cfg)
+    return path, prefix
+
+
+def start_flowgate(pcap, frames, mode, capacity, collector=False):
+    path, prefix = flowgate_config(pcap, frames, mode, capacity, collector)
+    out = open(os.path.join(WORK, "flowgate.log"), "w")
+    p = subprocess.Popen([os.path.join(BIN, "flowgate"), "run", "--config", path],
+                         stdout=out, stderr=subprocess.STDOUT, cwd=WORK)
+    return p, prefix
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    time.sleep(1)  # let the kernel return the huge pages
+
+
+def measure(system, mode, pcap, frames, cfg, capacity=1 << 20):
+    """Starts one system, returns its Mpps windows on the sink port."""
+    if system == "testpmd":
+        p, prefix = start_testpmd(mode, pcap, frames)
+    else:
+        p, prefix = start_flowgate(pcap, frames, mode, capacity)
+    try:
+        tel = Telemetry(prefix, timeout=120)
+        w = windows(tel, 1, cfg.warm, cfg.windows, cfg.length)
+        tel.close()
+        if p.poll() is not None:
+            raise RuntimeError(f"{system} exited during the run")
+        return [x / 1e6 for x in w]
+    finally:
+        stop(p)
+
+
+def summary(samples):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": samples}
+
+
+def bytes_per_flow():
+    try:
+        for line in open(os.path.join(WORK, "flowgate.log")):
+            if "bytes per flow" in line:
+                return float(line.split("(")[1].split()[0])
+    except OSError:
+        pass
+    return None
+
+
+# ---------------------------------------------------------------- scenarios
+
+def forward(cfg, res):
+    pcap = capture(1024)
+    hugepages_for(1024)
+    r = {}
+    for rep in range(cfg.reps):
+        for system, mode in (("testpmd", "io"), ("flowgate", "forward")):
+            log(f"forward: {system} {mode} (round {rep + 1})")
+            r.setdefault(system, []).extend(measure(system, mode, pcap, 1024, cfg))
+    res["forward"] = {k: summary(v) for k, v in r.items()}
+    res["forward"]["ratio"] = res["forward"]["flowgate"]["median"] / res["forward"]["testpmd"]["median"]
+
+
+def flows(cfg, res):
+    out = {}
+    for n in cfg.flow_counts:
+        pcap = capture(n)
+        pages = hugepages_for(n)
+        log(f"flows {n}: {pages} huge pages")
+        cap = max(1 << 20, 2 * n)
+        row = {}
+        for system, mode in (("testpmd", "io"), ("testpmd", "macswap"), ("testpmd", "5tswap"),
+                             ("testpmd", "csum"), ("flowgate", "track")):
+            log(f"flows {n}: {system} {mode}")
+            try:
+                row[f"{system} {mode}"] = summary(measure(system, mode, pcap, n, cfg, cap))
+            except RuntimeError as e:
+                row[f"{system} {mode}"] = {"error": str(e)}
+            if system == "flowgate":
+                row["bytes_per_flow"] = bytes_per_flow()
+                row["capacity"] = cap
+        out[str(n)] = row
+    res["flows"] = out
+
+
+def nfw(method, body):
+    import boto3  # from the repo's .venv
+    c = boto3.client("network-firewall", endpoint_url=f"http://{API}", region_name="us-east-1",
+                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+    return getattr(c, method)(**body)
+
+
+def rate_series(tel, seconds, step=0.1):
+    """(time, Mpps) every `step` seconds for `seconds`."""
+    out = []
+    t0 = time.monotonic()
+    a, ta = tel.port(1)["opackets"], t0
+    while time.monotonic() - t0 < seconds:
+        time.sleep(step)
+        b, tb = tel.port(1)["opackets"], time.monotonic()
+        out.append((round(tb - t0, 3), (b - a) / (tb - ta) / 1e6))
+        a, ta = b, tb
+    return out
+
+
+def run_op(tel, kind):
+    """Starts a flow operation over every flow, samples forwarding until it
+    ends, returns (completion seconds, status, flows, samples)."""
+    import threading
+    samples = []
+    done = threading.Event()
+
+    def sampler():
+        t0 = time.monotonic()
+        a, ta = tel.port(1)["opackets"], t0
+        while not done.is_set():
+            time.sleep(0.1)
+            b, tb = tel.port(1)["opackets"], time.monotonic()
+            samples.append((round(tb - t0, 3), (b - a) / (tb - ta) / 1e6))
+            a, ta = b, tb
+        for _ in range(20):  # and 2 s after, to see the recovery
+            time.sleep(0.1)
+            b, tb = tel.port(1)["opackets"], time.monotonic()
+            samples.append((round(tb - t0, 3), (b - a) / (tb - ta) / 1e6))
+            a, ta = b, tb
+
+    th = threading.Thread(target=sampler)
+    th.start()
+    time.sleep(1.0)
+    filters = [{"SourceAddress": {"AddressDefinition": "0.0.0.0/0"}}]
+    t_start = time.monotonic()
+    r = nfw("start_flow_flush" if kind == "flush" else "start_flow_capture",
+            {"FirewallArn": ARN, "FlowFilters": filters})
+    op = r["FlowOperationId"]
+    while True:
+        d = nfw("describe_flow_operation", {"FirewallArn": ARN, "FlowOperationId": op})
+        if d["FlowOperationStatus"] != "IN_PROGRESS":
+            break
+        time.sleep(0.005)
+    elapsed = time.monotonic() - t_start
+    done.set()
+    th.join()
+    n = 0
+    token = None
+    while True:
+        args = {"FirewallArn": ARN, "FlowOperationId": op, "MaxResults": 100}
+        if token:
+            args["NextToken"] = token
+        page = nfw("list_flow_operation_results", args)
+        n += len(page.get("Flows", []))
+        token = page.get("NextToken")
+        if not token or n >= 1000:  # counting a sample is enough
+            break
+    return {"seconds": elapsed, "status": d["FlowOperationStatus"],
+            "message": d.get("StatusMessage"), "samples": samples,
+            "start_at": 1.0}
+
+
+def ops(cfg, res):
+    n = cfg.ops_flows
+    pcap = capture(n)
+    hugepages_for(n)
+    p, prefix = start_flowgate(pcap, n, "track", max(1 << 20, 2 * n))
+    try:
+        tel = Telemetry(prefix, timeout=120)
+        time.sleep(cfg.warm + 5)  # every flow created
+        base = [r for _, r in rate_series(tel, 3.0)]
+        out = {"flows": n, "baseline": summary(base)}
+        for kind in ("capture", "flush"):
+            log(f"ops: {kind} over {n} flows")
+            out[kind] = run_op(tel, kind)
+            time.sleep(cfg.warm + 3)  # flows re-created after a flush
+        tel.close()
+        res["ops"] = out
+    finally:
+        stop(p)
+
+
+def api(cfg, res):
+    n = cfg.ops_flows
+    pcap = capture(n)
+    hugepages_for(n)
+    p, prefix = start_flowgate(pcap, n, "track", max(1 << 20, 2 * n))
+    try:
+        tel = Telemetry(prefix, timeout=120)
+        time.sleep(cfg.warm + 5)
+        base = tx_rate(tel, 1, 3.0) / 1e6
+        url = f"http://{API}/api/operate/namespaces/system/sites/flowgate/ver/matching_flows"
+        body = json.dumps({"dest_port": 9, "proto": 17}).encode()
+        lat = []
+        a, ta = tel.port(1)["opackets"], time.monotonic()
+        for _ in range(100):
+            req = urllib.request.Request(url, data=body, method="POST", headers={
+                "Authorization": f"APIToken {TOKEN}", "Content-Type": "application/json"})
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=30) as r:
+                r.read()
+            lat.append((time.perf_counter() - t0) * 1000)
+        b, tb = tel.port(1)["opackets"], time.monotonic()
+        during = (b - a) / (tb - ta) / 1e6
+        tel.close()
+        lat.sort()
+        res["api"] = {"flows": n, "p50_ms": lat[49], "p99_ms": lat[98], "max_ms": lat[-1],
+                      "baseline_mpps": base, "during_mpps": during}
+    finally:
+        stop(p)
+
+
+def mirror(cfg, res):
+    n = 65536
+    pcap = capture(n)
+    hugepages_for(n)
+    p, prefix = start_flowgate(pcap, n, "track", 1 << 20, collector=True)
+    out = {"flows": n}
+    try:
+        tel = Telemetry(prefix, timeout=120)
+        time.sleep(cfg.warm)
+        for name, mode, plen in (("no sessions", "none", 0), ("session mirroring nothing", "nothing", 0),
+                                 ("~10 % mirrored", "10pct", 0), ("100 % mirrored", "100pct", 0),
+                                 ("100 % mirrored, PacketLength 64", "100pct", 64)):
+            log(f"mirror: {name}")
+            subprocess.run([sys.executable, os.path.join(ROOT, "benches", "mirror_setup.py"), "--endpoint",
+                            f"http://{API}", "--keys", f"{KEY}:{SECRET}", "--mode", mode,
+                            "--packet-length", str(plen), "--flows", str(n)], check=True)
+            time.sleep(cfg.warm)
+            fwd, copies = [], []
+            for _ in range(cfg.windows):
+                a1, a2, ta = tel.port(1)["opackets"], tel.port(2)["opackets"], time.monotonic()
+                time.sleep(cfg.length)
+                b1, b2, tb = tel.port(1)["opackets"], tel.port(2)["opackets"], time.monotonic()
+                fwd.append((b1 - a1) / (tb - ta) / 1e6)
+                copies.append((b2 - a2) / (tb - ta) / 1e6)
+            out[name] = {"forward": summary(fwd), "copies": summary(copies)}
+        tel.close()
+        res["mirror"] = out
+    finally:
+        stop(p)
+
+
+# ---------------------------------------------------------------- report
+
+def machine():
+    cpu = next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    dpdk = subprocess.run(["pkg-config", "--modversion", "libdpdk"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 2**20, 1),
+            "kernel": platform.release(), "dpdk": dpdk,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def fmt(s):
+    if "error" in s:
+        return "failed"
+    return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
+
+
+def report(res, cfg, path):
+    m = res["machine"]
+    hz = tsc_hz()
+    L = ["# flowgate benchmark results", "",
+         "Written by `benches/run.py` (`make bench`); do not edit by hand. "
+         "Saturated-core rates (the source never runs dry), not RFC 2544 zero-loss rates. "
+         "Every ratio compares figures taken in the same invocation, on the same devices "
+         "(`net_pcap0,rx_pcap=F,infinite_rx=1` → `net_null0,no-rx=1`), the same forwarding "
+         "lcore (1; all else on 0), the same captures (64-byte IPv4/UDP frames, one per flow) "
+         "and the same buffer size (512-byte data room). "
+         "Mpps are medians of the windows, (min–max) their spread.", "",
+         "| | |", "|---|---|",
+         f"| machine | {m['cpu']}, {m['cores']} vCPUs, {m['memory_gib']} GiB, kernel {m['kernel']} |",
+         f"| DPDK | {m['dpdk']} (Debian packages) |",
+         f"| date | {m['date']} |",
+         f"| command | `{res['command']}` |",
+         f"| windows | {cfg.reps} round(s) × {cfg.windows} windows of {cfg.length} s after {cfg.warm} s warm-up |",
+         ""]
+    if cfg.note:
+        L += [f"Note: {cfg.note}", ""]
+    if "forward" in res:
+        f = res["forward"]
+        L += ["## Forwarding only (issue 2)", "",
+              "flowgate `mode = \"forward\"` against `dpdk-testpmd --forward-mode=io`, 1,024-frame capture.", "",
+              "| system | Mpps |", "|---|---|",
+              f"| testpmd io | {fmt(f['testpmd'])} |",
+              f"| flowgate forward | {fmt(f['flowgate'])} |",
+              f"| **ratio** | **{f['ratio']:.2f}** (target ≥ 0.95) |", ""]
+    if "flows" in res:
+        L += ["## Flow-count sweep (issue 3)", "",
+              "flowgate tracks every packet (parse, key, lookup/insert, per-direction counters, "
+              "TCP state, default policy). Table capacity: 1,048,576, or twice the flow count "
+              "above that. cycles/pkt = TSC Hz / pps on the one forwarding core.", "",
+              "| flows | testpmd io | testpmd macswap | testpmd 5tswap | testpmd csum | flowgate track | flowgate / 5tswap | flowgate cycles/pkt | bytes/flow |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for n, row in res["flows"].items():
+            fg, sw = row.get("flowgate track", {}), row.get("testpmd 5tswap", {})
+            ratio = (fg["median"] / sw["median"]) if "median" in fg and "median" in sw else None
+            cyc = (hz / (fg["median"] * 1e6)) if "median" in fg and hz else None
+            L.append(f"| {int(n):,} | {fmt(row['testpmd io'])} | {fmt(row['testpmd macswap'])} | "
+                     f"{fmt(row['testpmd 5tswap'])} | {fmt(row['testpmd csum'])} | {fmt(fg)} | "
+                     f"{'%.2f' % ratio if ratio else '-'} | {'%.0f' % cyc if cyc else '-'} | "
+                     f"{'%.0f' % row['bytes_per_flow'] if row.get('bytes_per_flow') else '-'} |")
+        L += ["", "Targets: ≥ 0.75× 5tswap at 64K flows, ≥ 0.5× at 1M. Where the cycles go: "
+              "[PROFILE.md](PROFILE.md).", ""]
+    if "ops" in res:
+        o = res["ops"]
+        L += ["## Flow operations under load (issue 4)", "",
+              f"flowgate tracking {o['flows']:,} flows; baseline {fmt(o['baseline'])} Mpps. "
+              "Each operation matches every flow (`SourceAddress 0.0.0.0/0`), started with boto3; "
+              "completion = StartFlow* call to the first DescribeFlowOperation that is not "
+              "IN_PROGRESS (polled every 5 ms). Forwarding sampled every 100 ms from 1 s before "
+              "the operation to 2 s after it ended.", "",
+              "| operation | completion | status | lowest 100 ms sample | median while running |",
+              "|---|---|---|---|---|"]
+        for kind in ("capture", "flush"):
+            r = o[kind]
+            during = [x for t, x in r["samples"] if r["start_at"] <= t <= r["start_at"] + r["seconds"] + 0.1] or [0]
+            lo = min(x for _, x in r["samples"][5:]) if len(r["samples"]) > 5 else 0
+            L.append(f"| {kind} | {r['seconds'] * 1000:.0f} ms | {r['status']} | {lo:.2f} Mpps "
+                     f"({lo / o['baseline']['median'] * 100:.0f} % of baseline) | "
+                     f"{statistics.median(during):.2f} Mpps |")
+        L += ["", "Targets: an operation over 1M flows completes in < 100 ms; forwarding dip < 5 %. "
+              "After a flush every flow is new again, so the replay re-creates 1M flows: the dip "
+              "after a flush is the cost of flow creation, not of the flush itself.", ""]
+        L += ["Forwarding rate during the flush (time s: Mpps):", "", "```",
+              " ".join(f"{t:.1f}:{x:.1f}" for t, x in o["flush"]["samples"]), "```", ""]
+    if "api" in res:
+        a = res["api"]
+        L += ["## matching_flows latency (issue 6)", "",
+              f"100 sequential F5 `matching_flows` requests (`dest_port` 9, UDP) against a "
+              f"{a['flows']:,}-flow table while forwarding.", "",
+              "| p50 | p99 | max | forwarding before | forwarding during |", "|---|---|---|---|---|",
+              f"| {a['p50_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {a['max_ms']:.1f} ms | "
+              f"{a['baseline_mpps']:.2f} Mpps | {a['during_mpps']:.2f} Mpps "
+              f"({(a['during_mpps'] / a['baseline_mpps'] - 1) * 100:+.1f} %) |", ""]
+    if "mirror" in res:
+        m = res["mirror"]
+        base = m["no sessions"]["forward"]["median"]
+        L += ["## Mirroring cost (issue 5)", "",
+              f"flowgate tracking {m['flows']:,} flows, one worker; sessions set with boto3 through the EC2 "
+              "API (`benches/mirror_setup.py`); copies are VXLAN-encapsulated and sent to a third "
+              "port (`net_null2`). Mpps forwarded, copies per second, and cycles per forwarded packet "
+              "(copies included).", "",
+              "| sessions | forwarded Mpps | copies Mpps | cycles/pkt | vs no sessions |", "|---|---|---|---|---|"]
+        for name, r in m.items():
+            if name == "flows":
+                continue
+            med = r["forward"]["median"]
+            L.append(f"| {name} | {fmt(r['forward'])} | {fmt(r['copies'])} | "
+                     f"{hz / (med * 1e6):.0f} | {base / med:.2f}× cycles |")
+        L += ["", "Target: mirroring 100 % costs no more than 2× the per-packet cycles of not mirroring.", ""]
+    L += ["## Not measured yet", "",
+          "- Open vSwitch with DPDK as the stateful peer (`ct(commit)`): see "
+          "`../shared/bench-notes.md` for figures taken on this kind of machine; not yet run by "
+          "this runner.",
+          "- Plots (issue 8).", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("scenarios", nargs="*", default=["forward", "flows", "ops", "api", "mirror"],
+                    help="forward, flows, ops, api, mirror (default: all)")
+    ap.add_argument("--quick", action="store_true", help="short windows, 1K and 64K flows only")
+    ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the figures of scenarios not run now from benches/results.json")
+    ap.add_argument("--out", default=os.path.join(ROOT, "benches", "RESULTS.md"))
+    cfg = ap.parse_args()
+    for s in cfg.scenarios:
+        if s not in ("forward", "flows", "ops", "api", "mirror"):
+            ap.error(f"unknown scenario {s!r}")
+    cfg.warm, cfg.windows, cfg.length, cfg.reps = (2, 3, 1, 1) if cfg.quick else (5, 3, 3, 2)
+    cfg.flow_counts = [1024, 65536] if cfg.quick else [1024, 65536, 1 << 20, 1 << 22]
+    cfg.ops_flows = 65536 if cfg.quick else 1 << 20
+    res = {"machine": machine(), "command": " ".join(["benches/run.py"] + sys.argv[1:])}
+    saved = os.path.join(os.path.dirname(cfg.out), "results.json")
+    if cfg.merge and os.path.exists(saved):
+        # Keep the other scenarios' figures from the earlier run (each
+        # comparison is still taken within one invocation).
+        old = json.load(open(saved))
+        for k in ("forward", "flows", "ops", "api", "mirror"):
+            if k in old and k not in cfg.scenarios:
+                res[k] = old[k]
+        res["command"] = old.get("command", "") + "; then " + res["command"]
+    for s in cfg.scenarios:
+        {"forward": forward, "flows": flows, "ops": ops, "api": api, "mirror": mirror}[s](cfg, res)
+        with open(os.path.join(WORK, "results.json"), "w") as f:
+            json.dump(res, f, indent=1)
+    with open(saved, "w") as f:
+        json.dump(res, f, indent=1)
+    report(res, cfg, cfg.out)
+    log(f"wrote {cfg.out}")
+
+
+if __name__ == "__main__":
+    main()
