@@ -90,7 +90,12 @@ pub struct Shutdown {
 
 impl Appliance {
     /// Brings everything up and starts forwarding.
-    pub fn start(l: &Loaded) -> Result<(Appliance, ControlHandles), BringUpError> {
+    /// `mirror` holds the mirror sessions restored from the state file: the
+    /// workers start with them, so mirroring resumes with the first packet.
+    pub fn start(
+        l: &Loaded,
+        mirror: &crate::mirror_store::MirrorStore,
+    ) -> Result<(Appliance, ControlHandles), BringUpError> {
         let c = &l.config;
         let dp = &c.dataplane;
         let (args, memory) = eal_args::build(l)?;
@@ -234,6 +239,20 @@ impl Appliance {
             );
         }
 
+        let enis: Vec<(String, [u8; 6])> = c
+            .ports
+            .iter()
+            .zip(&views)
+            .map(|(p, v)| (p.eni(), v.mac))
+            .collect();
+        let tunnel = crate::mirror_store::TunnelConfig::from_config(&c.mirror);
+        let initial_mirror = match mirror.compile(&enis, &tunnel) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                eprintln!("flowgate: restored mirror sessions not installed: {e}");
+                Arc::new(flowgate_dataplane::mirror::MirrorConfig::empty(enis.len()))
+            }
+        };
         let policy = Arc::new(config::compile_policy(l)?);
         let settings = config::track_settings(c);
         let tsc_hz = flowgate_sys::cpu::tsc_hz();
@@ -249,12 +268,13 @@ impl Appliance {
             let slot_w = slot.clone();
             let startup = Arc::new(Startup::default());
             let startup_w = startup.clone();
-            let (mode, settings, policy, pool, stop) = (
+            let (mode, settings, policy, pool, stop, mirror) = (
                 dp.mode,
                 settings.clone(),
                 policy.clone(),
                 pool.clone(),
                 stop.clone(),
+                initial_mirror.clone(),
             );
             let task = lcore::launch(&eal, lcores[w], move || {
                 // The table is allocated (and first touched) here, on the
@@ -262,7 +282,8 @@ impl Appliance {
                 let processing = match mode {
                     Mode::Forward => Processing::Forward,
                     Mode::Track => match Tracker::new(settings, policy, tsc_hz) {
-                        Ok(t) => {
+                        Ok(mut t) => {
+                            t.set_mirror(mirror);
                             *startup_w.table.lock().unwrap() = format!(
                                 "{} flows, {} MiB ({:.0} bytes per flow)",
                                 t.table().capacity(),

@@ -54,6 +54,65 @@ pub struct Config {
     /// Who may use the API.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Traffic mirroring: the EC2 face.
+    #[serde(default)]
+    pub mirror: MirrorSection,
+}
+
+/// `[mirror]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorSection {
+    /// The account id shown as OwnerId.
+    pub owner_id: String,
+    /// Where targets, filters, rules and sessions are kept.
+    pub state_file: PathBuf,
+    /// Outer source IPv4 address of mirrored copies.
+    pub tunnel_source_ip: std::net::Ipv4Addr,
+    /// Outer destination IPv4 address (the collector, VXLAN endpoint).
+    pub tunnel_destination_ip: std::net::Ipv4Addr,
+    /// Outer destination MAC (the next hop towards the collector).
+    pub next_hop_mac: String,
+    /// Most targets.
+    pub max_targets: usize,
+    /// Most filters.
+    pub max_filters: usize,
+    /// Most rules per filter and direction.
+    pub max_rules_per_filter: usize,
+    /// Most sessions (at most 254, the data plane's table).
+    pub max_sessions: usize,
+}
+
+impl Default for MirrorSection {
+    fn default() -> Self {
+        Self {
+            owner_id: "123456789012".into(),
+            state_file: PathBuf::from("state/mirror.json"),
+            tunnel_source_ip: std::net::Ipv4Addr::new(192, 0, 2, 1),
+            tunnel_destination_ip: std::net::Ipv4Addr::new(192, 0, 2, 2),
+            next_hop_mac: "02:00:00:00:00:02".into(),
+            max_targets: 16,
+            max_filters: 64,
+            max_rules_per_filter: 10,
+            max_sessions: 64,
+        }
+    }
+}
+
+/// A MAC address written `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return None;
+        }
+        m[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
 }
 
 /// Whether EAL runs on huge pages.
@@ -393,6 +452,21 @@ pub struct PortConfig {
     /// Interface id the mirror API knows the port by (`eni-...`).
     #[serde(default)]
     pub interface_id: Option<String>,
+}
+
+impl PortConfig {
+    /// The interface id the mirroring API knows the port by: the configured
+    /// one, or one derived from the port's name (stable across restarts).
+    pub fn eni(&self) -> String {
+        self.interface_id.clone().unwrap_or_else(|| {
+            // FNV-1a over the name: stable, and distinct for distinct names
+            // in practice (names are few).
+            let h = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            format!("eni-{h:017x}")
+        })
+    }
 }
 
 /// `[api]`
@@ -828,6 +902,38 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     }
     validate_f5(l)?;
     validate_operations(l)?;
+    let m = &c.mirror;
+    if parse_mac(&m.next_hop_mac).is_none() {
+        return Err(l.error(
+            "mirror.next_hop_mac",
+            format!(
+                "{:?} is not a MAC address (aa:bb:cc:dd:ee:ff)",
+                m.next_hop_mac
+            ),
+        ));
+    }
+    if m.owner_id.len() != 12 || !m.owner_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(l.error("mirror.owner_id", "must be a 12-digit account id"));
+    }
+    if !(1..=flowgate_dataplane::mirror::MAX_SESSIONS).contains(&m.max_sessions) {
+        return Err(l.error(
+            "mirror.max_sessions",
+            format!(
+                "{} is outside 1..={}",
+                m.max_sessions,
+                flowgate_dataplane::mirror::MAX_SESSIONS
+            ),
+        ));
+    }
+    for (key, v) in [
+        ("mirror.max_targets", m.max_targets),
+        ("mirror.max_filters", m.max_filters),
+        ("mirror.max_rules_per_filter", m.max_rules_per_filter),
+    ] {
+        if !(1..=10_000).contains(&v) {
+            return Err(l.error(key, format!("{v} is outside 1..=10000")));
+        }
+    }
     let api = &c.api;
     for (key, v) in [
         ("api.max_body_bytes", api.max_body_bytes as u64),

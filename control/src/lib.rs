@@ -14,4 +14,5 @@ pub mod control;
 pub mod dispatch;
 pub mod eal_args;
 pub mod filters;
+pub mod mirror_store;
 pub mod ops;

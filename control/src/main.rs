@@ -154,8 +154,26 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    let mirror = match flowgate_control::mirror_store::MirrorStore::open(&c.mirror.state_file) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "flowgate: {}",
+                loaded.error("mirror.state_file", e.to_string())
+            );
+            return EXIT_CONFIG;
+        }
+    };
+    if !mirror.state.sessions.is_empty() {
+        println!(
+            "flowgate: restored {} traffic mirror session(s) from {}",
+            mirror.state.sessions.len(),
+            c.mirror.state_file.display()
+        );
+    }
     announce_auth(&auth, generated.as_ref(), c.api.listen);
-    let state = Arc::new(api::ApiState::with_auth(Arc::new(c.clone()), auth));
+    let state =
+        Arc::new(api::ApiState::with_auth(Arc::new(c.clone()), auth).with_mirror_store(mirror));
     let (handoff_tx, handoff_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let _control = control::spawn(
@@ -167,7 +185,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
         stop_tx,
     );
 
-    let (app, handles) = match Appliance::start(&loaded) {
+    let (app, handles) = match Appliance::start(&loaded, &state.mirror().snapshot()) {
         Ok(x) => x,
         Err(BringUpError::Config(e)) => {
             eprintln!("flowgate: {e}");

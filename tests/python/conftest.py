@@ -161,6 +161,13 @@ def config(api_port, ports, extra="", pairs='[["inside", "outside"]]', workers="
         token = "{API_TOKEN}"
         """
     )
+    if "[mirror]" not in extra:
+        # Each appliance keeps its mirror objects to itself, starting empty
+        # (never the repository's state/ directory).
+        state = pathlib.Path(tempfile.gettempdir()) / "flowgate-py" / f"{prefix}-mirror.json"
+        state.parent.mkdir(exist_ok=True)
+        state.unlink(missing_ok=True)
+        text += f'\n[mirror]\nstate_file = "{state}"\n'
     for name, device, eni in ports:
         text += f'\n[[ports]]\nname = "{name}"\ndevice = "{device}"\n'
         if eni:

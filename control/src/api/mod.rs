@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::ops::{Limits, OperationStore};
 
+pub mod ec2;
 pub mod f5;
 pub mod metrics;
 pub mod nfw;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub ops: Mutex<OperationStore<nfw::model::FlowOperationSpec>>,
     /// Who may drive the API.
     pub auth: crate::auth::Authenticator,
+    /// Traffic mirror targets, filters and sessions (the EC2 face).
+    pub mirror: Mutex<crate::mirror_store::MirrorStore>,
 }
 
 impl ApiState {
@@ -66,6 +69,7 @@ impl ApiState {
             ports_open: Mutex::new(false),
             requests: metrics::RequestCounters::default(),
             ops: Mutex::new(OperationStore::new(Limits::from_config(&config.operations))),
+            mirror: Mutex::new(crate::mirror_store::MirrorStore::in_memory()),
             config,
         }
     }
@@ -76,6 +80,17 @@ impl ApiState {
         // A panic aborts the process (release profile), so poisoning only
         // happens in tests; the store is consistent after every call anyway.
         self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The mirror store; held briefly by handlers on the control thread.
+    pub fn mirror(&self) -> MutexGuard<'_, crate::mirror_store::MirrorStore> {
+        self.mirror.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Uses `store` (read from the state file) for the EC2 face.
+    pub fn with_mirror_store(self, store: crate::mirror_store::MirrorStore) -> ApiState {
+        *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) = store;
+        self
     }
 
     /// Records that the ports are up (their counters can be read).
@@ -180,6 +195,8 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
         (&Method::GET, "/metrics") => metrics::metrics(req, state).await,
         // The Network Firewall face (AWS JSON 1.0) names its operation here.
         (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
+        // The EC2 face (query protocol) names it in the form body.
+        (&Method::POST, "/") if ec2::is_ec2(req) => ec2::handle(req, state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -274,15 +291,7 @@ fn throttled(req: &ApiRequest) -> HttpResponse {
     let (face, _) = metrics::classify(req);
     match face {
         "network_firewall" => nfw::error::NfwError::Throttling("Rate exceeded".into()).into_response(),
-        "ec2" => respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/xml;charset=UTF-8",
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code>\
-                 <Message>Request limit exceeded.</Message></Error></Errors><RequestID>{}</RequestID></Response>",
-                uuid::Uuid::new_v4()
-            ),
-        ),
+        "ec2" => ec2::throttled(),
         "f5" => respond(
             StatusCode::TOO_MANY_REQUESTS,
             "application/json",

@@ -1,0 +1,983 @@
+//! The EC2 Traffic Mirroring face (EC2 query protocol, API 2016-11-15):
+//! form-encoded `POST /` with `Action=`, SigV4 (service `ec2`), XML answers.
+//!
+//! This module owns the fifteen traffic-mirroring operations: it checks
+//! each request against EC2's rules, changes the [`MirrorStore`], which
+//! persists before anything is answered, and hands the compiled sessions
+//! to every worker without waiting for them.
+
+pub mod error;
+pub mod query;
+pub mod xml;
+
+use std::sync::Arc;
+
+use hyper::StatusCode;
+
+use self::error::Ec2Error;
+use self::query::Params;
+use self::xml::Xml;
+use crate::api::{respond, ApiRequest, ApiState, HttpResponse};
+use crate::auth::Caller;
+use crate::mirror_store::{
+    new_id, Filter, FilterRule, MirrorStore, Ports, Session, Tag, Target, TunnelConfig,
+};
+
+/// EC2 answers XML with this content type.
+pub const CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
+
+/// Every operation this face serves.
+pub const ACTIONS: [&str; 15] = [
+    "CreateTrafficMirrorFilter",
+    "CreateTrafficMirrorFilterRule",
+    "CreateTrafficMirrorSession",
+    "CreateTrafficMirrorTarget",
+    "DeleteTrafficMirrorFilter",
+    "DeleteTrafficMirrorFilterRule",
+    "DeleteTrafficMirrorSession",
+    "DeleteTrafficMirrorTarget",
+    "DescribeTrafficMirrorFilterRules",
+    "DescribeTrafficMirrorFilters",
+    "DescribeTrafficMirrorSessions",
+    "DescribeTrafficMirrorTargets",
+    "ModifyTrafficMirrorFilterNetworkServices",
+    "ModifyTrafficMirrorFilterRule",
+    "ModifyTrafficMirrorSession",
+];
+
+/// Whether a request is for this face: a form-encoded POST to `/` naming an
+/// `Action`.
+pub fn is_ec2(req: &ApiRequest) -> bool {
+    req.method == hyper::Method::POST
+        && req.path == "/"
+        && !req.headers.contains_key("x-amz-target")
+        && Params::parse(&req.body).get("Action").is_some()
+}
+
+/// The throttling answer (beyond the HTTP bounds).
+pub fn throttled() -> HttpResponse {
+    Ec2Error::RequestLimitExceeded.into_response(&uuid::Uuid::new_v4().to_string())
+}
+
+/// Answers one request.
+pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let params = Params::parse(&req.body);
+    let action = params.get("Action").unwrap_or_default().to_string();
+    let result = state
+        .auth
+        .aws(req, "ec2")
+        .map_err(Ec2Error::from)
+        .and_then(|caller| call(&action, &params, &caller, state, &request_id));
+    match result {
+        Ok(body) => respond(StatusCode::OK, CONTENT_TYPE, body),
+        Err(e) => e.into_response(&request_id),
+    }
+}
+
+/// The flowgate ports as the mirror API knows them: (interface id, MAC),
+/// in port order. MACs are known once the ports are up.
+pub fn port_enis(state: &ApiState) -> Vec<(String, [u8; 6])> {
+    state
+        .config
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mac = state
+                .ports
+                .get()
+                .and_then(|v| v.get(i))
+                .map_or([0; 6], |v| v.mac);
+            (p.eni(), mac)
+        })
+        .collect()
+}
+
+/// The tunnel's addresses from `[mirror]`.
+pub fn tunnel(state: &ApiState) -> TunnelConfig {
+    TunnelConfig::from_config(&state.config.mirror)
+}
+
+/// Compiles the store and installs it in every worker (in the background:
+/// the HTTP thread never waits on a worker).
+pub fn install(state: &Arc<ApiState>) {
+    let Some(dispatcher) = state.dispatcher.get().cloned() else {
+        return; // installed when the data plane comes up
+    };
+    let compiled = state.mirror().compile(&port_enis(state), &tunnel(state));
+    match compiled {
+        Ok(cfg) => {
+            let deadline =
+                std::time::Duration::from_millis(state.config.operations.worker_timeout_ms);
+            tokio::task::spawn_local(async move {
+                let answers = dispatcher.install_mirror(Arc::new(cfg), deadline).await;
+                if answers.iter().any(|ok| !ok) {
+                    eprintln!(
+                        "flowgate: mirror configuration not confirmed by every worker: {answers:?}"
+                    );
+                }
+            });
+        }
+        Err(e) => eprintln!("flowgate: mirror configuration not installed: {e}"),
+    }
+}
+
+fn call(
+    action: &str,
+    p: &Params,
+    caller: &Caller,
+    state: &Arc<ApiState>,
+    request_id: &str,
+) -> Result<String, Ec2Error> {
+    if !ACTIONS.contains(&action) {
+        return Err(Ec2Error::InvalidAction(action.to_string()));
+    }
+    let owner = state.config.mirror.owner_id.clone();
+    let enis = port_enis(state);
+    let mut doc = Xml::response(action, request_id);
+    let changed = {
+        let mut store = state.mirror();
+        let limits = &state.config.mirror;
+        let ctx = Ctx {
+            p,
+            caller,
+            owner: &owner,
+            enis: &enis,
+            limits,
+        };
+        let before = store.state.clone();
+        let changed = match ops(action, &ctx, &mut store, &mut doc) {
+            Ok(changed) => changed,
+            Err(e) => {
+                store.state = before;
+                return Err(e);
+            }
+        };
+        if changed {
+            if let Err(e) = store.save() {
+                store.state = before;
+                return Err(Ec2Error::InternalError(e.to_string()));
+            }
+        }
+        changed
+    };
+    if changed {
+        install(state);
+    }
+    Ok(doc.finish(action))
+}
+
+struct Ctx<'a> {
+    p: &'a Params,
+    caller: &'a Caller,
+    owner: &'a str,
+    enis: &'a [(String, [u8; 6])],
+    limits: &'a crate::config::MirrorSection,
+}
+
+impl Ctx<'_> {
+    /// EC2 checks DryRun once the request is valid: the answer is then an
+    /// error either way.
+    fn dry_run(&self) -> Result<(), Ec2Error> {
+        if !self.p.flag("DryRun")? {
+            return Ok(());
+        }
+        match self.caller {
+            Caller::Authenticated(_) => Err(Ec2Error::DryRunOperation),
+            Caller::Anonymous => Err(Ec2Error::UnauthorizedOperation),
+        }
+    }
+
+    fn eni(&self, name: &str) -> Result<String, Ec2Error> {
+        let id = self.p.required(name)?;
+        if self.enis.iter().any(|(e, _)| e == id) {
+            Ok(id.to_string())
+        } else {
+            Err(Ec2Error::NotFound(
+                "InvalidNetworkInterfaceId.NotFound",
+                format!("The networkInterface ID '{id}' does not exist"),
+            ))
+        }
+    }
+
+    fn tags(&self, resource: &str) -> Result<Vec<Tag>, Ec2Error> {
+        let mut out = Vec::new();
+        for spec in self.p.structs("TagSpecification") {
+            let rt = spec.get("ResourceType").unwrap_or_default();
+            if rt != resource {
+                return Err(Ec2Error::InvalidParameterValue(format!(
+                    "'{rt}' is not a valid taggable resource type for this operation."
+                )));
+            }
+            for t in spec.structs("Tag") {
+                out.push(Tag {
+                    key: t.required("Key")?.to_string(),
+                    value: t.get("Value").unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> Ec2Error {
+    let (code, what) = match kind {
+        "target" => (
+            "InvalidTrafficMirrorTargetId.NotFound",
+            "traffic mirror target",
+        ),
+        "filter" => (
+            "InvalidTrafficMirrorFilterId.NotFound",
+            "traffic mirror filter",
+        ),
+        "rule" => (
+            "InvalidTrafficMirrorFilterRuleId.NotFound",
+            "traffic mirror filter rule",
+        ),
+        _ => (
+            "InvalidTrafficMirrorSessionId.NotFound",
+            "traffic mirror session",
+        ),
+    };
+    Ec2Error::NotFound(code, format!("The {what} ID '{id}' does not exist."))
+}
+
+fn description(p: &Params) -> Result<Option<String>, Ec2Error> {
+    match p.get("Description") {
+        Some(d) if d.len() > 255 => Err(Ec2Error::InvalidParameterValue(
+            "Description must be at most 255 characters".into(),
+        )),
+        d => Ok(d.map(str::to_string)),
+    }
+}
+
+fn ports(p: &Params, name: &str) -> Result<Option<Ports>, Ec2Error> {
+    let from = p.int_in(&format!("{name}.FromPort"), 0, 65535)?;
+    let to = p.int_in(&format!("{name}.ToPort"), 0, 65535)?;
+    match (from, to) {
+        (None, None) => Ok(None),
+        (f, t) => {
+            let (f, t) = (f.unwrap_or(0) as u16, t.unwrap_or(65535) as u16);
+            if f > t {
+                return Err(Ec2Error::InvalidParameterValue(format!(
+                    "{name}: FromPort ({f}) must not be greater than ToPort ({t})"
+                )));
+            }
+            Ok(Some(Ports { from: f, to: t }))
+        }
+    }
+}
+
+fn cidr(p: &Params, name: &str) -> Result<Option<String>, Ec2Error> {
+    p.get(name)
+        .map(|v| {
+            v.parse::<ipnet::IpNet>()
+                .map(|n| n.trunc().to_string())
+                .map_err(|_| {
+                    Ec2Error::InvalidParameterValue(format!(
+                        "Value ({v}) for parameter {name} is invalid. This is not a valid CIDR block."
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// Checks a rule's fields together, as EC2 does.
+fn check_rule(r: &FilterRule) -> Result<(), Ec2Error> {
+    let v6 = |s: &str| s.contains(':');
+    if v6(&r.source_cidr) != v6(&r.destination_cidr) {
+        return Err(Ec2Error::InvalidParameterCombination(
+            "SourceCidrBlock and DestinationCidrBlock must be of the same IP version".into(),
+        ));
+    }
+    if (r.source_ports.is_some() || r.destination_ports.is_some())
+        && !matches!(r.protocol, Some(6) | Some(17))
+    {
+        return Err(Ec2Error::InvalidParameterCombination(
+            "Port ranges can only be given with protocol 6 (TCP) or 17 (UDP)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn direction(v: &str) -> Result<bool, Ec2Error> {
+    match v {
+        "ingress" => Ok(true),
+        "egress" => Ok(false),
+        _ => Err(Ec2Error::InvalidParameterValue(format!(
+            "Value ({v}) for parameter TrafficDirection is invalid. Expected ingress or egress."
+        ))),
+    }
+}
+
+fn action_of(v: &str) -> Result<bool, Ec2Error> {
+    match v {
+        "accept" => Ok(true),
+        "reject" => Ok(false),
+        _ => Err(Ec2Error::InvalidParameterValue(format!(
+            "Value ({v}) for parameter RuleAction is invalid. Expected accept or reject."
+        ))),
+    }
+}
+
+fn rule_number_free(store: &MirrorStore, r: &FilterRule) -> Result<(), Ec2Error> {
+    let taken = store.state.rules.values().any(|o| {
+        o.id != r.id
+            && o.filter_id == r.filter_id
+            && o.ingress == r.ingress
+            && o.rule_number == r.rule_number
+    });
+    if taken {
+        return Err(Ec2Error::InvalidParameterValue(format!(
+            "Rule number {} is already used in the {} rules of {}",
+            r.rule_number,
+            if r.ingress { "ingress" } else { "egress" },
+            r.filter_id
+        )));
+    }
+    Ok(())
+}
+
+fn session_number_free(store: &MirrorStore, s: &Session) -> Result<(), Ec2Error> {
+    let taken = store.state.sessions.values().any(|o| {
+        o.id != s.id
+            && o.network_interface_id == s.network_interface_id
+            && o.session_number == s.session_number
+    });
+    if taken {
+        return Err(Ec2Error::InvalidParameterValue(format!(
+            "Session number {} is already in use on {}",
+            s.session_number, s.network_interface_id
+        )));
+    }
+    Ok(())
+}
+
+/// A VNI as EC2 assigns one when none is given.
+fn random_vni() -> u32 {
+    rand::random::<u32>() & 0x00ff_ffff
+}
+
+/// Runs one operation; returns whether the store changed.
+fn ops(
+    action: &str,
+    c: &Ctx<'_>,
+    store: &mut MirrorStore,
+    doc: &mut Xml,
+) -> Result<bool, Ec2Error> {
+    let p = c.p;
+    match action {
+        "CreateTrafficMirrorTarget" => {
+            if p.get("NetworkLoadBalancerArn").is_some()
+                || p.get("GatewayLoadBalancerEndpointId").is_some()
+            {
+                return Err(Ec2Error::InvalidParameterCombination(
+                    "flowgate targets are network interfaces: give NetworkInterfaceId only".into(),
+                ));
+            }
+            let eni = c.eni("NetworkInterfaceId")?;
+            let t = Target {
+                id: new_id("tmt"),
+                network_interface_id: eni,
+                description: description(p)?,
+                tags: c.tags("traffic-mirror-target")?,
+            };
+            c.dry_run()?;
+            if store.state.targets.len() >= c.limits.max_targets {
+                return Err(Ec2Error::LimitExceeded(
+                    "TrafficMirrorTargetLimitExceeded",
+                    format!(
+                        "The maximum number of traffic mirror targets ({}) has been reached.",
+                        c.limits.max_targets
+                    ),
+                ));
+            }
+            doc.open("trafficMirrorTarget")
+                .target(&t, c.owner)
+                .close("trafficMirrorTarget");
+            doc.opt("clientToken", p.get("ClientToken"));
+            store.created(&t.id);
+            store.state.targets.insert(t.id.clone(), t);
+            Ok(true)
+        }
+        "DeleteTrafficMirrorTarget" => {
+            let id = p.required("TrafficMirrorTargetId")?;
+            if !store.state.targets.contains_key(id) {
+                return Err(not_found("target", id));
+            }
+            if store.state.sessions.values().any(|s| s.target_id == id) {
+                return Err(Ec2Error::DependencyViolation(format!(
+                    "The traffic mirror target '{id}' is in use by a traffic mirror session."
+                )));
+            }
+            c.dry_run()?;
+            store.state.targets.remove(id);
+            doc.leaf("trafficMirrorTargetId", id);
+            Ok(true)
+        }
+        "CreateTrafficMirrorFilter" => {
+            let f = Filter {
+                id: new_id("tmf"),
+                description: description(p)?,
+                network_services: Vec::new(),
+                tags: c.tags("traffic-mirror-filter")?,
+            };
+            c.dry_run()?;
+            if store.state.filters.len() >= c.limits.max_filters {
+                return Err(Ec2Error::LimitExceeded(
+                    "TrafficMirrorFilterLimitExceeded",
+                    format!(
+                        "The maximum number of traffic mirror filters ({}) has been reached.",
+                        c.limits.max_filters
+                    ),
+                ));
+            }
+            store.created(&f.id);
+            store.state.filters.insert(f.id.clone(), f.clone());
+            doc.open("trafficMirrorFilter")
+                .filter(&f, store)
+                .close("trafficMirrorFilter");
+            doc.opt("clientToken", p.get("ClientToken"));
+            Ok(true)
+        }
+        "DeleteTrafficMirrorFilter" => {
+            let id = p.required("TrafficMirrorFilterId")?;
+            if !store.state.filters.contains_key(id) {
+                return Err(not_found("filter", id));
+            }
+            if store.state.sessions.values().any(|s| s.filter_id == id) {
+                return Err(Ec2Error::DependencyViolation(format!(
+                    "The traffic mirror filter '{id}' is in use by a traffic mirror session."
+                )));
+            }
+            c.dry_run()?;
+            store.state.filters.remove(id);
+            store.state.rules.retain(|_, r| r.filter_id != id);
+            doc.leaf("trafficMirrorFilterId", id);
+            Ok(true)
+        }
+        "ModifyTrafficMirrorFilterNetworkServices" => {
+            let id = p.required("TrafficMirrorFilterId")?.to_string();
+            if !store.state.filters.contains_key(&id) {
+                return Err(not_found("filter", &id));
+            }
+            let add = p.list("AddNetworkService");
+            let remove = p.list("RemoveNetworkService");
+            for s in add.iter().chain(remove.iter()) {
+                if s != "amazon-dns" {
+                    return Err(Ec2Error::InvalidParameterValue(format!(
+                        "Value ({s}) for parameter NetworkService is invalid. Expected amazon-dns."
+                    )));
+                }
+            }
+            c.dry_run()?;
+            let f = store.state.filters.get_mut(&id).expect("checked above");
+            for s in add {
+                if !f.network_services.contains(&s) {
+                    f.network_services.push(s);
+                }
+            }
+            f.network_services.retain(|s| !remove.contains(s));
+            let f = f.clone();
+            doc.open("trafficMirrorFilter")
+                .filter(&f, store)
+                .close("trafficMirrorFilter");
+            Ok(true)
+        }
+        "CreateTrafficMirrorFilterRule" => {
+            let filter_id = p.required("TrafficMirrorFilterId")?.to_string();
+            let ingress = direction(p.required("TrafficDirection")?)?;
+            let rule_number = p
+                .int_in("RuleNumber", 1, 32766)?
+                .ok_or_else(|| Ec2Error::MissingParameter("RuleNumber".into()))?
+                as u32;
+            let accept = action_of(p.required("RuleAction")?)?;
+            p.required("DestinationCidrBlock")?;
+            p.required("SourceCidrBlock")?;
+            let r = FilterRule {
+                id: new_id("tmfr"),
+                filter_id: filter_id.clone(),
+                ingress,
+                rule_number,
+                accept,
+                protocol: p.int_in("Protocol", 0, 255)?.map(|v| v as u8),
+                destination_ports: ports(p, "DestinationPortRange")?,
+                source_ports: ports(p, "SourcePortRange")?,
+                destination_cidr: cidr(p, "DestinationCidrBlock")?.unwrap_or_default(),
+                source_cidr: cidr(p, "SourceCidrBlock")?.unwrap_or_default(),
+                description: description(p)?,
+            };
+            c.tags("traffic-mirror-filter-rule")?;
+            if !store.state.filters.contains_key(&filter_id) {
+                return Err(not_found("filter", &filter_id));
+            }
+            check_rule(&r)?;
+            rule_number_free(store, &r)?;
+            c.dry_run()?;
+            if store.rules_of(&filter_id, ingress).len() >= c.limits.max_rules_per_filter {
+                return Err(Ec2Error::LimitExceeded(
+                    "TrafficMirrorFilterRuleLimitExceeded",
+                    format!(
+                        "A traffic mirror filter has at most {} rules per direction.",
+                        c.limits.max_rules_per_filter
+                    ),
+                ));
+            }
+            doc.open("trafficMirrorFilterRule")
+                .rule(&r)
+                .close("trafficMirrorFilterRule");
+            doc.opt("clientToken", p.get("ClientToken"));
+            store.created(&r.id);
+            store.state.rules.insert(r.id.clone(), r);
+            Ok(true)
+        }
+        "ModifyTrafficMirrorFilterRule" => {
+            let id = p.required("TrafficMirrorFilterRuleId")?.to_string();
+            let mut r = store
+                .state
+                .rules
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| not_found("rule", &id))?;
+            if let Some(d) = p.get("TrafficDirection") {
+                r.ingress = direction(d)?;
+            }
+            if let Some(n) = p.int_in("RuleNumber", 1, 32766)? {
+                r.rule_number = n as u32;
+            }
+            if let Some(a) = p.get("RuleAction") {
+                r.accept = action_of(a)?;
+            }
+            if let Some(v) = p.int_in("Protocol", 0, 255)? {
+                r.protocol = Some(v as u8);
+            }
+            if let Some(v) = ports(p, "DestinationPortRange")? {
+                r.destination_ports = Some(v);
+            }
+            if let Some(v) = ports(p, "SourcePortRange")? {
+                r.source_ports = Some(v);
+            }
+            if let Some(v) = cidr(p, "DestinationCidrBlock")? {
+                r.destination_cidr = v;
+            }
+            if let Some(v) = cidr(p, "SourceCidrBlock")? {
+                r.source_cidr = v;
+            }
+            if let Some(v) = description(p)? {
+                r.description = Some(v);
+            }
+            for field in p.list("RemoveField") {
+                match field.as_str() {
+                    "destination-port-range" => r.destination_ports = None,
+                    "source-port-range" => r.source_ports = None,
+                    "protocol" => r.protocol = None,
+                    "description" => r.description = None,
+                    f => {
+                        return Err(Ec2Error::InvalidParameterValue(format!(
+                            "Value ({f}) for parameter RemoveField is invalid."
+                        )))
+                    }
+                }
+            }
+            check_rule(&r)?;
+            rule_number_free(store, &r)?;
+            c.dry_run()?;
+            doc.open("trafficMirrorFilterRule")
+                .rule(&r)
+                .close("trafficMirrorFilterRule");
+            store.state.rules.insert(id, r);
+            Ok(true)
+        }
+        "DeleteTrafficMirrorFilterRule" => {
+            let id = p.required("TrafficMirrorFilterRuleId")?;
+            if !store.state.rules.contains_key(id) {
+                return Err(not_found("rule", id));
+            }
+            c.dry_run()?;
+            store.state.rules.remove(id);
+            doc.leaf("trafficMirrorFilterRuleId", id);
+            Ok(true)
+        }
+        "CreateTrafficMirrorSession" => {
+            let eni = c.eni("NetworkInterfaceId")?;
+            let target_id = p.required("TrafficMirrorTargetId")?.to_string();
+            let filter_id = p.required("TrafficMirrorFilterId")?.to_string();
+            let number = p
+                .int_in("SessionNumber", 1, 32766)?
+                .ok_or_else(|| Ec2Error::MissingParameter("SessionNumber".into()))?;
+            let s = Session {
+                id: new_id("tms"),
+                network_interface_id: eni,
+                target_id: target_id.clone(),
+                filter_id: filter_id.clone(),
+                packet_length: p.int_in("PacketLength", 1, 8947)?.map(|v| v as u16),
+                session_number: number as u16,
+                virtual_network_id: p
+                    .int_in("VirtualNetworkId", 0, 16_777_215)?
+                    .map_or_else(random_vni, |v| v as u32),
+                description: description(p)?,
+                tags: c.tags("traffic-mirror-session")?,
+            };
+            if !store.state.targets.contains_key(&target_id) {
+                return Err(not_found("target", &target_id));
+            }
+            if !store.state.filters.contains_key(&filter_id) {
+                return Err(not_found("filter", &filter_id));
+            }
+            session_number_free(store, &s)?;
+            c.dry_run()?;
+            if store.state.sessions.len() >= c.limits.max_sessions {
+                return Err(Ec2Error::LimitExceeded(
+                    "TrafficMirrorSessionLimitExceeded",
+                    format!(
+                        "The maximum number of traffic mirror sessions ({}) has been reached.",
+                        c.limits.max_sessions
+                    ),
+                ));
+            }
+            doc.open("trafficMirrorSession")
+                .session(&s, c.owner)
+                .close("trafficMirrorSession");
+            doc.opt("clientToken", p.get("ClientToken"));
+            store.created(&s.id);
+            store.state.sessions.insert(s.id.clone(), s);
+            Ok(true)
+        }
+        "ModifyTrafficMirrorSession" => {
+            let id = p.required("TrafficMirrorSessionId")?.to_string();
+            let mut s = store
+                .state
+                .sessions
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| not_found("session", &id))?;
+            if let Some(t) = p.get("TrafficMirrorTargetId") {
+                if !store.state.targets.contains_key(t) {
+                    return Err(not_found("target", t));
+                }
+                s.target_id = t.to_string();
+            }
+            if let Some(f) = p.get("TrafficMirrorFilterId") {
+                if !store.state.filters.contains_key(f) {
+                    return Err(not_found("filter", f));
+                }
+                s.filter_id = f.to_string();
+            }
+            if let Some(v) = p.int_in("PacketLength", 1, 8947)? {
+                s.packet_length = Some(v as u16);
+            }
+            if let Some(v) = p.int_in("SessionNumber", 1, 32766)? {
+                s.session_number = v as u16;
+            }
+            if let Some(v) = p.int_in("VirtualNetworkId", 0, 16_777_215)? {
+                s.virtual_network_id = v as u32;
+            }
+            if let Some(v) = description(p)? {
+                s.description = Some(v);
+            }
+            for field in p.list("RemoveField") {
+                match field.as_str() {
+                    "packet-length" => s.packet_length = None,
+                    "description" => s.description = None,
+                    "virtual-network-id" => s.virtual_network_id = random_vni(),
+                    f => {
+                        return Err(Ec2Error::InvalidParameterValue(format!(
+                            "Value ({f}) for parameter RemoveField is invalid."
+                        )))
+                    }
+                }
+            }
+            session_number_free(store, &s)?;
+            c.dry_run()?;
+            doc.open("trafficMirrorSession")
+                .session(&s, c.owner)
+                .close("trafficMirrorSession");
+            store.state.sessions.insert(id, s);
+            Ok(true)
+        }
+        "DeleteTrafficMirrorSession" => {
+            let id = p.required("TrafficMirrorSessionId")?;
+            if !store.state.sessions.contains_key(id) {
+                return Err(not_found("session", id));
+            }
+            c.dry_run()?;
+            store.state.sessions.remove(id);
+            doc.leaf("trafficMirrorSessionId", id);
+            Ok(true)
+        }
+        "DescribeTrafficMirrorTargets" => {
+            let ids = p.list("TrafficMirrorTargetId");
+            let all: Vec<&Target> = store.state.targets.values().collect();
+            let chosen = describe(
+                c,
+                store,
+                all,
+                &ids,
+                (
+                    "target",
+                    &[
+                        "description",
+                        "network-interface-id",
+                        "network-load-balancer-arn",
+                        "owner-id",
+                        "traffic-mirror-target-id",
+                    ],
+                ),
+                |t| &t.id,
+                |t, name| match name {
+                    "description" => Some(vec![t.description.clone().unwrap_or_default()]),
+                    "network-interface-id" => Some(vec![t.network_interface_id.clone()]),
+                    "network-load-balancer-arn" => Some(vec![]),
+                    "owner-id" => Some(vec![c.owner.to_string()]),
+                    "traffic-mirror-target-id" => Some(vec![t.id.clone()]),
+                    _ => None,
+                },
+            )?;
+            doc.open("trafficMirrorTargetSet");
+            for t in chosen.items {
+                doc.open("item").target(t, c.owner).close("item");
+            }
+            doc.close("trafficMirrorTargetSet")
+                .opt("nextToken", chosen.next);
+            Ok(false)
+        }
+        "DescribeTrafficMirrorFilters" => {
+            let ids = p.list("TrafficMirrorFilterId");
+            let all: Vec<&Filter> = store.state.filters.values().collect();
+            let chosen = describe(
+                c,
+                store,
+                all,
+                &ids,
+                ("filter", &["description", "traffic-mirror-filter-id"]),
+                |f| &f.id,
+                |f, name| match name {
+                    "description" => Some(vec![f.description.clone().unwrap_or_default()]),
+                    "traffic-mirror-filter-id" => Some(vec![f.id.clone()]),
+                    _ => None,
+                },
+            )?;
+            doc.open("trafficMirrorFilterSet");
+            for f in chosen.items {
+                doc.open("item").filter(f, store).close("item");
+            }
+            doc.close("trafficMirrorFilterSet")
+                .opt("nextToken", chosen.next);
+            Ok(false)
+        }
+        "DescribeTrafficMirrorFilterRules" => {
+            let ids = p.list("TrafficMirrorFilterRuleId");
+            let filter = p.get("TrafficMirrorFilterId");
+            if let Some(f) = filter {
+                if !store.state.filters.contains_key(f) {
+                    return Err(not_found("filter", f));
+                }
+            }
+            let all: Vec<&FilterRule> = store
+                .state
+                .rules
+                .values()
+                .filter(|r| filter.is_none_or(|f| r.filter_id == f))
+                .collect();
+            let chosen = describe(
+                c,
+                store,
+                all,
+                &ids,
+                (
+                    "rule",
+                    &[
+                        "description",
+                        "destination-cidr-block",
+                        "source-cidr-block",
+                        "protocol",
+                        "rule-action",
+                        "rule-number",
+                        "traffic-direction",
+                        "traffic-mirror-filter-rule-id",
+                        "traffic-mirror-filter-id",
+                    ],
+                ),
+                |r| &r.id,
+                |r, name| match name {
+                    "description" => Some(vec![r.description.clone().unwrap_or_default()]),
+                    "destination-cidr-block" => Some(vec![r.destination_cidr.clone()]),
+                    "source-cidr-block" => Some(vec![r.source_cidr.clone()]),
+                    "protocol" => Some(r.protocol.map(|p| p.to_string()).into_iter().collect()),
+                    "rule-action" => Some(vec![if r.accept { "accept" } else { "reject" }.into()]),
+                    "rule-number" => Some(vec![r.rule_number.to_string()]),
+                    "traffic-direction" => {
+                        Some(vec![if r.ingress { "ingress" } else { "egress" }.into()])
+                    }
+                    "traffic-mirror-filter-rule-id" => Some(vec![r.id.clone()]),
+                    "traffic-mirror-filter-id" => Some(vec![r.filter_id.clone()]),
+                    _ => None,
+                },
+            )?;
+            doc.open("trafficMirrorFilterRuleSet");
+            for r in chosen.items {
+                doc.open("item").rule(r).close("item");
+            }
+            doc.close("trafficMirrorFilterRuleSet")
+                .opt("nextToken", chosen.next);
+            Ok(false)
+        }
+        "DescribeTrafficMirrorSessions" => {
+            let ids = p.list("TrafficMirrorSessionId");
+            let all: Vec<&Session> = store.state.sessions.values().collect();
+            let chosen = describe(
+                c,
+                store,
+                all,
+                &ids,
+                (
+                    "session",
+                    &[
+                        "description",
+                        "network-interface-id",
+                        "owner-id",
+                        "packet-length",
+                        "session-number",
+                        "traffic-mirror-filter-id",
+                        "traffic-mirror-session-id",
+                        "traffic-mirror-target-id",
+                        "virtual-network-id",
+                    ],
+                ),
+                |s| &s.id,
+                |s, name| match name {
+                    "description" => Some(vec![s.description.clone().unwrap_or_default()]),
+                    "network-interface-id" => Some(vec![s.network_interface_id.clone()]),
+                    "owner-id" => Some(vec![c.owner.to_string()]),
+                    "packet-length" => {
+                        Some(s.packet_length.map(|v| v.to_string()).into_iter().collect())
+                    }
+                    "session-number" => Some(vec![s.session_number.to_string()]),
+                    "traffic-mirror-filter-id" => Some(vec![s.filter_id.clone()]),
+                    "traffic-mirror-session-id" => Some(vec![s.id.clone()]),
+                    "traffic-mirror-target-id" => Some(vec![s.target_id.clone()]),
+                    "virtual-network-id" => Some(vec![s.virtual_network_id.to_string()]),
+                    _ => None,
+                },
+            )?;
+            doc.open("trafficMirrorSessionSet");
+            for s in chosen.items {
+                doc.open("item").session(s, c.owner).close("item");
+            }
+            doc.close("trafficMirrorSessionSet")
+                .opt("nextToken", chosen.next);
+            Ok(false)
+        }
+        _ => Err(Ec2Error::InvalidAction(action.to_string())),
+    }
+}
+
+/// One page of a describe call.
+struct Page<'a, T> {
+    items: Vec<&'a T>,
+    next: Option<String>,
+}
+
+/// The shared rules of every Describe call: ids (each must exist), filters
+/// (names checked; AND across filters, OR within values; `*` and `?`
+/// wildcards as EC2 allows), then MaxResults / NextToken in creation order.
+fn describe<'a, T>(
+    c: &Ctx<'_>,
+    store: &MirrorStore,
+    mut all: Vec<&'a T>,
+    ids: &[String],
+    (kind, names): (&'static str, &[&str]),
+    id_of: impl Fn(&T) -> &String,
+    field: impl Fn(&T, &str) -> Option<Vec<String>>,
+) -> Result<Page<'a, T>, Ec2Error> {
+    let p = c.p;
+    let max = p.int_in("MaxResults", 5, 1000)?;
+    if max.is_some() && !ids.is_empty() {
+        return Err(Ec2Error::InvalidParameterCombination(
+            "The parameter MaxResults cannot be used with the parameter ids".into(),
+        ));
+    }
+    for id in ids {
+        if !all.iter().any(|t| id_of(t) == id) {
+            return Err(not_found(kind, id));
+        }
+    }
+    let filters = p.filters();
+    for (name, _) in &filters {
+        if !names.contains(&name.as_str()) {
+            return Err(Ec2Error::InvalidParameterValue(format!(
+                "The filter '{name}' is invalid"
+            )));
+        }
+    }
+    let offset = match p.get("NextToken") {
+        None => 0,
+        Some(tok) => tok
+            .strip_prefix("fg1.")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or(Ec2Error::InvalidPaginationToken)?,
+    };
+    c.dry_run()?;
+    all.retain(|t| ids.is_empty() || ids.contains(id_of(t)));
+    all.retain(|t| {
+        filters.iter().all(|(name, values)| {
+            let have = field(t, name).unwrap_or_default();
+            values
+                .iter()
+                .any(|want| have.iter().any(|h| wildcard(want, h)))
+        })
+    });
+    all.sort_by_key(|t| store.seq(id_of(t)));
+    let max = max.map_or(usize::MAX, |m| m as usize);
+    if offset > all.len() {
+        return Err(Ec2Error::InvalidPaginationToken);
+    }
+    let end = offset.saturating_add(max).min(all.len());
+    let next = (end < all.len()).then(|| format!("fg1.{end}"));
+    Ok(Page {
+        items: all[offset..end].to_vec(),
+        next,
+    })
+}
+
+/// EC2 filter values: `*` matches any run of characters, `?` one.
+fn wildcard(pattern: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_as_ec2_filters_do() {
+        assert!(wildcard("tms-*", "tms-0123"));
+        assert!(wildcard("a?c", "abc"));
+        assert!(!wildcard("a?c", "abbc"));
+        assert!(wildcard("*", ""));
+        assert!(wildcard("exact", "exact"));
+        assert!(!wildcard("exact", "exactly"));
+    }
+}

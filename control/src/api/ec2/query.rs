@@ -1,0 +1,147 @@
+//! Reading an EC2 query request: the form-encoded body's parameters,
+//! with EC2's list serialisation (`Name.N`, `Filter.N.Value.M`) and its
+//! typed members.
+
+use super::error::Ec2Error;
+
+/// The parameters of one request, in the order sent.
+#[derive(Debug, Clone, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Decodes an `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Params {
+        Params(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// A scalar member.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A required scalar member.
+    pub fn required(&self, name: &str) -> Result<&str, Ec2Error> {
+        self.get(name)
+            .ok_or_else(|| Ec2Error::MissingParameter(name.into()))
+    }
+
+    /// An integer member.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, Ec2Error> {
+        self.get(name)
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    Ec2Error::InvalidParameterValue(format!(
+                        "Value ({v}) for parameter {name} is invalid. Expected an integer."
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// An integer member within `lo..=hi`.
+    pub fn int_in(&self, name: &str, lo: i64, hi: i64) -> Result<Option<i64>, Ec2Error> {
+        match self.int(name)? {
+            Some(v) if !(lo..=hi).contains(&v) => Err(Ec2Error::InvalidParameterValue(format!(
+                "Value ({v}) for parameter {name} is invalid. It must be between {lo} and {hi}."
+            ))),
+            v => Ok(v),
+        }
+    }
+
+    /// A boolean member (`true` / `false`).
+    pub fn flag(&self, name: &str) -> Result<bool, Ec2Error> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(Ec2Error::InvalidParameterValue(format!(
+                "Value ({v}) for parameter {name} is invalid. Expected a boolean."
+            ))),
+        }
+    }
+
+    /// The indices N used under `prefix.N...`, ascending.
+    fn indices(&self, prefix: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .0
+            .iter()
+            .filter_map(|(k, _)| {
+                let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
+                rest.split('.').next()?.parse().ok()
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// A list of scalars: `prefix.1`, `prefix.2`, ...
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        self.indices(prefix)
+            .into_iter()
+            .filter_map(|i| self.get(&format!("{prefix}.{i}")).map(str::to_string))
+            .collect()
+    }
+
+    /// A list of structures: each element's own parameters, names relative.
+    pub fn structs(&self, prefix: &str) -> Vec<Params> {
+        self.indices(prefix)
+            .into_iter()
+            .map(|i| {
+                let p = format!("{prefix}.{i}.");
+                Params(
+                    self.0
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.strip_prefix(&p)?.to_string(), v.clone())))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Describe filters: (name, values).
+    pub fn filters(&self) -> Vec<(String, Vec<String>)> {
+        self.structs("Filter")
+            .into_iter()
+            .map(|f| {
+                (
+                    f.get("Name").unwrap_or_default().to_string(),
+                    f.list("Value"),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec2_list_serialisation() {
+        let p = Params::parse(
+            b"Action=DescribeTrafficMirrorSessions&Filter.1.Name=session-number&Filter.1.Value.1=1\
+              &Filter.1.Value.2=2&Filter.2.Name=description&Filter.2.Value.1=a%20b\
+              &TrafficMirrorSessionId.2=tms-b&TrafficMirrorSessionId.1=tms-a&MaxResults=5&DryRun=true",
+        );
+        assert_eq!(p.get("Action"), Some("DescribeTrafficMirrorSessions"));
+        assert_eq!(
+            p.filters(),
+            vec![
+                ("session-number".into(), vec!["1".into(), "2".into()]),
+                ("description".into(), vec!["a b".into()]),
+            ]
+        );
+        assert_eq!(p.list("TrafficMirrorSessionId"), vec!["tms-a", "tms-b"]);
+        assert_eq!(p.int_in("MaxResults", 5, 1000).unwrap(), Some(5));
+        assert!(p.int_in("MaxResults", 6, 1000).is_err());
+        assert!(p.flag("DryRun").unwrap());
+        assert!(matches!(
+            p.required("X"),
+            Err(Ec2Error::MissingParameter(_))
+        ));
+    }
+}

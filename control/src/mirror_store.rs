@@ -1,0 +1,494 @@
+//! The traffic-mirroring objects (targets, filters with their rules,
+//! sessions) as EC2 models them, their bounds, their persistence, and their
+//! compilation into the data plane's [`MirrorConfig`].
+//!
+//! The store is the source of truth; every change is written to the state
+//! file atomically (temporary file, fsync, rename, fsync of the directory)
+//! before it is answered, so a `kill -9` loses nothing that was
+//! acknowledged. At start the file is read back and the sessions are
+//! installed again.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule};
+use flowgate_dataplane::mirror::{
+    DirectionRules, MirrorAction, MirrorConfig, MirrorFilter, MirrorSession, MirrorTarget,
+    VxlanTunnel,
+};
+use serde::{Deserialize, Serialize};
+
+/// A tag (`Key`, `Value`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// Where copies go: a flowgate port (by its interface id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// `tmt-...`.
+    pub id: String,
+    /// The port's interface id.
+    pub network_interface_id: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// A port range of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    /// First port.
+    pub from: u16,
+    /// Last port.
+    pub to: u16,
+}
+
+/// One rule of a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterRule {
+    /// `tmfr-...`.
+    pub id: String,
+    /// The filter it belongs to.
+    pub filter_id: String,
+    /// `ingress` or `egress`.
+    pub ingress: bool,
+    /// Evaluation order (lowest first), unique per filter and direction.
+    pub rule_number: u32,
+    /// `accept` or `reject`.
+    pub accept: bool,
+    /// IP protocol; `None` = all.
+    pub protocol: Option<u8>,
+    /// Destination ports.
+    pub destination_ports: Option<Ports>,
+    /// Source ports.
+    pub source_ports: Option<Ports>,
+    /// Destination CIDR block.
+    pub destination_cidr: String,
+    /// Source CIDR block.
+    pub source_cidr: String,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// A filter: its rules live in [`MirrorStore::rules`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    /// `tmf-...`.
+    pub id: String,
+    /// Description.
+    pub description: Option<String>,
+    /// `amazon-dns` when added (flowgate has no DNS service to mirror; kept
+    /// and reported as EC2 does).
+    pub network_services: Vec<String>,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// A session: mirror what a source port sees to a target, through a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `tms-...`.
+    pub id: String,
+    /// The source port's interface id.
+    pub network_interface_id: String,
+    /// Target id.
+    pub target_id: String,
+    /// Filter id.
+    pub filter_id: String,
+    /// Bytes to mirror of each packet; `None` = all.
+    pub packet_length: Option<u16>,
+    /// 1..=32766, lowest first; unique per source port.
+    pub session_number: u16,
+    /// VXLAN network identifier.
+    pub virtual_network_id: u32,
+    /// Description.
+    pub description: Option<String>,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// Everything persisted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorState {
+    /// Targets by id.
+    pub targets: BTreeMap<String, Target>,
+    /// Filters by id.
+    pub filters: BTreeMap<String, Filter>,
+    /// Rules by id.
+    pub rules: BTreeMap<String, FilterRule>,
+    /// Sessions by id.
+    pub sessions: BTreeMap<String, Session>,
+    /// Creation order of every object, so describe calls list oldest first.
+    #[serde(default)]
+    pub order: BTreeMap<String, u64>,
+    /// Next creation sequence number.
+    #[serde(default)]
+    pub next_seq: u64,
+    /// Bumped on every change; the data plane's generation.
+    #[serde(default)]
+    pub generation: u32,
+}
+
+/// Why the state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The file is not a mirror state.
+    #[error("{path}: not a flowgate mirror state file: {problem}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The objects and the file they are kept in.
+#[derive(Debug)]
+pub struct MirrorStore {
+    /// The objects.
+    pub state: MirrorState,
+    path: Option<PathBuf>,
+}
+
+/// A new EC2-style id: prefix, dash, 17 hex digits.
+pub fn new_id(prefix: &str) -> String {
+    let n: u128 = rand::random();
+    format!("{prefix}-{:017x}", n & ((1u128 << 68) - 1))
+}
+
+impl MirrorStore {
+    /// An empty store kept in memory only (tests).
+    pub fn in_memory() -> MirrorStore {
+        MirrorStore {
+            state: MirrorState::default(),
+            path: None,
+        }
+    }
+
+    /// A copy of the objects, not tied to the file (to compile elsewhere).
+    pub fn snapshot(&self) -> MirrorStore {
+        MirrorStore {
+            state: self.state.clone(),
+            path: None,
+        }
+    }
+
+    /// Opens the state file, or starts empty when there is none yet.
+    pub fn open(path: &Path) -> Result<MirrorStore, StoreError> {
+        let p = path.display().to_string();
+        let state = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: p.clone(),
+                problem: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MirrorState::default(),
+            Err(e) => return Err(StoreError::Io { path: p, source: e }),
+        };
+        Ok(MirrorStore {
+            state,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// Records a new object's creation order.
+    pub fn created(&mut self, id: &str) {
+        self.state.next_seq += 1;
+        self.state.order.insert(id.to_string(), self.state.next_seq);
+    }
+
+    /// Creation order of an object (for listing).
+    pub fn seq(&self, id: &str) -> u64 {
+        self.state.order.get(id).copied().unwrap_or(0)
+    }
+
+    /// Writes the state (after a change): temp file, fsync, rename, fsync
+    /// of the directory, so the file is always the old or the new state.
+    pub fn save(&mut self) -> Result<(), StoreError> {
+        self.state.generation = self.state.generation.wrapping_add(1).max(1);
+        self.state.order.retain(|id, _| {
+            self.state.targets.contains_key(id)
+                || self.state.filters.contains_key(id)
+                || self.state.rules.contains_key(id)
+                || self.state.sessions.contains_key(id)
+        });
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let p = path.display().to_string();
+        let io = |e| StoreError::Io {
+            path: p.clone(),
+            source: e,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    /// Rules of a filter in one direction, by rule number.
+    pub fn rules_of(&self, filter_id: &str, ingress: bool) -> Vec<&FilterRule> {
+        let mut v: Vec<&FilterRule> = self
+            .state
+            .rules
+            .values()
+            .filter(|r| r.filter_id == filter_id && r.ingress == ingress)
+            .collect();
+        v.sort_by_key(|r| r.rule_number);
+        v
+    }
+
+    /// The data plane's view: ports are given as (interface id, MAC) in
+    /// port order; the tunnel's addresses come from config.
+    pub fn compile(
+        &self,
+        ports: &[(String, [u8; 6])],
+        tunnel: &TunnelConfig,
+    ) -> Result<MirrorConfig, flowgate_dataplane::mirror::MirrorConfigError> {
+        let port_of = |eni: &str| ports.iter().position(|(id, _)| id == eni);
+        let target_ids: Vec<&String> = self.state.targets.keys().collect();
+        let targets = self
+            .state
+            .targets
+            .values()
+            .map(|t| {
+                let port = port_of(&t.network_interface_id).unwrap_or(usize::MAX);
+                MirrorTarget {
+                    port,
+                    tunnel: VxlanTunnel {
+                        src_mac: ports.get(port).map_or([0; 6], |p| p.1),
+                        dst_mac: tunnel.next_hop_mac,
+                        src_ip: tunnel.source_ip,
+                        dst_ip: tunnel.destination_ip,
+                    },
+                }
+            })
+            .collect();
+        let filter_ids: Vec<&String> = self.state.filters.keys().collect();
+        let filters = self
+            .state
+            .filters
+            .keys()
+            .map(|f| MirrorFilter {
+                ingress: DirectionRules::new(&self.compiled_rules(f, true)),
+                egress: DirectionRules::new(&self.compiled_rules(f, false)),
+            })
+            .collect();
+        let sessions: Vec<(usize, u16, MirrorSession)> = self
+            .state
+            .sessions
+            .values()
+            .map(|s| {
+                (
+                    port_of(&s.network_interface_id).unwrap_or(usize::MAX),
+                    s.session_number,
+                    MirrorSession {
+                        vni: s.virtual_network_id,
+                        packet_length: s.packet_length,
+                        target: target_ids
+                            .iter()
+                            .position(|t| **t == s.target_id)
+                            .unwrap_or(usize::MAX),
+                        filter: filter_ids
+                            .iter()
+                            .position(|f| **f == s.filter_id)
+                            .unwrap_or(usize::MAX),
+                    },
+                )
+            })
+            .collect();
+        MirrorConfig::new(
+            self.state.generation,
+            ports.len(),
+            targets,
+            filters,
+            &sessions,
+        )
+    }
+
+    fn compiled_rules(&self, filter_id: &str, ingress: bool) -> Vec<(Rule, MirrorAction)> {
+        self.rules_of(filter_id, ingress)
+            .into_iter()
+            .map(|r| {
+                let cidr = |s: &str| s.parse::<ipnet::IpNet>().map_or(Cidr::ANY, cidr_of);
+                let ports = |p: Option<Ports>| {
+                    p.map_or(PortRange::ANY, |p| PortRange {
+                        lo: p.from,
+                        hi: p.to,
+                    })
+                };
+                let rule = Rule {
+                    src: cidr(&r.source_cidr),
+                    dst: cidr(&r.destination_cidr),
+                    sport: ports(r.source_ports),
+                    dport: ports(r.destination_ports),
+                    protos: r.protocol.map_or(ProtoSet::ANY, |p| ProtoSet::of(&[p])),
+                };
+                let action = if r.accept {
+                    MirrorAction::Accept
+                } else {
+                    MirrorAction::Reject
+                };
+                (rule, action)
+            })
+            .collect()
+    }
+}
+
+/// A CIDR block as the filters compare it. `0.0.0.0/0` is every IPv4
+/// address (not IPv6), as in EC2.
+pub fn cidr_of(n: ipnet::IpNet) -> Cidr {
+    Cidr::from_ip(n.network(), n.prefix_len())
+}
+
+/// The VXLAN tunnel's addresses (`[mirror]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelConfig {
+    /// Outer source IPv4 address.
+    pub source_ip: [u8; 4],
+    /// Outer destination IPv4 address (the collector).
+    pub destination_ip: [u8; 4],
+    /// Outer destination MAC (the next hop towards the collector).
+    pub next_hop_mac: [u8; 6],
+}
+
+impl TunnelConfig {
+    /// From `[mirror]` (validated: the MAC parses).
+    pub fn from_config(m: &crate::config::MirrorSection) -> TunnelConfig {
+        TunnelConfig {
+            source_ip: m.tunnel_source_ip.octets(),
+            destination_ip: m.tunnel_destination_ip.octets(),
+            next_hop_mac: crate::config::parse_mac(&m.next_hop_mac).unwrap_or([0xff; 6]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, n: u16, target: &str, filter: &str) -> Session {
+        Session {
+            id: id.into(),
+            network_interface_id: "eni-a".into(),
+            target_id: target.into(),
+            filter_id: filter.into(),
+            packet_length: None,
+            session_number: n,
+            virtual_network_id: 7,
+            description: None,
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn ids_look_like_ec2s() {
+        let id = new_id("tms");
+        assert_eq!(id.len(), 4 + 17);
+        assert!(id[4..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn state_survives_a_save_and_an_open() {
+        let dir = std::env::temp_dir().join(format!("fg-mirror-{}", std::process::id()));
+        let path = dir.join("mirror.json");
+        let mut s = MirrorStore::open(&path).unwrap();
+        s.state.targets.insert(
+            "tmt-1".into(),
+            Target {
+                id: "tmt-1".into(),
+                network_interface_id: "eni-b".into(),
+                description: Some("collector".into()),
+                tags: vec![],
+            },
+        );
+        s.created("tmt-1");
+        s.save().unwrap();
+        let again = MirrorStore::open(&path).unwrap();
+        assert_eq!(again.state, s.state);
+        std::fs::write(&path, b"{not json").unwrap();
+        let e = MirrorStore::open(&path).unwrap_err().to_string();
+        assert!(e.contains("mirror.json") && !e.contains('\n'), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn compiles_sessions_filters_and_targets() {
+        let mut s = MirrorStore::in_memory();
+        s.state.targets.insert(
+            "tmt-1".into(),
+            Target {
+                id: "tmt-1".into(),
+                network_interface_id: "eni-b".into(),
+                description: None,
+                tags: vec![],
+            },
+        );
+        s.state.filters.insert(
+            "tmf-1".into(),
+            Filter {
+                id: "tmf-1".into(),
+                description: None,
+                network_services: vec![],
+                tags: vec![],
+            },
+        );
+        s.state.rules.insert(
+            "tmfr-1".into(),
+            FilterRule {
+                id: "tmfr-1".into(),
+                filter_id: "tmf-1".into(),
+                ingress: true,
+                rule_number: 10,
+                accept: true,
+                protocol: Some(17),
+                destination_ports: Some(Ports { from: 53, to: 53 }),
+                source_ports: None,
+                destination_cidr: "0.0.0.0/0".into(),
+                source_cidr: "10.0.0.0/8".into(),
+                description: None,
+            },
+        );
+        s.state
+            .sessions
+            .insert("tms-1".into(), session("tms-1", 1, "tmt-1", "tmf-1"));
+        let ports = vec![("eni-a".to_string(), [2; 6]), ("eni-b".to_string(), [4; 6])];
+        let t = TunnelConfig {
+            source_ip: [192, 0, 2, 1],
+            destination_ip: [192, 0, 2, 2],
+            next_hop_mac: [6; 6],
+        };
+        let c = s.compile(&ports, &t).unwrap();
+        assert_eq!(c.session_count(), 1);
+        assert_eq!(c.target_of(0).port, 1);
+        assert_eq!(c.target_of(0).tunnel.src_mac, [4; 6]);
+        assert!(c.watches(0, 1));
+        assert!(!c.watches(1, 1));
+    }
+}

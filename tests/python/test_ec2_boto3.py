@@ -1,0 +1,301 @@
+"""The EC2 Traffic Mirroring face, driven with boto3's `ec2` client against
+the real binary: the lifecycle of targets, filters, rules and sessions,
+Describe filters and pagination, DryRun, EC2's error codes, SigV4, and
+persistence across a kill -9.
+"""
+
+import signal
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.exceptions
+import pytest
+
+from conftest import ACCESS_KEY, SECRET_KEY, Flowgate, config, free_port, signed_headers
+
+INSIDE, OUTSIDE = "eni-0inside0000000001", "eni-0outside000000001"
+
+
+def ec2(url, key=ACCESS_KEY, secret=SECRET_KEY):
+    return boto3.client("ec2", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret)
+
+
+def code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ec2")
+    port = free_port()
+    fg = Flowgate(config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE)],
+                         extra="[mirror]\nstate_file = \"%s\"\nmax_sessions = 4\n" % (d / "mirror.json")), d)
+    url = f"http://127.0.0.1:{port}"
+    fg.wait_ready(url)
+    yield url
+    fg.stop()
+
+
+def raw(url, body):
+    """POSTs a signed EC2 query body; returns (status, text)."""
+    h = signed_headers(url + "/", "ec2", body, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    req = urllib.request.Request(url + "/", data=body.encode(), method="POST", headers=h)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def make_filter(c, **kw):
+    return c.create_traffic_mirror_filter(**kw)["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+
+
+def test_target_lifecycle(appliance):
+    c = ec2(appliance)
+    t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE, Description="collector",
+                                       TagSpecifications=[{"ResourceType": "traffic-mirror-target",
+                                                           "Tags": [{"Key": "team", "Value": "net"}]}])["TrafficMirrorTarget"]
+    assert t["TrafficMirrorTargetId"].startswith("tmt-") and len(t["TrafficMirrorTargetId"]) == 21
+    assert t["NetworkInterfaceId"] == OUTSIDE
+    assert t["Type"] == "network-interface"
+    assert t["OwnerId"] == "123456789012"
+    assert t["Tags"] == [{"Key": "team", "Value": "net"}]
+    got = c.describe_traffic_mirror_targets(TrafficMirrorTargetIds=[t["TrafficMirrorTargetId"]])["TrafficMirrorTargets"]
+    assert got == [t]
+    c.delete_traffic_mirror_target(TrafficMirrorTargetId=t["TrafficMirrorTargetId"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.describe_traffic_mirror_targets(TrafficMirrorTargetIds=[t["TrafficMirrorTargetId"]])
+    assert code(e) == "InvalidTrafficMirrorTargetId.NotFound"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_target(NetworkInterfaceId="eni-0nothere000000001")
+    assert code(e) == "InvalidNetworkInterfaceId.NotFound"
+
+
+def test_filter_rules_lifecycle_and_modify(appliance):
+    c = ec2(appliance)
+    f = make_filter(c, Description="web")
+    r = c.create_traffic_mirror_filter_rule(
+        TrafficMirrorFilterId=f, TrafficDirection="ingress", RuleNumber=10, RuleAction="accept",
+        Protocol=6, DestinationPortRange={"FromPort": 80, "ToPort": 443},
+        DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="10.0.0.0/8", Description="http")["TrafficMirrorFilterRule"]
+    assert r["TrafficMirrorFilterRuleId"].startswith("tmfr-")
+    assert r["DestinationPortRange"] == {"FromPort": 80, "ToPort": 443}
+    assert r["RuleAction"] == "accept" and r["RuleNumber"] == 10 and r["Protocol"] == 6
+    eg = c.create_traffic_mirror_filter_rule(
+        TrafficMirrorFilterId=f, TrafficDirection="egress", RuleNumber=10, RuleAction="reject",
+        DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")["TrafficMirrorFilterRule"]
+    got = c.describe_traffic_mirror_filters(TrafficMirrorFilterIds=[f])["TrafficMirrorFilters"][0]
+    assert [x["TrafficMirrorFilterRuleId"] for x in got["IngressFilterRules"]] == [r["TrafficMirrorFilterRuleId"]]
+    assert [x["TrafficMirrorFilterRuleId"] for x in got["EgressFilterRules"]] == [eg["TrafficMirrorFilterRuleId"]]
+    assert got["Description"] == "web"
+    # The same rule number twice in one direction is refused.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=f, TrafficDirection="ingress", RuleNumber=10,
+                                            RuleAction="accept", DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")
+    assert code(e) == "InvalidParameterValue"
+    # Modify, then remove fields.
+    m = c.modify_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=r["TrafficMirrorFilterRuleId"], RuleAction="reject",
+                                            RuleNumber=20)["TrafficMirrorFilterRule"]
+    assert m["RuleAction"] == "reject" and m["RuleNumber"] == 20
+    m = c.modify_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=r["TrafficMirrorFilterRuleId"],
+                                            RemoveFields=["destination-port-range", "description"])["TrafficMirrorFilterRule"]
+    assert "DestinationPortRange" not in m and "Description" not in m
+    rules = c.describe_traffic_mirror_filter_rules(TrafficMirrorFilterId=f,
+                                                   Filters=[{"Name": "traffic-direction", "Values": ["egress"]}])
+    assert [x["TrafficMirrorFilterRuleId"] for x in rules["TrafficMirrorFilterRules"]] == [eg["TrafficMirrorFilterRuleId"]]
+    n = c.modify_traffic_mirror_filter_network_services(TrafficMirrorFilterId=f, AddNetworkServices=["amazon-dns"])
+    assert n["TrafficMirrorFilter"]["NetworkServices"] == ["amazon-dns"]
+    c.delete_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=eg["TrafficMirrorFilterRuleId"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=eg["TrafficMirrorFilterRuleId"])
+    assert code(e) == "InvalidTrafficMirrorFilterRuleId.NotFound"
+    # Ports without TCP/UDP, a bad CIDR, a bad direction.
+    for kw, want in [
+        (dict(SourcePortRange={"FromPort": 1, "ToPort": 2}), "InvalidParameterCombination"),
+        (dict(SourceCidrBlock="10.0.0.0/33"), "InvalidParameterValue"),
+        (dict(TrafficDirection="sideways"), "InvalidParameterValue"),
+        (dict(TrafficMirrorFilterId="tmf-00000000000000000"), "InvalidTrafficMirrorFilterId.NotFound"),
+    ]:
+        args = dict(TrafficMirrorFilterId=f, TrafficDirection="ingress", RuleNumber=30, RuleAction="accept",
+                    DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")
+        args.update(kw)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.create_traffic_mirror_filter_rule(**args)
+        assert code(e) == want, kw
+    c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.describe_traffic_mirror_filter_rules(TrafficMirrorFilterRuleIds=[r["TrafficMirrorFilterRuleId"]])
+    assert code(e) == "InvalidTrafficMirrorFilterRuleId.NotFound"
+
+
+def test_session_lifecycle_dependencies_and_limits(appliance):
+    c = ec2(appliance)
+    t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    f = make_filter(c)
+    s = c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f,
+                                        SessionNumber=1, PacketLength=100, Description="first")["TrafficMirrorSession"]
+    assert s["TrafficMirrorSessionId"].startswith("tms-")
+    assert 0 <= s["VirtualNetworkId"] < 1 << 24  # chosen at random, as EC2 does
+    assert s["PacketLength"] == 100 and s["SessionNumber"] == 1
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_traffic_mirror_target(TrafficMirrorTargetId=t)
+    assert code(e) == "DependencyViolation"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+    assert code(e) == "DependencyViolation"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f,
+                                        SessionNumber=32767)
+    assert code(e) == "InvalidParameterValue"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId="tmt-00000000000000000",
+                                        TrafficMirrorFilterId=f, SessionNumber=2)
+    assert code(e) == "InvalidTrafficMirrorTargetId.NotFound"
+    m = c.modify_traffic_mirror_session(TrafficMirrorSessionId=s["TrafficMirrorSessionId"], VirtualNetworkId=77,
+                                        RemoveFields=["packet-length", "description"])["TrafficMirrorSession"]
+    assert m["VirtualNetworkId"] == 77 and "PacketLength" not in m and "Description" not in m
+    # The configured bound (max_sessions = 4) answers EC2's limit error.
+    made = []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        for n in range(2, 10):
+            made.append(c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t,
+                                                        TrafficMirrorFilterId=f, SessionNumber=n)["TrafficMirrorSession"]["TrafficMirrorSessionId"])
+    assert code(e) == "TrafficMirrorSessionLimitExceeded"
+    assert len(made) == 3
+    for sid in made + [s["TrafficMirrorSessionId"]]:
+        c.delete_traffic_mirror_session(TrafficMirrorSessionId=sid)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_traffic_mirror_session(TrafficMirrorSessionId=s["TrafficMirrorSessionId"])
+    assert code(e) == "InvalidTrafficMirrorSessionId.NotFound"
+    c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+    c.delete_traffic_mirror_target(TrafficMirrorTargetId=t)
+
+
+def test_describe_filters_and_pagination(appliance):
+    c = ec2(appliance)
+    t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    f = make_filter(c)
+    ids = []
+    for n in (1, 2, 3, 4):
+        ids.append(c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t,
+                                                   TrafficMirrorFilterId=f, SessionNumber=n, VirtualNetworkId=100 + n,
+                                                   Description=f"s{n}")["TrafficMirrorSession"]["TrafficMirrorSessionId"])
+    try:
+        one = c.describe_traffic_mirror_sessions(Filters=[{"Name": "session-number", "Values": ["2", "4"]},
+                                                          {"Name": "virtual-network-id", "Values": ["104"]}])
+        assert [s["TrafficMirrorSessionId"] for s in one["TrafficMirrorSessions"]] == [ids[3]]
+        ored = c.describe_traffic_mirror_sessions(Filters=[{"Name": "description", "Values": ["s1", "s3"]}])
+        assert [s["TrafficMirrorSessionId"] for s in ored["TrafficMirrorSessions"]] == [ids[0], ids[2]]
+        wild = c.describe_traffic_mirror_sessions(Filters=[{"Name": "traffic-mirror-session-id", "Values": [ids[1][:8] + "*"]}])
+        assert ids[1] in [s["TrafficMirrorSessionId"] for s in wild["TrafficMirrorSessions"]]
+        # Pagination: MaxResults 5..1000; pages of 5 over more than 5 objects
+        # are exercised with filters (the session bound is 4 here).
+        page = c.describe_traffic_mirror_sessions(MaxResults=5)
+        assert len(page["TrafficMirrorSessions"]) == 4 and "NextToken" not in page
+        extra = [make_filter(c, Description=f"p{i}") for i in range(7)]
+        seen, token = [], None
+        while True:
+            kw = {"MaxResults": 5, "Filters": [{"Name": "description", "Values": ["p*"]}]}
+            if token:
+                kw["NextToken"] = token
+            r = c.describe_traffic_mirror_filters(**kw)
+            seen += [x["TrafficMirrorFilterId"] for x in r["TrafficMirrorFilters"]]
+            token = r.get("NextToken")
+            if not token:
+                break
+        assert seen == extra
+        pages = list(c.get_paginator("describe_traffic_mirror_filters").paginate(PaginationConfig={"PageSize": 5}))
+        assert len(pages) >= 2
+        # boto3 itself refuses MaxResults below 5; on the wire it is EC2's error.
+        status, text = raw(appliance, "Action=DescribeTrafficMirrorSessions&Version=2016-11-15&MaxResults=4")
+        assert status == 400 and "<Code>InvalidParameterValue</Code>" in text, text
+        for bad, want in [({"NextToken": "bogus"}, "InvalidPaginationToken"),
+                          ({"Filters": [{"Name": "colour", "Values": ["red"]}]}, "InvalidParameterValue")]:
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                c.describe_traffic_mirror_sessions(**bad)
+            assert code(e) == want, bad
+        for x in extra:
+            c.delete_traffic_mirror_filter(TrafficMirrorFilterId=x)
+    finally:
+        for sid in ids:
+            c.delete_traffic_mirror_session(TrafficMirrorSessionId=sid)
+        c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+        c.delete_traffic_mirror_target(TrafficMirrorTargetId=t)
+
+
+def test_dry_run_and_unknown_action(appliance):
+    c = ec2(appliance)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_filter(DryRun=True)
+    assert code(e) == "DryRunOperation"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert c.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
+    status, text = raw(appliance, "Action=RunInstances&Version=2016-11-15")
+    assert status == 400
+    assert "<Code>InvalidAction</Code>" in text and "<RequestID>" in text
+
+
+def test_wrong_keys_are_refused_with_ec2_codes(appliance):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2(appliance, key="nobody").describe_traffic_mirror_targets()
+    assert code(e) == "AuthFailure"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2(appliance, secret="wrong").describe_traffic_mirror_targets()
+    assert code(e) == "SignatureDoesNotMatch"
+
+
+def test_dry_run_without_authentication_is_unauthorized(tmp_path):
+    port = free_port()
+    text = config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE)])
+    text = text.replace("[auth]\n", "[auth]\nenabled = false\n", 1)
+    fg = Flowgate(text, tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        fg.wait_ready(url)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec2(url).create_traffic_mirror_filter(DryRun=True)
+        assert code(e) == "UnauthorizedOperation"
+    finally:
+        fg.stop()
+
+
+def test_mirror_objects_survive_kill_9(tmp_path):
+    state = tmp_path / "mirror.json"
+    port = free_port()
+    text = config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE)],
+                  extra=f'[mirror]\nstate_file = "{state}"\n')
+    fg = Flowgate(text, tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    fg.wait_ready(url)
+    c = ec2(url)
+    t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    f = make_filter(c)
+    c.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=f, TrafficDirection="ingress", RuleNumber=1,
+                                        RuleAction="accept", DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")
+    s = c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f,
+                                        SessionNumber=7, VirtualNetworkId=4242)["TrafficMirrorSession"]
+    before = (c.describe_traffic_mirror_targets()["TrafficMirrorTargets"],
+              c.describe_traffic_mirror_filters()["TrafficMirrorFilters"],
+              c.describe_traffic_mirror_sessions()["TrafficMirrorSessions"])
+    fg.proc.send_signal(signal.SIGKILL)
+    fg.proc.wait()
+    fg2 = Flowgate(text, tmp_path)
+    try:
+        fg2.wait_ready(url)
+        assert "restored 1 traffic mirror session" in fg2.text()
+        after = (c.describe_traffic_mirror_targets()["TrafficMirrorTargets"],
+                 c.describe_traffic_mirror_filters()["TrafficMirrorFilters"],
+                 c.describe_traffic_mirror_sessions()["TrafficMirrorSessions"])
+        assert after == before
+        assert after[2][0]["TrafficMirrorSessionId"] == s["TrafficMirrorSessionId"]
+    finally:
+        fg2.stop()
+    # A damaged state file is one line naming the key and the file, exit 2.
+    state.write_text("{ not json")
+    fg3 = Flowgate(text, tmp_path)
+    assert fg3.proc.wait(30) == 2
+    out = fg3.text().strip().splitlines()
+    assert len(out) == 1 and "mirror.state_file" in out[0] and "mirror.json" in out[0], out

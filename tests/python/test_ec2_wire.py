@@ -1,0 +1,152 @@
+"""Mirrored packets on the wire: sessions configured with boto3, a capture
+replayed once into the `inside` port, the collector port's transmit side
+written by DPDK's net_pcap, and the copies decoded by tshark as VXLAN.
+
+Checks: outer UDP destination port 4789 and the session's VNI; inner frames
+byte-identical to the originals up to PacketLength; ingress (entering the
+source port) versus egress (leaving it); rule order (lowest RuleNumber
+first, first match decides); accept versus reject; and session priority
+(the lowest SessionNumber whose filter accepts a packet mirrors it).
+"""
+
+import collections
+import struct
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Flowgate, config, free_port
+from test_ec2_boto3 import INSIDE, OUTSIDE, ec2
+
+COLLECTOR = "eni-0collector00000001"
+
+
+def checksum(b):
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    s = (s & 0xFFFF) + (s >> 16)
+    return (~(s + (s >> 16))) & 0xFFFF
+
+
+def frame(src, dst, proto, sport, dport, payload_len=100, flags=0x02):
+    l4 = (struct.pack("!HHH H", sport, dport, 8 + payload_len, 0) if proto == 17
+          else struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 65535, 0, 0))
+    data = l4 + bytes((i * 7) & 0xFF for i in range(payload_len))
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(data), 1, 0, 64, proto, 0,
+                     bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return bytes.fromhex("020000000002" "020000000001" "0800") + ip + data
+
+
+def write_pcap(path, frames):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1, i, len(fr), len(fr)))
+            f.write(fr)
+
+
+def read_pcap(path):
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 24
+    while off + 16 <= len(data):
+        incl = struct.unpack("<I", data[off + 8:off + 12])[0]
+        out.append(data[off + 16:off + 16 + incl])
+        off += 16 + incl
+    return out
+
+
+# The replayed traffic (all of it enters `inside`, leaves by `outside`).
+DNS = [frame("10.0.0.1", "10.0.0.2", 17, 1000 + i, 53) for i in range(3)]
+WEB_UDP = [frame("10.0.0.1", "10.0.0.3", 17, 2000 + i, 80) for i in range(2)]
+TCP = [frame("10.0.0.5", "10.0.0.2", 6, 3000 + i, 443) for i in range(2)]
+OTHER = [frame("192.168.1.1", "10.0.0.9", 17, 4000, 9999)]
+ALL = DNS + WEB_UDP + TCP + OTHER
+
+
+def rule(c, f, n, action, direction="ingress", **kw):
+    args = dict(TrafficMirrorFilterId=f, TrafficDirection=direction, RuleNumber=n, RuleAction=action,
+                DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")
+    args.update(kw)
+    c.create_traffic_mirror_filter_rule(**args)
+
+
+@pytest.fixture
+def mirrored(tmp_path):
+    """Runs the scenario; returns {vni: [inner frames]} as tshark decoded them."""
+    src = tmp_path / "in.pcap"
+    write_pcap(src, ALL)
+    out, mirror = tmp_path / "out.pcap", tmp_path / "mirror.pcap"
+    port = free_port()
+    # Sessions are made on an appliance with idle ports, then the one that
+    # replays the capture starts from the same state file: the capture is
+    # read once at start, so the sessions must exist before it flows.
+    state = tmp_path / "state.json"
+    extra = f'[mirror]\nstate_file = "{state}"\ntunnel_source_ip = "198.51.100.1"\ntunnel_destination_ip = "198.51.100.2"\n'
+    setup = Flowgate(config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE),
+                                   ("collector", "net_null2,no-rx=1", COLLECTOR)], extra=extra), tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    setup.wait_ready(url)
+    c = ec2(url)
+    t = c.create_traffic_mirror_target(NetworkInterfaceId=COLLECTOR)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    # F1 (ingress): reject UDP to port 80 (rule 10) before accepting all UDP (rule 20).
+    f1 = c.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    rule(c, f1, 20, "accept", Protocol=17)
+    rule(c, f1, 10, "reject", Protocol=17, DestinationPortRange={"FromPort": 80, "ToPort": 80})
+    # F2 (ingress): accept everything from 10.0.0.0/8.
+    f2 = c.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    rule(c, f2, 1, "accept", SourceCidrBlock="10.0.0.0/8")
+    # F3 (egress only): accept TCP.
+    f3 = c.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    rule(c, f3, 1, "accept", direction="egress", Protocol=6)
+    rule(c, f3, 2, "accept", direction="ingress")  # nothing enters `outside`
+    # Session 2 is created first: priority is by SessionNumber, not age.
+    c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f2,
+                                    SessionNumber=2, VirtualNetworkId=222, PacketLength=64)
+    c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f1,
+                                    SessionNumber=1, VirtualNetworkId=111)
+    c.create_traffic_mirror_session(NetworkInterfaceId=OUTSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f3,
+                                    SessionNumber=1, VirtualNetworkId=333)
+    assert setup.stop() == 0
+    # The same sessions, restored from the state file, on the real devices.
+    ports = [("inside", f"net_pcap0,rx_pcap={src}", INSIDE),
+             ("outside", f"net_pcap1,tx_pcap={out}", OUTSIDE),
+             ("collector", f"net_pcap2,tx_pcap={mirror}", COLLECTOR)]
+    fg = Flowgate(config(port, ports, extra=extra), tmp_path)
+    fg.wait_ready(url)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        m = urllib.request.urlopen(url + "/metrics").read().decode()
+        if f'flowgate_worker_rx_packets_total{{worker="0"}} {len(ALL)}' in m:
+            break
+        time.sleep(0.2)
+    assert fg.stop() == 0
+    assert read_pcap(out) == ALL  # forwarding untouched
+    fields = subprocess.run(
+        ["tshark", "-r", str(mirror), "-d", "udp.port==4789,vxlan", "-T", "fields", "-E", "separator=|",
+         "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport", "-e", "vxlan.vni"],
+        check=True, capture_output=True, text=True).stdout.splitlines()
+    copies = read_pcap(mirror)
+    assert len(fields) == len(copies)
+    by_vni = collections.defaultdict(list)
+    for line, raw in zip(fields, copies):
+        # Each field lists the outer header's value first, then the inner's.
+        ip_src, ip_dst, dport, vni = (f.split(",")[0] for f in line.split("|")[:4])
+        assert (ip_src, ip_dst, dport) == ("198.51.100.1", "198.51.100.2", "4789"), line
+        assert raw[12:14] == b"\x08\x00" and raw[:6] == bytes.fromhex("020000000002"), raw[:14].hex()
+        by_vni[int(vni)].append(raw[50:])
+    return by_vni
+
+
+def test_sessions_rules_and_directions_on_the_wire(mirrored):
+    # Session 1 (F1): UDP not to port 80, whole frames.
+    assert sorted(mirrored[111]) == sorted(DNS + OTHER)
+    # Session 2 (F2) gets what session 1 passed on and F2 accepts
+    # (10.0.0.0/8 sources), cut to 64 bytes.
+    assert sorted(mirrored[222]) == sorted(f[:64] for f in WEB_UDP + TCP)
+    # Egress of `outside`: what leaves it, TCP only.
+    assert sorted(mirrored[333]) == sorted(TCP)
+    assert set(mirrored) == {111, 222, 333}
