@@ -25,6 +25,6 @@ for t in $targets; do
     echo "fuzz-smoke: $t FAILED (crash input under fuzz/artifacts/$t/)" >&2
     exit 1
   fi
-  grep -E "^#[0-9]+ *DONE" "$scratch/$t.log" | sed "s/^/fuzz-smoke: $t: /" || true
+  grep -E "^Done [0-9]+ runs" "$scratch/$t.log" | sed "s/^/fuzz-smoke: $t: /" || true
 done
 echo "fuzz-smoke: every target ran clean"

@@ -38,8 +38,8 @@ fuzz_target!(|frame: &[u8]| {
             };
             assert!(usize::from(p.ip_len) >= min_ip);
             if p.tuple.family == AddrFamily::V4 {
-                assert_eq!(p.tuple.src[4..], [0; 12]);
-                assert_eq!(p.tuple.dst[4..], [0; 12]);
+                assert_eq!(p.tuple.src << 32, 0, "IPv4 lives in the top 32 bits");
+                assert_eq!(p.tuple.dst << 32, 0, "IPv4 lives in the top 32 bits");
             }
             if let Fragment::Later { .. } = p.fragment {
                 assert_eq!(l4, 0);
