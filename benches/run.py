@@ -373,14 +373,24 @@ def run_op(tel, kind):
             "start_at": 1.0}
 
 
-def ops(cfg, res):
-    n = cfg.ops_flows
+def loaded_flowgate(cfg, n):
+    """flowgate tracking an `n`-flow replay, every flow created: (process, telemetry)."""
     pcap = capture(n)
     hugepages_for(n)
     p, prefix = start_flowgate(pcap, n, "track", max(1 << 20, 2 * n))
     try:
         tel = Telemetry(prefix, timeout=120)
-        time.sleep(cfg.warm + 5)  # every flow created
+    except RuntimeError:
+        stop(p)
+        raise
+    time.sleep(cfg.warm + 5)
+    return p, tel
+
+
+def ops(cfg, res):
+    n = cfg.ops_flows
+    p, tel = loaded_flowgate(cfg, n)
+    try:
         base = [r for _, r in rate_series(tel, 3.0)]
         out = {"flows": n, "baseline": summary(base)}
         for kind in ("capture", "flush"):
@@ -395,12 +405,8 @@ def ops(cfg, res):
 
 def api(cfg, res):
     n = cfg.ops_flows
-    pcap = capture(n)
-    hugepages_for(n)
-    p, prefix = start_flowgate(pcap, n, "track", max(1 << 20, 2 * n))
+    p, tel = loaded_flowgate(cfg, n)
     try:
-        tel = Telemetry(prefix, timeout=120)
-        time.sleep(cfg.warm + 5)
         base = tx_rate(tel, 1, 3.0) / 1e6
         url = f"http://{API}/api/operate/namespaces/system/sites/flowgate/ver/matching_flows"
         body = json.dumps({"dest_port": 9, "proto": 17}).encode()
@@ -563,6 +569,11 @@ def report(res, cfg, path):
             L.append(f"| {name} | {fmt(r['forward'])} | {fmt(r['copies'])} | "
                      f"{hz / (med * 1e6):.0f} | {base / med:.2f}× cycles |")
         L += ["", "Target: mirroring 100 % costs no more than 2× the per-packet cycles of not mirroring.", ""]
+    # Results kept by other tools (the soak script, the long fuzz runs).
+    for name in ("soak-results.md", "fuzz-results.md"):
+        extra = os.path.join(ROOT, "benches", name)
+        if os.path.exists(extra):
+            L += [open(extra).read().rstrip(), ""]
     L += ["## Not measured yet", "",
           "- Open vSwitch with DPDK as the stateful peer (`ct(commit)`): see "
           "`../shared/bench-notes.md` for figures taken on this kind of machine; not yet run by "

@@ -354,6 +354,18 @@ fn session_number_free(store: &MirrorStore, s: &Session) -> Result<(), Ec2Error>
     Ok(())
 }
 
+/// EC2's limit error once `have` objects reach the configured `max`;
+/// `message` has one `{}` for the bound.
+fn within(have: usize, max: usize, code: &'static str, message: &str) -> Result<(), Ec2Error> {
+    if have >= max {
+        return Err(Ec2Error::LimitExceeded(
+            code,
+            message.replace("{}", &max.to_string()),
+        ));
+    }
+    Ok(())
+}
+
 /// A VNI as EC2 assigns one when none is given.
 fn random_vni() -> u32 {
     rand::random::<u32>() & 0x00ff_ffff
@@ -384,15 +396,12 @@ fn ops(
                 tags: c.tags("traffic-mirror-target")?,
             };
             c.dry_run()?;
-            if store.state.targets.len() >= c.limits.max_targets {
-                return Err(Ec2Error::LimitExceeded(
-                    "TrafficMirrorTargetLimitExceeded",
-                    format!(
-                        "The maximum number of traffic mirror targets ({}) has been reached.",
-                        c.limits.max_targets
-                    ),
-                ));
-            }
+            within(
+                store.state.targets.len(),
+                c.limits.max_targets,
+                "TrafficMirrorTargetLimitExceeded",
+                "The maximum number of traffic mirror targets ({}) has been reached.",
+            )?;
             doc.open("trafficMirrorTarget")
                 .target(&t, c.owner)
                 .close("trafficMirrorTarget");
@@ -424,15 +433,12 @@ fn ops(
                 tags: c.tags("traffic-mirror-filter")?,
             };
             c.dry_run()?;
-            if store.state.filters.len() >= c.limits.max_filters {
-                return Err(Ec2Error::LimitExceeded(
-                    "TrafficMirrorFilterLimitExceeded",
-                    format!(
-                        "The maximum number of traffic mirror filters ({}) has been reached.",
-                        c.limits.max_filters
-                    ),
-                ));
-            }
+            within(
+                store.state.filters.len(),
+                c.limits.max_filters,
+                "TrafficMirrorFilterLimitExceeded",
+                "The maximum number of traffic mirror filters ({}) has been reached.",
+            )?;
             store.created(&f.id);
             store.state.filters.insert(f.id.clone(), f.clone());
             doc.open("trafficMirrorFilter")
@@ -515,15 +521,12 @@ fn ops(
             check_rule(&r)?;
             rule_number_free(store, &r)?;
             c.dry_run()?;
-            if store.rules_of(&filter_id, ingress).len() >= c.limits.max_rules_per_filter {
-                return Err(Ec2Error::LimitExceeded(
-                    "TrafficMirrorFilterRuleLimitExceeded",
-                    format!(
-                        "A traffic mirror filter has at most {} rules per direction.",
-                        c.limits.max_rules_per_filter
-                    ),
-                ));
-            }
+            within(
+                store.rules_of(&filter_id, ingress).len(),
+                c.limits.max_rules_per_filter,
+                "TrafficMirrorFilterRuleLimitExceeded",
+                "A traffic mirror filter has at most {} rules per direction.",
+            )?;
             doc.open("trafficMirrorFilterRule")
                 .rule(&r)
                 .close("trafficMirrorFilterRule");
@@ -627,15 +630,12 @@ fn ops(
             }
             session_number_free(store, &s)?;
             c.dry_run()?;
-            if store.state.sessions.len() >= c.limits.max_sessions {
-                return Err(Ec2Error::LimitExceeded(
-                    "TrafficMirrorSessionLimitExceeded",
-                    format!(
-                        "The maximum number of traffic mirror sessions ({}) has been reached.",
-                        c.limits.max_sessions
-                    ),
-                ));
-            }
+            within(
+                store.state.sessions.len(),
+                c.limits.max_sessions,
+                "TrafficMirrorSessionLimitExceeded",
+                "The maximum number of traffic mirror sessions ({}) has been reached.",
+            )?;
             doc.open("trafficMirrorSession")
                 .session(&s, c.owner)
                 .close("trafficMirrorSession");
