@@ -589,6 +589,8 @@ def main():
                     help="forward, flows, ops, api, mirror (default: all)")
     ap.add_argument("--quick", action="store_true", help="short windows, 1K and 64K flows only")
     ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite RESULTS.md from benches/results.json without measuring")
     ap.add_argument("--merge", action="store_true",
                     help="keep the figures of scenarios not run now from benches/results.json")
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "RESULTS.md"))
@@ -601,6 +603,10 @@ def main():
     cfg.ops_flows = 65536 if cfg.quick else 1 << 20
     res = {"machine": machine(), "command": " ".join(["benches/run.py"] + sys.argv[1:])}
     saved = os.path.join(os.path.dirname(cfg.out), "results.json")
+    if cfg.report_only:
+        report(json.load(open(saved)), cfg, cfg.out)
+        log(f"wrote {cfg.out} from {saved}")
+        return
     if cfg.merge and os.path.exists(saved):
         # Keep the other scenarios' figures from the earlier run (each
         # comparison is still taken within one invocation).
