@@ -1,10 +1,9 @@
 """The EC2 Traffic Mirroring face, driven with boto3's `ec2` client against
 the real binary: the lifecycle of targets, filters, rules and sessions,
-Describe filters and pagination, DryRun, EC2's error codes, SigV4, and
-persistence across a kill -9.
+Describe filters and pagination, DryRun, EC2's error codes and SigV4
+(persistence across a kill -9 is test_ec2_persist.py).
 """
 
-import signal
 import urllib.error
 import urllib.request
 
@@ -260,42 +259,3 @@ def test_dry_run_without_authentication_is_unauthorized(tmp_path):
         assert code(e) == "UnauthorizedOperation"
     finally:
         fg.stop()
-
-
-def test_mirror_objects_survive_kill_9(tmp_path):
-    state = tmp_path / "mirror.json"
-    port = free_port()
-    text = config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE)],
-                  extra=f'[mirror]\nstate_file = "{state}"\n')
-    fg = Flowgate(text, tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    fg.wait_ready(url)
-    c = ec2(url)
-    t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
-    f = make_filter(c)
-    c.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=f, TrafficDirection="ingress", RuleNumber=1,
-                                        RuleAction="accept", DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")
-    s = c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f,
-                                        SessionNumber=7, VirtualNetworkId=4242)["TrafficMirrorSession"]
-    before = (c.describe_traffic_mirror_targets()["TrafficMirrorTargets"],
-              c.describe_traffic_mirror_filters()["TrafficMirrorFilters"],
-              c.describe_traffic_mirror_sessions()["TrafficMirrorSessions"])
-    fg.proc.send_signal(signal.SIGKILL)
-    fg.proc.wait()
-    fg2 = Flowgate(text, tmp_path)
-    try:
-        fg2.wait_ready(url)
-        assert "restored 1 traffic mirror session" in fg2.text()
-        after = (c.describe_traffic_mirror_targets()["TrafficMirrorTargets"],
-                 c.describe_traffic_mirror_filters()["TrafficMirrorFilters"],
-                 c.describe_traffic_mirror_sessions()["TrafficMirrorSessions"])
-        assert after == before
-        assert after[2][0]["TrafficMirrorSessionId"] == s["TrafficMirrorSessionId"]
-    finally:
-        fg2.stop()
-    # A damaged state file is one line naming the key and the file, exit 2.
-    state.write_text("{ not json")
-    fg3 = Flowgate(text, tmp_path)
-    assert fg3.proc.wait(30) == 2
-    out = fg3.text().strip().splitlines()
-    assert len(out) == 1 and "mirror.state_file" in out[0] and "mirror.json" in out[0], out

@@ -66,7 +66,8 @@ def test_sessions_survive_kill_9_and_mirroring_resumes(tmp_path):
     assert [x["TrafficMirrorSessionId"] for x in before[3]] == [s]
     fg.proc.send_signal(signal.SIGKILL)
     fg.proc.wait()
-    assert not state.with_suffix(".json.tmp").exists() or state.exists()
+    # Only the renamed file is left: never a half-written one in its place.
+    assert state.exists() and not (tmp_path / "mirror.json.tmp").exists()
 
     # Restarted on devices that carry traffic: the capture enters `inside`.
     src, out, mirror = tmp_path / "in.pcap", tmp_path / "out.pcap", tmp_path / "mirror.pcap"
@@ -115,4 +116,4 @@ def test_damaged_or_missing_state_file(tmp_path):
     fg = Flowgate(text, tmp_path)
     assert fg.proc.wait(30) == 2
     lines = fg.text().strip().splitlines()
-    assert len(lines) == 1 and "mirror.json" in lines[0], lines
+    assert len(lines) == 1 and "mirror.state_file" in lines[0] and "mirror.json" in lines[0], lines
