@@ -130,6 +130,28 @@ def test_filter_rules_lifecycle_and_modify(appliance):
     assert code(e) == "InvalidTrafficMirrorFilterRuleId.NotFound"
 
 
+def test_rule_bound_per_direction_holds_on_modify(appliance):
+    # max_rules_per_filter = 10 (default) per direction: creating the 11th
+    # and moving a rule into a full direction both answer the limit error.
+    c = ec2(appliance)
+    f = make_filter(c)
+    base = dict(TrafficMirrorFilterId=f, RuleAction="accept", DestinationCidrBlock="0.0.0.0/0",
+                SourceCidrBlock="0.0.0.0/0")
+    for n in range(1, 11):
+        c.create_traffic_mirror_filter_rule(TrafficDirection="egress", RuleNumber=n, **base)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_filter_rule(TrafficDirection="egress", RuleNumber=11, **base)
+    assert code(e) == "TrafficMirrorFilterRuleLimitExceeded"
+    r = c.create_traffic_mirror_filter_rule(TrafficDirection="ingress", RuleNumber=50, **base)
+    rid = r["TrafficMirrorFilterRule"]["TrafficMirrorFilterRuleId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.modify_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=rid, TrafficDirection="egress")
+    assert code(e) == "TrafficMirrorFilterRuleLimitExceeded"
+    got = c.describe_traffic_mirror_filter_rules(TrafficMirrorFilterRuleIds=[rid])["TrafficMirrorFilterRules"]
+    assert got[0]["TrafficDirection"] == "ingress"  # refused changes leave nothing behind
+    c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+
+
 def test_session_lifecycle_dependencies_and_limits(appliance):
     c = ec2(appliance)
     t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
@@ -153,6 +175,11 @@ def test_session_lifecycle_dependencies_and_limits(appliance):
         c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId="tmt-00000000000000000",
                                         TrafficMirrorFilterId=f, SessionNumber=2)
     assert code(e) == "InvalidTrafficMirrorTargetId.NotFound"
+    # A port cannot mirror itself to itself.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_session(NetworkInterfaceId=OUTSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f,
+                                        SessionNumber=2)
+    assert code(e) == "InvalidParameterCombination"
     m = c.modify_traffic_mirror_session(TrafficMirrorSessionId=s["TrafficMirrorSessionId"], VirtualNetworkId=77,
                                         RemoveFields=["packet-length", "description"])["TrafficMirrorSession"]
     assert m["VirtualNetworkId"] == 77 and "PacketLength" not in m and "Description" not in m

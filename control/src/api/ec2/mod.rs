@@ -354,6 +354,19 @@ fn session_number_free(store: &MirrorStore, s: &Session) -> Result<(), Ec2Error>
     Ok(())
 }
 
+/// EC2 refuses a session whose source is its own target's interface; in
+/// flowgate the copies would also leave by the port being watched.
+fn not_own_target(store: &MirrorStore, s: &Session) -> Result<(), Ec2Error> {
+    let target = &store.state.targets[&s.target_id];
+    if target.network_interface_id == s.network_interface_id {
+        return Err(Ec2Error::InvalidParameterCombination(format!(
+            "The source {} and the target {} cannot be the same network interface",
+            s.network_interface_id, s.target_id
+        )));
+    }
+    Ok(())
+}
+
 /// EC2's limit error once `have` objects reach the configured `max`;
 /// `message` has one `{}` for the bound.
 fn within(have: usize, max: usize, code: &'static str, message: &str) -> Result<(), Ec2Error> {
@@ -586,6 +599,16 @@ fn ops(
             check_rule(&r)?;
             rule_number_free(store, &r)?;
             c.dry_run()?;
+            // Moving a rule to the other direction must respect that
+            // direction's bound as a new rule would.
+            if r.ingress != store.state.rules[&id].ingress {
+                within(
+                    store.rules_of(&r.filter_id, r.ingress).len(),
+                    c.limits.max_rules_per_filter,
+                    "TrafficMirrorFilterRuleLimitExceeded",
+                    "A traffic mirror filter has at most {} rules per direction.",
+                )?;
+            }
             doc.open("trafficMirrorFilterRule")
                 .rule(&r)
                 .close("trafficMirrorFilterRule");
@@ -628,6 +651,7 @@ fn ops(
             if !store.state.filters.contains_key(&filter_id) {
                 return Err(not_found("filter", &filter_id));
             }
+            not_own_target(store, &s)?;
             session_number_free(store, &s)?;
             c.dry_run()?;
             within(
@@ -688,6 +712,7 @@ fn ops(
                     }
                 }
             }
+            not_own_target(store, &s)?;
             session_number_free(store, &s)?;
             c.dry_run()?;
             doc.open("trafficMirrorSession")
