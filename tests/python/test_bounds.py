@@ -112,6 +112,10 @@ def test_requests_in_flight_per_client_are_bounded(tmpdir_path):
                               "X-Amz-Target": "NetworkFirewall_20201112.ListFlowOperations"})
     status, _, body = http(url, "/", b'{"FirewallArn": "%s"}' % ARN.encode(), headers)
     assert (status, json.loads(body)["__type"]) == (400, "ThrottlingException")
+    form = b"Action=DescribeTrafficMirrorSessions&Version=2016-11-15"
+    headers = signed_headers(url + "/", "ec2", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, body = http(url, "/", form, headers)
+    assert status == 503 and b"<Code>RequestLimitExceeded</Code>" in body, body
     t.join()
     assert slow["r"][0] == 200
     assert fg.stop() == 0

@@ -25,9 +25,10 @@ def aws(tmp_path_factory):
                AWS_CONFIG_FILE=str(d / "config"), AWS_SHARED_CREDENTIALS_FILE=str(d / "credentials"),
                AWS_MAX_ATTEMPTS="1", HOME=str(d))
 
-    def run(*args, check=True):
+    def run(*args, check=True, key="test", secret="test"):
         cmd = [aws_binary(), "--endpoint-url", url, "--output", "json", "ec2", *args]
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(cmd, env=dict(env, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret),
+                           capture_output=True, text=True, timeout=120)
         if check:
             assert r.returncode == 0, (cmd, r.stderr)
             return json.loads(r.stdout) if r.stdout.strip() else None
@@ -64,3 +65,23 @@ def test_lifecycle_with_the_aws_cli(aws):
     aws("delete-traffic-mirror-filter", "--traffic-mirror-filter-id", f)
     aws("delete-traffic-mirror-target", "--traffic-mirror-target-id", t)
     assert aws("describe-traffic-mirror-targets")["TrafficMirrorTargets"] == []
+
+
+def test_wrong_keys_and_pagination_with_the_aws_cli(aws):
+    bad = aws("describe-traffic-mirror-targets", key="AKIDUNKNOWN", check=False)
+    assert bad.returncode != 0 and "AuthFailure" in bad.stderr, bad.stderr
+    bad = aws("describe-traffic-mirror-targets", secret="wrong", check=False)
+    assert bad.returncode != 0 and "SignatureDoesNotMatch" in bad.stderr, bad.stderr
+    made = [aws("create-traffic-mirror-filter", "--description", f"page{i}")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+            for i in range(7)]
+    # The CLI follows NextToken itself: pages of 5 come back as one list.
+    got = aws("describe-traffic-mirror-filters", "--page-size", "5")["TrafficMirrorFilters"]
+    assert [f["TrafficMirrorFilterId"] for f in got] == made
+    one = aws("describe-traffic-mirror-filters", "--max-results", "5", "--no-paginate")
+    assert len(one["TrafficMirrorFilters"]) == 5 and one["NextToken"]
+    rest = aws("describe-traffic-mirror-filters", "--max-results", "5", "--no-paginate", "--next-token", one["NextToken"])
+    assert [f["TrafficMirrorFilterId"] for f in one["TrafficMirrorFilters"] + rest["TrafficMirrorFilters"]] == made
+    bad = aws("describe-traffic-mirror-filters", "--max-results", "5", "--no-paginate", "--next-token", "nope", check=False)
+    assert bad.returncode != 0 and "InvalidPaginationToken" in bad.stderr, bad.stderr
+    for f in made:
+        aws("delete-traffic-mirror-filter", "--traffic-mirror-filter-id", f)

@@ -4,10 +4,17 @@ Describe filters and pagination, DryRun, EC2's error codes and SigV4
 (persistence across a kill -9 is test_ec2_persist.py).
 """
 
+import datetime
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from unittest import mock
 
 import boto3
+import botocore
+import botocore.config
 import botocore.exceptions
 import pytest
 
@@ -286,3 +293,54 @@ def test_dry_run_without_authentication_is_unauthorized(tmp_path):
         assert code(e) == "UnauthorizedOperation"
     finally:
         fg.stop()
+
+
+def test_stale_unsigned_and_curl_requests_get_ec2_auth_errors(appliance):
+    # Signed ten minutes ago: outside the five-minute window.
+    past = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=10)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=past):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec2(appliance).describe_traffic_mirror_sessions()
+    assert code(e) == "RequestExpired"
+    unsigned = boto3.client("ec2", endpoint_url=appliance, region_name="us-east-1",
+                            config=botocore.config.Config(signature_version=botocore.UNSIGNED,
+                                                          retries={"total_max_attempts": 1}))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        unsigned.describe_traffic_mirror_targets()
+    assert code(e) == "MissingAuthenticationToken"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    # curl with no signature: the XML error document itself.
+    out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", appliance + "/",
+                          "-H", "Content-Type: application/x-www-form-urlencoded",
+                          "--data", "Action=DescribeTrafficMirrorTargets&Version=2016-11-15"],
+                         capture_output=True, text=True, check=True).stdout
+    body, status = out.rsplit("\n", 1)
+    assert status == "401"
+    assert "<Response><Errors><Error><Code>MissingAuthenticationToken</Code>" in body
+    assert "<RequestID>" in body
+
+
+def test_benchmark_setup_script_configures_each_mode(appliance):
+    # benches/mirror_setup.py drives the same API; each mode leaves the
+    # objects that benchmark scenario needs, and `none` removes them all.
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "benches", "mirror_setup.py")
+    c = ec2(appliance)
+
+    def setup(mode, *extra):
+        subprocess.run([sys.executable, script, "--endpoint", appliance, "--keys", f"{ACCESS_KEY}:{SECRET_KEY}",
+                        "--mode", mode, "--source", INSIDE, "--target", OUTSIDE, *extra], check=True, timeout=120)
+        return c.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+
+    assert setup("100pct", "--packet-length", "64")[0]["PacketLength"] == 64
+    rules = c.describe_traffic_mirror_filter_rules()["TrafficMirrorFilterRules"]
+    assert [(r["SourceCidrBlock"], r.get("Protocol")) for r in rules] == [("0.0.0.0/0", None)]
+    s = setup("10pct", "--flows", "1024")
+    assert len(s) == 1 and "PacketLength" not in s[0]
+    rules = c.describe_traffic_mirror_filter_rules()["TrafficMirrorFilterRules"]
+    assert [r["SourceCidrBlock"] for r in rules] == ["10.0.0.0/25"]
+    setup("nothing")
+    rules = c.describe_traffic_mirror_filter_rules()["TrafficMirrorFilterRules"]
+    assert [r["Protocol"] for r in rules] == [132]
+    assert setup("none") == []
+    assert c.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
+    assert c.describe_traffic_mirror_targets()["TrafficMirrorTargets"] == []
