@@ -996,6 +996,282 @@ fn wildcard(pattern: &str, s: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ENIS: [&str; 3] = ["eni-a", "eni-b", "eni-c"];
+
+    /// Runs one request body against `store` as `caller` (with `call`'s
+    /// rollback on error): the answer document, or the error.
+    fn run(store: &mut MirrorStore, body: &str, caller: &Caller) -> Result<String, Ec2Error> {
+        let p = Params::parse(body.as_bytes());
+        let action = p.get("Action").unwrap_or_default().to_string();
+        let enis: Vec<(String, [u8; 6])> = ENIS.iter().map(|e| (e.to_string(), [2; 6])).collect();
+        let limits = crate::config::MirrorSection {
+            max_sessions: 2,
+            ..Default::default()
+        };
+        let ctx = Ctx {
+            p: &p,
+            caller,
+            owner: "111122223333",
+            enis: &enis,
+            limits: &limits,
+        };
+        let mut doc = Xml::response(&action, "req-1");
+        let before = store.state.clone();
+        match ops(&action, &ctx, store, &mut doc) {
+            Ok(_) => Ok(doc.finish(&action)),
+            Err(e) => {
+                store.state = before;
+                Err(e)
+            }
+        }
+    }
+
+    /// The text of the first `<name>` element (enough for these documents).
+    fn first(doc: &str, name: &str) -> String {
+        let open = format!("<{name}>");
+        let start = doc.find(&open).expect(name) + open.len();
+        doc[start..start + doc[start..].find('<').unwrap()].to_string()
+    }
+
+    /// Every answer must be well-formed XML.
+    fn well_formed(doc: &str) {
+        let mut r = quick_xml::Reader::from_str(doc);
+        loop {
+            match r.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{e}: {doc}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_through_the_operations() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        let ok = |st: &mut MirrorStore, body: &str| {
+            let d = run(st, body, &me).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            well_formed(&d);
+            d
+        };
+        let d = ok(
+            &mut st,
+            "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-b&Description=a%3Cb\
+             &TagSpecification.1.ResourceType=traffic-mirror-target&TagSpecification.1.Tag.1.Key=k\
+             &TagSpecification.1.Tag.1.Value=v",
+        );
+        assert!(d.contains("xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\""));
+        assert!(d.contains("<requestId>req-1</requestId>"));
+        assert!(d.contains("<description>a&lt;b</description>"));
+        assert!(d.contains("<tagSet><item><key>k</key><value>v</value></item></tagSet>"));
+        assert!(d.contains("<ownerId>111122223333</ownerId>"));
+        let t = first(&d, "trafficMirrorTargetId");
+        assert!(t.starts_with("tmt-") && t.len() == 21);
+        let f = first(
+            &ok(&mut st, "Action=CreateTrafficMirrorFilter"),
+            "trafficMirrorFilterId",
+        );
+        // Rules listed by rule number whatever the creation order.
+        for n in [20, 10] {
+            ok(
+                &mut st,
+                &format!(
+                    "Action=CreateTrafficMirrorFilterRule&TrafficMirrorFilterId={f}\
+                     &TrafficDirection=ingress&RuleNumber={n}&RuleAction=accept&Protocol=17\
+                     &DestinationPortRange.FromPort=53&DestinationPortRange.ToPort=53\
+                     &DestinationCidrBlock=0.0.0.0/0&SourceCidrBlock=10.1.2.3/8"
+                ),
+            );
+        }
+        let d = ok(
+            &mut st,
+            &format!("Action=DescribeTrafficMirrorFilters&TrafficMirrorFilterId.1={f}"),
+        );
+        let (a, b) = (
+            d.find("<ruleNumber>10<").unwrap(),
+            d.find("<ruleNumber>20<").unwrap(),
+        );
+        assert!(a < b, "{d}");
+        assert!(d.contains("<sourceCidrBlock>10.0.0.0/8</sourceCidrBlock>"));
+        assert!(d.contains("<egressFilterRuleSet></egressFilterRuleSet>"));
+        let s = first(
+            &ok(
+                &mut st,
+                &format!(
+                    "Action=CreateTrafficMirrorSession&NetworkInterfaceId=eni-a\
+                     &TrafficMirrorTargetId={t}&TrafficMirrorFilterId={f}&SessionNumber=3\
+                     &VirtualNetworkId=99&PacketLength=64"
+                ),
+            ),
+            "trafficMirrorSessionId",
+        );
+        // In use: neither the target nor the filter can go.
+        for body in [
+            format!("Action=DeleteTrafficMirrorTarget&TrafficMirrorTargetId={t}"),
+            format!("Action=DeleteTrafficMirrorFilter&TrafficMirrorFilterId={f}"),
+        ] {
+            assert_eq!(
+                run(&mut st, &body, &me).unwrap_err().code(),
+                "DependencyViolation"
+            );
+        }
+        let d = ok(
+            &mut st,
+            &format!(
+                "Action=ModifyTrafficMirrorSession&TrafficMirrorSessionId={s}\
+                 &RemoveField.1=packet-length&SessionNumber=4"
+            ),
+        );
+        assert!(!d.contains("<packetLength>") && d.contains("<sessionNumber>4<"));
+        ok(
+            &mut st,
+            &format!("Action=DeleteTrafficMirrorSession&TrafficMirrorSessionId={s}"),
+        );
+        ok(
+            &mut st,
+            &format!("Action=DeleteTrafficMirrorFilter&TrafficMirrorFilterId={f}"),
+        );
+        ok(
+            &mut st,
+            &format!("Action=DeleteTrafficMirrorTarget&TrafficMirrorTargetId={t}"),
+        );
+        assert!(st.state.rules.is_empty() && st.state.targets.is_empty());
+    }
+
+    #[test]
+    fn errors_dry_run_and_bounds() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        let err =
+            |st: &mut MirrorStore, body: &str, who: &Caller| run(st, body, who).unwrap_err().code();
+        // DryRun comes after validation, and depends on who asks.
+        let dry = "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-b&DryRun=true";
+        assert_eq!(err(&mut st, dry, &me), "DryRunOperation");
+        assert_eq!(
+            err(&mut st, dry, &Caller::Anonymous),
+            "UnauthorizedOperation"
+        );
+        assert!(st.state.targets.is_empty());
+        let bad_eni = "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-zz&DryRun=true";
+        assert_eq!(
+            err(&mut st, bad_eni, &me),
+            "InvalidNetworkInterfaceId.NotFound"
+        );
+        assert_eq!(
+            err(&mut st, "Action=CreateTrafficMirrorTarget", &me),
+            "MissingParameter"
+        );
+        let t = run(
+            &mut st,
+            "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-c",
+            &me,
+        )
+        .unwrap();
+        let t = first(&t, "trafficMirrorTargetId");
+        let f = run(&mut st, "Action=CreateTrafficMirrorFilter", &me).unwrap();
+        let f = first(&f, "trafficMirrorFilterId");
+        let session = |eni: &str, n: u32| {
+            format!(
+                "Action=CreateTrafficMirrorSession&NetworkInterfaceId={eni}\
+                 &TrafficMirrorTargetId={t}&TrafficMirrorFilterId={f}&SessionNumber={n}"
+            )
+        };
+        assert_eq!(
+            err(&mut st, &session("eni-c", 1), &me),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(
+            err(&mut st, &session("eni-a", 0), &me),
+            "InvalidParameterValue"
+        );
+        run(&mut st, &session("eni-a", 1), &me).unwrap();
+        assert_eq!(
+            err(&mut st, &session("eni-a", 1), &me),
+            "InvalidParameterValue"
+        );
+        run(&mut st, &session("eni-b", 1), &me).unwrap();
+        assert_eq!(
+            err(&mut st, &session("eni-a", 2), &me),
+            "TrafficMirrorSessionLimitExceeded"
+        );
+        for (body, code) in [
+            (
+                "Action=DeleteTrafficMirrorSession&TrafficMirrorSessionId=tms-1",
+                "InvalidTrafficMirrorSessionId.NotFound",
+            ),
+            (
+                "Action=DeleteTrafficMirrorFilterRule&TrafficMirrorFilterRuleId=tmfr-1",
+                "InvalidTrafficMirrorFilterRuleId.NotFound",
+            ),
+            (
+                "Action=DescribeTrafficMirrorTargets&TrafficMirrorTargetId.1=tmt-1",
+                "InvalidTrafficMirrorTargetId.NotFound",
+            ),
+            (
+                "Action=DescribeTrafficMirrorSessions&MaxResults=4",
+                "InvalidParameterValue",
+            ),
+            (
+                "Action=DescribeTrafficMirrorSessions&NextToken=x",
+                "InvalidPaginationToken",
+            ),
+            (
+                "Action=DescribeTrafficMirrorSessions&Filter.1.Name=bogus&Filter.1.Value.1=1",
+                "InvalidParameterValue",
+            ),
+            (
+                "Action=DescribeTrafficMirrorSessions&DryRun=true",
+                "DryRunOperation",
+            ),
+        ] {
+            assert_eq!(err(&mut st, body, &me), code, "{body}");
+        }
+    }
+
+    #[test]
+    fn describe_pages_in_creation_order_with_filters() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        let ids: Vec<String> = (0..12)
+            .map(|i| {
+                let d = run(
+                    &mut st,
+                    &format!("Action=CreateTrafficMirrorFilter&Description=d{}", i % 2),
+                    &me,
+                )
+                .unwrap();
+                first(&d, "trafficMirrorFilterId")
+            })
+            .collect();
+        let page = |token: &str| {
+            let d = run(
+                &mut st.snapshot(),
+                &format!(
+                    "Action=DescribeTrafficMirrorFilters&MaxResults=5{token}\
+                     &Filter.1.Name=description&Filter.1.Value.1=d0&Filter.1.Value.2=nothing"
+                ),
+                &me,
+            )
+            .unwrap();
+            well_formed(&d);
+            d
+        };
+        let one = page("");
+        assert!(one.contains("<nextToken>"));
+        let two = page(&format!("&NextToken={}", first(&one, "nextToken")));
+        assert!(!two.contains("<nextToken>"));
+        let seen: Vec<&String> = ids
+            .iter()
+            .filter(|id| one.contains(id.as_str()) || two.contains(id.as_str()))
+            .collect();
+        // d0 = the six even ones: five on the first page, one on the second,
+        // in creation order, and nothing else.
+        assert_eq!(one.matches("<trafficMirrorFilterId>").count(), 5);
+        assert_eq!(seen, ids.iter().step_by(2).collect::<Vec<_>>());
+        assert!(one.find(ids[0].as_str()) < one.find(ids[8].as_str()));
+        assert!(two.contains(ids[10].as_str()));
+    }
+
     #[test]
     fn wildcards_match_as_ec2_filters_do() {
         assert!(wildcard("tms-*", "tms-0123"));
