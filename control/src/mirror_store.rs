@@ -75,6 +75,9 @@ pub struct FilterRule {
     pub source_cidr: String,
     /// Description.
     pub description: Option<String>,
+    /// Tags (absent from state files written before rules kept them).
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
 /// A filter: its rules live in [`MirrorStore::rules`].
@@ -473,6 +476,7 @@ mod tests {
                 destination_cidr: "0.0.0.0/0".into(),
                 source_cidr: "10.0.0.0/8".into(),
                 description: None,
+                tags: vec![],
             },
         );
         s.state

@@ -86,7 +86,10 @@ def test_filter_rules_lifecycle_and_modify(appliance):
     r = c.create_traffic_mirror_filter_rule(
         TrafficMirrorFilterId=f, TrafficDirection="ingress", RuleNumber=10, RuleAction="accept",
         Protocol=6, DestinationPortRange={"FromPort": 80, "ToPort": 443},
-        DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="10.0.0.0/8", Description="http")["TrafficMirrorFilterRule"]
+        DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="10.0.0.0/8", Description="http",
+        TagSpecifications=[{"ResourceType": "traffic-mirror-filter-rule",
+                            "Tags": [{"Key": "app", "Value": "web"}]}])["TrafficMirrorFilterRule"]
+    assert r["Tags"] == [{"Key": "app", "Value": "web"}]
     assert r["TrafficMirrorFilterRuleId"].startswith("tmfr-")
     assert r["DestinationPortRange"] == {"FromPort": 80, "ToPort": 443}
     assert r["RuleAction"] == "accept" and r["RuleNumber"] == 10 and r["Protocol"] == 6

@@ -526,8 +526,8 @@ fn ops(
                 destination_cidr: cidr(p, "DestinationCidrBlock")?.unwrap_or_default(),
                 source_cidr: cidr(p, "SourceCidrBlock")?.unwrap_or_default(),
                 description: description(p)?,
+                tags: c.tags("traffic-mirror-filter-rule")?,
             };
-            c.tags("traffic-mirror-filter-rule")?;
             if !store.state.filters.contains_key(&filter_id) {
                 return Err(not_found("filter", &filter_id));
             }

@@ -102,6 +102,7 @@ impl Xml {
             .leaf("destinationCidrBlock", &r.destination_cidr)
             .leaf("sourceCidrBlock", &r.source_cidr)
             .opt("description", r.description.as_ref())
+            .tags(&r.tags)
     }
 
     /// A TrafficMirrorFilter's members, its rules included.
