@@ -101,26 +101,44 @@ pub fn tunnel(state: &ApiState) -> TunnelConfig {
 
 /// Compiles the store and installs it in every worker (in the background:
 /// the HTTP thread never waits on a worker).
+///
+/// A worker whose command ring is full keeps its old table, so the install
+/// is tried again (with the store's latest state) until every worker has
+/// confirmed it or a newer change has started its own install; otherwise a
+/// busy moment could leave a worker mirroring an outdated configuration
+/// until the next change.
 pub fn install(state: &Arc<ApiState>) {
     let Some(dispatcher) = state.dispatcher.get().cloned() else {
         return; // installed when the data plane comes up
     };
-    let compiled = state.mirror().compile(&port_enis(state), &tunnel(state));
-    match compiled {
-        Ok(cfg) => {
-            let deadline =
-                std::time::Duration::from_millis(state.config.operations.worker_timeout_ms);
-            tokio::task::spawn_local(async move {
-                let answers = dispatcher.install_mirror(Arc::new(cfg), deadline).await;
-                if answers.iter().any(|ok| !ok) {
-                    eprintln!(
-                        "flowgate: mirror configuration not confirmed by every worker: {answers:?}"
-                    );
+    let state = state.clone();
+    let deadline = std::time::Duration::from_millis(state.config.operations.worker_timeout_ms);
+    tokio::task::spawn_local(async move {
+        let generation = state.mirror().state.generation;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let compiled = state.mirror().compile(&port_enis(&state), &tunnel(&state));
+            let cfg = match compiled {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("flowgate: mirror configuration not installed: {e}");
+                    return;
                 }
-            });
+            };
+            let answers = dispatcher.install_mirror(Arc::new(cfg), deadline).await;
+            if answers.iter().all(|ok| *ok) {
+                return;
+            }
+            if state.mirror().state.generation != generation {
+                return; // a newer change installs its own, later, state
+            }
+            eprintln!(
+                "flowgate: mirror configuration not confirmed by every worker: {answers:?}; trying again"
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
         }
-        Err(e) => eprintln!("flowgate: mirror configuration not installed: {e}"),
-    }
+    });
 }
 
 fn call(
