@@ -375,8 +375,12 @@ fn session_number_free(store: &MirrorStore, s: &Session) -> Result<(), Ec2Error>
 /// EC2 refuses a session whose source is its own target's interface; in
 /// flowgate the copies would also leave by the port being watched.
 fn not_own_target(store: &MirrorStore, s: &Session) -> Result<(), Ec2Error> {
-    let target = &store.state.targets[&s.target_id];
-    if target.network_interface_id == s.network_interface_id {
+    let own = store
+        .state
+        .targets
+        .get(&s.target_id)
+        .is_some_and(|t| t.network_interface_id == s.network_interface_id);
+    if own {
         return Err(Ec2Error::InvalidParameterCombination(format!(
             "The source {} and the target {} cannot be the same network interface",
             s.network_interface_id, s.target_id
@@ -619,7 +623,12 @@ fn ops(
             c.dry_run()?;
             // Moving a rule to the other direction must respect that
             // direction's bound as a new rule would.
-            if r.ingress != store.state.rules[&id].ingress {
+            if store
+                .state
+                .rules
+                .get(&id)
+                .is_some_and(|o| o.ingress != r.ingress)
+            {
                 within(
                     store.rules_of(&r.filter_id, r.ingress).len(),
                     c.limits.max_rules_per_filter,
