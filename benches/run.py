@@ -421,10 +421,10 @@ def api(cfg, res):
             lat.append((time.perf_counter() - t0) * 1000)
         b, tb = tel.port(1)["opackets"], time.monotonic()
         during = (b - a) / (tb - ta) / 1e6
-        tel.close()
         lat.sort()
         res["api"] = {"flows": n, "p50_ms": lat[49], "p99_ms": lat[98], "max_ms": lat[-1],
-                      "baseline_mpps": base, "during_mpps": during}
+                      "baseline_mpps": base, "during_mpps": during, "wrk": wrk_nfw(tel, cfg)}
+        tel.close()
     finally:
         stop(p)
 
@@ -458,6 +458,56 @@ def mirror(cfg, res):
         res["mirror"] = out
     finally:
         stop(p)
+
+
+def wrk_ms(v):
+    """wrk's latency ("312.00us", "1.23ms", "1.01s") in milliseconds."""
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * scale
+    return float(v)
+
+
+def wrk_nfw(tel, cfg):
+    """wrk (pinned to CPU 0) against ListFlowOperations and
+    DescribeFlowOperation, SigV4-signed once (a signature stays valid for
+    five minutes); returns requests/s, latency percentiles and forwarding."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    op = nfw("start_flow_capture", {"FirewallArn": ARN, "FlowFilters": [{"DestinationPort": "9"}]})["FlowOperationId"]
+    out = {}
+    for target, body in (("ListFlowOperations", {"FirewallArn": ARN}),
+                         ("DescribeFlowOperation", {"FirewallArn": ARN, "FlowOperationId": op})):
+        data = json.dumps(body)
+        req = botocore.awsrequest.AWSRequest(method="POST", url=f"http://{API}/", data=data, headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": f"NetworkFirewall_20201112.{target}"})
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(KEY, SECRET), "network-firewall",
+                                "us-east-1").add_auth(req)
+        lua = os.path.join(WORK, "wrk.lua")
+        with open(lua, "w") as f:
+            f.write('wrk.method = "POST"\n')
+            f.write(f"wrk.body = {json.dumps(data)}\n")
+            for k, v in req.headers.items():
+                f.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
+        secs = 5 if cfg.quick else 10
+        a, ta = tel.port(1)["opackets"], time.monotonic()
+        r = subprocess.run(["taskset", "-c", str(MAIN_CPU), "wrk", "-t1", "-c4", f"-d{secs}s", "--latency",
+                            "-s", lua, f"http://{API}/"], capture_output=True, text=True)
+        b, tb = tel.port(1)["opackets"], time.monotonic()
+        text = r.stdout
+        row = {"forwarding_mpps": (b - a) / (tb - ta) / 1e6}
+        for line in text.splitlines():
+            w = line.split()
+            if line.startswith("Requests/sec:"):
+                row["rps"] = float(w[1])
+            elif len(w) == 2 and w[0] in ("50%", "99%"):
+                row[w[0]] = wrk_ms(w[1])
+            elif "Non-2xx" in line:
+                row["errors"] = line.strip()
+        out[target] = row
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -553,6 +603,14 @@ def report(res, cfg, path):
               f"| {a['p50_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {a['max_ms']:.1f} ms | "
               f"{a['baseline_mpps']:.2f} Mpps | {a['during_mpps']:.2f} Mpps "
               f"({(a['during_mpps'] / a['baseline_mpps'] - 1) * 100:+.1f} %) |", ""]
+        if a.get("wrk"):
+            L += ["Network Firewall describe/list under load: `wrk -t1 -c4 --latency` pinned to CPU 0, "
+                  "SigV4-signed requests, same table, while forwarding.", "",
+                  "| operation | requests/s | p50 | p99 | forwarding during |", "|---|---|---|---|---|"]
+            for op, w in a["wrk"].items():
+                L.append(f"| {op} | {w.get('rps', 0):.0f} | {w.get('50%', 0):.2f} ms | {w.get('99%', 0):.2f} ms | "
+                         f"{w['forwarding_mpps']:.2f} Mpps{' — ' + w['errors'] if w.get('errors') else ''} |")
+            L.append("")
     if "mirror" in res:
         m = res["mirror"]
         base = m["no sessions"]["forward"]["median"]

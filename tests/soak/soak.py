@@ -191,7 +191,10 @@ def main():
             elif r < 0.8:
                 mirror_step()
             elif ops:
-                op = random.choice(list(ops))
+                # Only operations the store still keeps ([operations]
+                # retention_count, default 100): older ones are forgotten by
+                # design and answer ResourceNotFoundException.
+                op = random.choice(list(ops)[-50:])
                 nfw.list_flow_operation_results(FirewallArn=ARN, FlowOperationId=op, MaxResults=100)
         except (ClientError, urllib.error.URLError, EndpointConnectionError) as e:
             errors.append(f"request failed: {e}")
