@@ -49,6 +49,9 @@ KEY, SECRET, TOKEN = "bench", "bench-secret", "bench-token"
 # Buffer data room (128 bytes of headroom included) for both systems: ample
 # for 64-byte frames, and small enough that 4M preloaded frames fit in memory.
 MBUF_ROOM = 512
+# The interface ids benches/mirror_setup.py refers to.
+ENI = {"inside": "eni-0inside0000000001", "outside": "eni-0outside000000001",
+       "collector": "eni-0collector00000001"}
 ARN = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
 
 
@@ -152,19 +155,26 @@ def start_testpmd(mode, pcap, frames):
     return p, prefix
 
 
-def flowgate_config(pcap, frames, mode, capacity, collector=False):
+def flowgate_config(pcap, frames, mode, capacity, collector=False, ports=None, pairs=None, busy_share=5):
+    """flowgate's config: by default the pcap replayed forever on "inside"
+    -> net_null "outside"; `ports` [(name, device)] and `pairs` [(a, b)]
+    replace that layout."""
     prefix = "fgbench-flowgate"
     state = os.path.join(WORK, "mirror.json")
     if os.path.exists(state):
         os.unlink(state)
-    more = ""
+    if ports is None:
+        ports = [("inside", vdevs(pcap)[0]), ("outside", vdevs(pcap)[1])]
+        pairs = [("inside", "outside")]
     if collector:
-        more = f"""
+        ports = ports + [("collector", "net_null2,no-rx=1")]
+    port_tables = "".join(f"""
 [[ports]]
-name = "collector"
-device = "net_null2,no-rx=1"
-interface_id = "eni-0collector00000001"
-"""
+name = "{name}"
+device = "{dev}"
+interface_id = "{ENI.get(name, 'eni-0' + name.replace('_', ''))}"
+""" for name, dev in ports)
+    pair_list = ", ".join(f'["{a}", "{b}"]' for a, b in pairs)
     cfg = f"""
 [eal]
 file_prefix = "{prefix}"
@@ -174,18 +184,11 @@ log_level = "warning"
 main_cpu = {MAIN_CPU}
 worker_cpus = [{WORKER_CPU}]
 mode = "{mode}"
-pairs = [["inside", "outside"]]
+pairs = [{pair_list}]
 mbufs = {frames + 65536}
 mbuf_data_room = {MBUF_ROOM}
 stats_period = 0
-[[ports]]
-name = "inside"
-device = "{vdevs(pcap)[0]}"
-interface_id = "eni-0inside0000000001"
-[[ports]]
-name = "outside"
-device = "{vdevs(pcap)[1]}"
-interface_id = "eni-0outside000000001"
+{port_tables}
 [flows]
 capacity = {capacity}
 [flows.timeouts]
@@ -196,6 +199,7 @@ listen = "{API}"
 firewall_arn = "{ARN}"
 result_cap = 2000000
 worker_timeout_ms = 30000
+busy_share_percent = {busy_share}
 [f5]
 max_flows = 1024
 [auth]
@@ -206,15 +210,15 @@ secret = "{SECRET}"
 token = "{TOKEN}"
 [mirror]
 state_file = "{state}"
-{more}"""
+"""
     path = os.path.join(WORK, "flowgate.toml")
     with open(path, "w") as f:
         f.write(cfg)
     return path, prefix
 
 
-def start_flowgate(pcap, frames, mode, capacity, collector=False):
-    path, prefix = flowgate_config(pcap, frames, mode, capacity, collector)
+def start_flowgate(pcap, frames, mode, capacity, collector=False, ports=None, pairs=None, busy_share=5):
+    path, prefix = flowgate_config(pcap, frames, mode, capacity, collector, ports, pairs, busy_share)
     out = open(os.path.join(WORK, "flowgate.log"), "w")
     p = subprocess.Popen([os.path.join(BIN, "flowgate"), "run", "--config", path],
                          stdout=out, stderr=subprocess.STDOUT, cwd=WORK)
@@ -300,51 +304,64 @@ def flows(cfg, res):
     res["flows"] = out
 
 
+_NFW = []
+
+
 def nfw(method, body):
-    import boto3  # from the repo's .venv
-    c = boto3.client("network-firewall", endpoint_url=f"http://{API}", region_name="us-east-1",
-                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)
-    return getattr(c, method)(**body)
+    # One client for the run: making one costs tens of milliseconds, which
+    # would swamp the completion times measured by polling.
+    if not _NFW:
+        import boto3  # from the repo's .venv
+        _NFW.append(boto3.client("network-firewall", endpoint_url=f"http://{API}", region_name="us-east-1",
+                                 aws_access_key_id=KEY, aws_secret_access_key=SECRET))
+    return getattr(_NFW[0], method)(**body)
 
 
-def rate_series(tel, seconds, step=0.1):
+def rate_series(tel, seconds, step=0.1, port=1):
     """(time, Mpps) every `step` seconds for `seconds`."""
     out = []
     t0 = time.monotonic()
-    a, ta = tel.port(1)["opackets"], t0
+    a, ta = tel.port(port)["opackets"], t0
     while time.monotonic() - t0 < seconds:
         time.sleep(step)
-        b, tb = tel.port(1)["opackets"], time.monotonic()
+        b, tb = tel.port(port)["opackets"], time.monotonic()
         out.append((round(tb - t0, 3), (b - a) / (tb - ta) / 1e6))
         a, ta = b, tb
     return out
 
 
-def run_op(tel, kind):
-    """Starts a flow operation over every flow, samples forwarding until it
-    ends, returns (completion seconds, status, flows, samples)."""
+def metric_sum(name):
+    """The sum over workers of a counter from flowgate's /metrics."""
+    with urllib.request.urlopen(f"http://{API}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def run_op(tel, kind, filters, port):
+    """Starts a flow operation, samples forwarding on `port` every 100 ms
+    from 1 s before it until 2 s after it ended; returns the completion time
+    (StartFlow* call to the first DescribeFlowOperation that is not
+    IN_PROGRESS, polled every 2 ms), status, flows reported and samples."""
     import threading
     samples = []
     done = threading.Event()
+    t0 = time.monotonic()
 
     def sampler():
-        t0 = time.monotonic()
-        a, ta = tel.port(1)["opackets"], t0
-        while not done.is_set():
+        a, ta = tel.port(port)["opackets"], t0
+        after = 0
+        while after < 20:  # and 2 s after the end, to see the recovery
             time.sleep(0.1)
-            b, tb = tel.port(1)["opackets"], time.monotonic()
+            b, tb = tel.port(port)["opackets"], time.monotonic()
             samples.append((round(tb - t0, 3), (b - a) / (tb - ta) / 1e6))
             a, ta = b, tb
-        for _ in range(20):  # and 2 s after, to see the recovery
-            time.sleep(0.1)
-            b, tb = tel.port(1)["opackets"], time.monotonic()
-            samples.append((round(tb - t0, 3), (b - a) / (tb - ta) / 1e6))
-            a, ta = b, tb
+            after += done.is_set()
 
     th = threading.Thread(target=sampler)
     th.start()
     time.sleep(1.0)
-    filters = [{"SourceAddress": {"AddressDefinition": "0.0.0.0/0"}}]
+    jobs0, busy0 = metric_sum("flowgate_worker_job_busy_ticks_total"), metric_sum("flowgate_worker_busy_ticks_total")
     t_start = time.monotonic()
     r = nfw("start_flow_flush" if kind == "flush" else "start_flow_capture",
             {"FirewallArn": ARN, "FlowFilters": filters})
@@ -353,10 +370,11 @@ def run_op(tel, kind):
         d = nfw("describe_flow_operation", {"FirewallArn": ARN, "FlowOperationId": op})
         if d["FlowOperationStatus"] != "IN_PROGRESS":
             break
-        time.sleep(0.005)
-    elapsed = time.monotonic() - t_start
+        time.sleep(0.002)
+    t_end = time.monotonic()
     done.set()
     th.join()
+    jobs1, busy1 = metric_sum("flowgate_worker_job_busy_ticks_total"), metric_sum("flowgate_worker_busy_ticks_total")
     n = 0
     token = None
     while True:
@@ -366,11 +384,17 @@ def run_op(tel, kind):
         page = nfw("list_flow_operation_results", args)
         n += len(page.get("Flows", []))
         token = page.get("NextToken")
-        if not token or n >= 1000:  # counting a sample is enough
+        if not token:
             break
-    return {"seconds": elapsed, "status": d["FlowOperationStatus"],
-            "message": d.get("StatusMessage"), "samples": samples,
-            "start_at": 1.0}
+    # Samples whose 100 ms window overlaps the operation.
+    during = [m for t, m in samples if t - 0.1 < t_end - t0 and t > t_start - t0]
+    return {"seconds": t_end - t_start, "status": d["FlowOperationStatus"],
+            "message": d.get("StatusMessage"), "flows": n, "samples": samples,
+            "started_at": round(t_start - t0, 3), "ended_at": round(t_end - t0, 3),
+            "during": summary(during) if during else None,
+            # What the worker itself measured: the share of its forwarding
+            # iterations' time the operation took (noise-free, unlike Mpps).
+            "worker_share": (jobs1 - jobs0) / (busy1 - busy0) if busy1 > busy0 else None}
 
 
 def loaded_flowgate(cfg, n):
@@ -388,17 +412,60 @@ def loaded_flowgate(cfg, n):
 
 
 def ops(cfg, res):
+    """Flow operations over a table of `ops_flows` idle flows while another
+    capture keeps the worker saturated. The table is filled by a one-pass
+    replay (UDP to port 7) on its own port pair; the load is a 64K-flow
+    capture (UDP to port 53) replayed forever on a second pair. The
+    operations filter on port 7, so they scan every flow, match the bulk
+    and leave the load alone: the forwarding dip is the operation's own
+    cost, not that of re-creating flushed flows that keep sending."""
     n = cfg.ops_flows
-    p, tel = loaded_flowgate(cfg, n)
+    bulk = capture(n)
+    load = os.path.join(WORK, "load-65536-dport53.pcap")
+    if not os.path.exists(load):
+        subprocess.run([os.path.join(BIN, "flowgate-pcapgen"), "flows", "--count", "65536", "--dport", "53",
+                        "--seed", "7", "--out", load], check=True, stdout=subprocess.DEVNULL)
+    hugepages_for(65536)
+    out = {"flows": n, "load_flows": 65536}
+    # The appliance's default share, then a tenfold one: the dip against
+    # the duration.
+    for share in (5, 50):
+        r = ops_run(cfg, n, bulk, load, share)
+        if share == 5:
+            out.update(r)
+        else:
+            out[f"share{share}"] = r
+    res["ops"] = out
+
+
+def ops_run(cfg, n, bulk, load, share):
+    capacity = max(1 << 20, 2 * n)
+    ports = [("bulk", f"net_pcap0,rx_pcap={bulk}"), ("bulk_out", "net_null0,no-rx=1"),
+             ("load", f"net_pcap1,rx_pcap={load},infinite_rx=1"), ("outside", "net_null1,no-rx=1")]
+    p, prefix = start_flowgate(None, 65536, "track", capacity, ports=ports,
+                               pairs=[("bulk", "bulk_out"), ("load", "outside")], busy_share=share)
+    out_port = 3
     try:
-        base = [r for _, r in rate_series(tel, 3.0)]
-        out = {"flows": n, "baseline": summary(base)}
+        tel = Telemetry(prefix, timeout=120)
+        deadline = time.monotonic() + 120
+        while tel.port(0)["ipackets"] < n and time.monotonic() < deadline:
+            time.sleep(0.5)
+        got = tel.port(0)["ipackets"]
+        if got < n:
+            raise RuntimeError(f"ops: the bulk replay delivered {got} of {n} frames")
+        time.sleep(cfg.warm)
+        base = [r for _, r in rate_series(tel, 3.0, port=out_port)]
+        out = {"busy_share_percent": share, "baseline": summary(base)}
+        filters = [{"DestinationPort": "7", "Protocols": ["17"]}]
+        nfw("list_flow_operations", {"FirewallArn": ARN})  # the client is made outside the timing
         for kind in ("capture", "flush"):
-            log(f"ops: {kind} over {n} flows")
-            out[kind] = run_op(tel, kind)
-            time.sleep(cfg.warm + 3)  # flows re-created after a flush
+            log(f"ops: {kind} over {n} flows, busy_share_percent {share}")
+            out[kind] = run_op(tel, kind, filters, out_port)
+            time.sleep(2)
+        # After the flush the bulk flows are gone; a capture finds none.
+        out["after_flush_capture"] = run_op(tel, "capture", filters, out_port)["flows"]
         tel.close()
-        res["ops"] = out
+        return out
     finally:
         stop(p)
 
@@ -409,7 +476,7 @@ def api(cfg, res):
     try:
         base = tx_rate(tel, 1, 3.0) / 1e6
         url = f"http://{API}/api/operate/namespaces/system/sites/flowgate/ver/matching_flows"
-        body = json.dumps({"dest_port": 9, "proto": 17}).encode()
+        body = json.dumps({"dest_port": 7, "proto": 17}).encode()  # every flow of the capture
         lat = []
         a, ta = tel.port(1)["opackets"], time.monotonic()
         for _ in range(100):
@@ -574,30 +641,49 @@ def report(res, cfg, path):
               "[PROFILE.md](PROFILE.md).", ""]
     if "ops" in res:
         o = res["ops"]
+        base = o["baseline"]["median"]
         L += ["## Flow operations under load (issue 4)", "",
-              f"flowgate tracking {o['flows']:,} flows; baseline {fmt(o['baseline'])} Mpps. "
-              "Each operation matches every flow (`SourceAddress 0.0.0.0/0`), started with boto3; "
-              "completion = StartFlow* call to the first DescribeFlowOperation that is not "
-              "IN_PROGRESS (polled every 5 ms). Forwarding sampled every 100 ms from 1 s before "
-              "the operation to 2 s after it ended.", "",
-              "| operation | completion | status | lowest 100 ms sample | median while running |",
-              "|---|---|---|---|---|"]
+              f"A table of {o['flows']:,} idle flows (UDP to port 7, created by a one-pass replay on "
+              f"their own port pair) while a {o['load_flows']:,}-flow capture (UDP to port 53) "
+              f"keeps the worker saturated on a second pair; baseline {fmt(o['baseline'])} Mpps. "
+              "Each operation filters `DestinationPort 7, Protocols [17]`: it scans every flow, "
+              "matches every idle flow and leaves the load alone, so the dip is the "
+              "operation's own cost (a flush of flows that keep sending would add the cost of "
+              "re-creating them). Started with boto3; completion = StartFlow* call to the first "
+              "DescribeFlowOperation that is not IN_PROGRESS (polled every 2 ms); flows = what "
+              "ListFlowOperationResults returned, page by page. Forwarding sampled every 100 ms.", "",
+              "`busy_share_percent` is the appliance's setting (default 5): the share of a saturated "
+              "worker's time an operation may take. *Worker share* is what the worker measured itself "
+              "(TSC ticks in the operation over ticks of its forwarding iterations meanwhile); the Mpps "
+              "columns carry this VM's noise (see the spread of the baseline) and the cache and "
+              "memory-bandwidth cost of the scan and of control absorbing the results on the other CPU.", "",
+              "| operation | busy_share_percent | completion | status | flows | worker share | "
+              "median while running | lowest 100 ms sample |",
+              "|---|---|---|---|---|---|---|---|"]
+        for run in [o] + [o[k] for k in sorted(o) if k.startswith("share")]:
+            base = run["baseline"]["median"]
+            for kind in ("capture", "flush"):
+                r = run[kind]
+                d = r.get("during") or {"min": 0, "median": 0}
+                ws = r.get("worker_share")
+                L.append(f"| {kind} | {run.get('busy_share_percent', '-')} % | {r['seconds'] * 1000:.0f} ms | "
+                         f"{r['status']} | {r.get('flows', 0):,} | "
+                         f"{'%.1f %%' % (ws * 100) if ws is not None else '-'} | "
+                         f"{d['median']:.2f} Mpps ({(d['median'] / base - 1) * 100:+.1f} %) | "
+                         f"{d['min']:.2f} Mpps ({(d['min'] / base - 1) * 100:+.1f} %) |")
+        if "after_flush_capture" in o:
+            L += ["", f"A capture after the flush found {o['after_flush_capture']:,} of the flushed flows."]
+        L += ["", "Targets: an operation over 1M flows completes in < 100 ms; forwarding dip < 5 %.", ""]
         for kind in ("capture", "flush"):
-            r = o[kind]
-            during = [x for t, x in r["samples"] if r["start_at"] <= t <= r["start_at"] + r["seconds"] + 0.1] or [0]
-            lo = min(x for _, x in r["samples"][5:]) if len(r["samples"]) > 5 else 0
-            L.append(f"| {kind} | {r['seconds'] * 1000:.0f} ms | {r['status']} | {lo:.2f} Mpps "
-                     f"({lo / o['baseline']['median'] * 100:.0f} % of baseline) | "
-                     f"{statistics.median(during):.2f} Mpps |")
-        L += ["", "Targets: an operation over 1M flows completes in < 100 ms; forwarding dip < 5 %. "
-              "After a flush every flow is new again, so the replay re-creates 1M flows: the dip "
-              "after a flush is the cost of flow creation, not of the flush itself.", ""]
-        L += ["Forwarding rate during the flush (time s: Mpps):", "", "```",
+            if os.path.exists(os.path.join(os.path.dirname(path), f"{kind}.png")):
+                L += [f"![forwarding during the {kind}]({kind}.png)", ""]
+        L += ["Forwarding rate during the flush (time s: Mpps; the operation ran from "
+              f"{o['flush'].get('started_at', 0):.2f} s to {o['flush'].get('ended_at', 0):.2f} s):", "", "```",
               " ".join(f"{t:.1f}:{x:.1f}" for t, x in o["flush"]["samples"]), "```", ""]
     if "api" in res:
         a = res["api"]
         L += ["## matching_flows latency (issue 6)", "",
-              f"100 sequential F5 `matching_flows` requests (`dest_port` 9, UDP) against a "
+              f"100 sequential F5 `matching_flows` requests (`dest_port` 7, UDP: every flow matches; the newest 1,024 come back) against a "
               f"{a['flows']:,}-flow table while forwarding.", "",
               "| p50 | p99 | max | forwarding before | forwarding during |", "|---|---|---|---|---|",
               f"| {a['p50_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {a['max_ms']:.1f} ms | "

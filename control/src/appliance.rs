@@ -263,7 +263,10 @@ impl Appliance {
         let mut rings = Vec::new();
         let mut startups = Vec::new();
         for (w, (rxp, txq)) in rx.into_iter().zip(tx).enumerate() {
-            let (control_end, worker_end) = ring_pair(256, 1024);
+            // Replies: control drains them every millisecond; 4096 chunks
+            // (64K flows, about 9 MB) keep a scanning worker from waiting
+            // on the ring between two drains.
+            let (control_end, worker_end) = ring_pair(256, 4096);
             let slot = Arc::new(OnceLock::new());
             let slot_w = slot.clone();
             let startup = Arc::new(Startup::default());

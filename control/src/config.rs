@@ -563,6 +563,10 @@ pub struct OperationsConfig {
     /// How long every worker has to finish its part; a late worker makes
     /// the operation FAILED ("Flow timeout").
     pub worker_timeout_ms: u64,
+    /// Percent (1-100) of a saturated worker's time an operation may take
+    /// from forwarding; idle time it uses freely. Lower: a smaller dip,
+    /// a longer operation.
+    pub busy_share_percent: u32,
 }
 
 impl Default for OperationsConfig {
@@ -579,6 +583,7 @@ impl Default for OperationsConfig {
             retention_seconds: 3600,
             retention_count: 100,
             worker_timeout_ms: 5000,
+            busy_share_percent: 5,
         }
     }
 }
@@ -1068,6 +1073,12 @@ fn validate_operations(l: &Loaded) -> Result<(), ConfigError> {
             format!("{} is over an hour (3600000)", o.worker_timeout_ms),
         ));
     }
+    if !(1..=100).contains(&o.busy_share_percent) {
+        return Err(l.error(
+            "operations.busy_share_percent",
+            format!("{} is outside 1..=100", o.busy_share_percent),
+        ));
+    }
     Ok(())
 }
 
@@ -1174,6 +1185,7 @@ pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
         fragment_map: f.fragment_map,
         fragment_timeout: f.fragment_timeout,
         sweep_period_ms: f.sweep_period_ms,
+        job_share_percent: c.operations.busy_share_percent,
     }
 }
 
@@ -1352,6 +1364,8 @@ protocols = ["tcp", 17]
                 "worker_timeout_ms = 3600001",
                 "operations.worker_timeout_ms",
             ),
+            ("busy_share_percent = 0", "operations.busy_share_percent"),
+            ("busy_share_percent = 101", "operations.busy_share_percent"),
             ("max_in_progres = 1", "operations.max_in_progres"),
         ] {
             let e = check(&format!("{GOOD}\n[operations]\n{bad}\n")).unwrap_err();

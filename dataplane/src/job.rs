@@ -19,6 +19,77 @@ use crate::flow::{FlowEntry, FlowTable};
 /// Flows per result chunk.
 pub const CHUNK: usize = 16;
 
+/// Budget a reported flow costs on top of examining its entry: copying
+/// the record out and posting it weighs about as much as examining a few
+/// entries.
+pub const COST_REPORTED: u32 = 3;
+
+/// How far ahead of the cursor a scan prefetches entries.
+const SCAN_AHEAD: u32 = 4;
+
+/// Entries examined between two looks at the clock (the first look comes
+/// after the first entry, so every slice makes some progress).
+const CLOCK_EVERY: u32 = 4;
+
+/// How much work the jobs may do in one loop iteration: a number of
+/// entries (a reported flow counts [`COST_REPORTED`] more) and a TSC
+/// deadline, whichever runs out first. Shared by every job of the
+/// iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// Entries left.
+    pub entries: u32,
+    /// TSC at which to stop (`u64::MAX`: no deadline).
+    pub deadline: u64,
+}
+
+impl Slice {
+    /// `entries` entries, no deadline.
+    pub fn entries(entries: u32) -> Slice {
+        Slice {
+            entries,
+            deadline: u64::MAX,
+        }
+    }
+
+    /// `entries` entries, until TSC `deadline`.
+    pub fn until(deadline: u64, entries: u32) -> Slice {
+        Slice { entries, deadline }
+    }
+
+    /// The TSC ticks the jobs may have for packet work that took `spent`
+    /// ticks, so that they take `share_percent` of the total.
+    pub fn allowance(spent: u64, share_percent: u32) -> u64 {
+        let share = share_percent.clamp(1, 100) as u64;
+        if share >= 100 {
+            u64::MAX / 4
+        } else {
+            spent.saturating_mul(share) / (100 - share)
+        }
+    }
+
+    /// Whether nothing is left.
+    pub fn is_spent(&self) -> bool {
+        self.entries == 0
+    }
+
+    #[inline]
+    fn take(&mut self, n: u32) {
+        self.entries = self.entries.saturating_sub(n);
+    }
+
+    /// Called every entry: looks at the clock every [`CLOCK_EVERY`].
+    #[inline]
+    fn check_clock(&mut self, tick: u32) {
+        if tick % CLOCK_EVERY == 1
+            && self.deadline != u64::MAX
+            && flowgate_sys::cpu::tsc() >= self.deadline
+        {
+            self.entries = 0;
+        }
+    }
+}
+
 /// What a job does with matching flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -159,20 +230,26 @@ impl Job {
             && self.spec.filters.any_match(&e.forward_tuple())
     }
 
-    /// Examines up to `budget` entries of `table` (a flush removes the
-    /// flows it matches). Stops early when a chunk is ready to be posted.
-    pub fn step(&mut self, table: &mut FlowTable, budget: u32, now: u64) -> Step {
+    /// Advances the job over `table`, spending `slice` (shared by every
+    /// job of one loop iteration). A flush marks the flows it matches
+    /// flushed. Stops early when a chunk is ready to be posted; the caller
+    /// posts it and may call again with what is left of the slice.
+    pub fn step(&mut self, table: &mut FlowTable, slice: &mut Slice, now: u64) -> Step {
         if self.chunk.is_full() {
             return Step::Emit(std::mem::take(&mut self.chunk));
         }
-        let capacity = table.capacity();
-        let mut left = budget;
-        while self.cursor < capacity && left > 0 {
+        // Nothing at or past the high-water mark is used.
+        let capacity = table.scan_end();
+        let mut tick = 0u32;
+        while self.cursor < capacity && !slice.is_spent() {
             let i = self.cursor;
             self.cursor += 1;
-            left -= 1;
+            table.prefetch_for_scan(i + SCAN_AHEAD);
+            slice.take(1);
+            tick += 1;
+            slice.check_clock(tick);
             let e = table.entry(i);
-            if !e.is_used() {
+            if !e.is_live() {
                 continue;
             }
             self.summary.scanned += 1;
@@ -180,6 +257,7 @@ impl Job {
                 continue;
             }
             self.summary.matched += 1;
+            slice.take(COST_REPORTED);
             let rec = FlowRecord {
                 entry: *e,
                 index: i,
@@ -195,7 +273,7 @@ impl Job {
                     self.chunk.push(rec);
                 }
                 JobKind::Flush => {
-                    table.remove(i);
+                    table.mark_flushed(i);
                     self.summary.removed += 1;
                     if self.reported < self.spec.result_cap {
                         self.reported += 1;
@@ -321,7 +399,8 @@ mod tests {
     fn run(job: &mut Job, t: &mut FlowTable, now: u64, budget: u32) -> Vec<FlowRecord> {
         let mut out = Vec::new();
         loop {
-            match job.step(t, budget, now) {
+            let mut slice = Slice::entries(budget);
+            match job.step(t, &mut slice, now) {
                 Step::Continue => {}
                 Step::Emit(c) => out.extend_from_slice(c.records()),
                 Step::Done => return out,
@@ -375,8 +454,17 @@ mod tests {
         );
         assert!((0..300)
             .map(|i| t.entry(i))
-            .filter(|e| e.is_used())
+            .filter(|e| e.is_live())
             .all(|e| e.forward_tuple().dport == 443));
+        assert_eq!(
+            t.len(),
+            (0..300).filter(|i| i % 3 != 2 && i % 2 == 1).count() as u32
+        );
+        // A second flush finds nothing: flushed flows are over.
+        let mut again = Job::new(spec(JobKind::Flush, &[Rule::ANY], 1000, 0));
+        let out = run(&mut again, &mut t, 10_000, 1000);
+        assert!(out.iter().all(|r| r.entry.forward_tuple().dport == 443));
+        assert_eq!(again.summary.removed, t.held() as u64 - job.summary.removed);
     }
 
     #[test]
@@ -400,6 +488,31 @@ mod tests {
         assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
         assert!(job.summary.truncated);
         assert_eq!(job.spec.buffer.capacity(), 20, "the buffer never grew");
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_slice_within_a_few_entries() {
+        let mut t = table(1000);
+        let mut job = Job::new(spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0));
+        let mut slice = Slice {
+            entries: 1000,
+            deadline: 1, // long past
+        };
+        assert!(matches!(
+            job.step(&mut t, &mut slice, 10_000),
+            Step::Continue
+        ));
+        assert!(slice.is_spent());
+        assert_eq!(job.cursor, 1, "stopped at the first look at the clock");
+    }
+
+    #[test]
+    fn the_allowance_is_the_share_of_the_total() {
+        // 5 %: 95 ticks of packets buy 5 ticks of jobs.
+        assert_eq!(Slice::allowance(95, 5), 5);
+        assert_eq!(Slice::allowance(100, 50), 100);
+        assert!(Slice::allowance(100, 100) > 1 << 60);
+        assert_eq!(Slice::allowance(99, 0), 1, "at least 1 %");
     }
 
     #[test]

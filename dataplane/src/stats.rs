@@ -31,6 +31,12 @@ pub struct WorkerCounters {
     pub flows_evicted: u64,
     /// Flows removed by flush operations.
     pub flows_flushed: u64,
+    /// TSC ticks spent on flow operations (capture, flush, queries) in
+    /// loop iterations that also received packets: the forwarding time
+    /// the operations took.
+    pub job_busy_ticks: u64,
+    /// TSC ticks of every loop iteration that received packets.
+    pub busy_ticks: u64,
     /// New flows refused because the table was full (their packets dropped).
     pub table_full_drops: u64,
     /// TCP packets of unknown flows without SYN (stream exception policy).
@@ -77,6 +83,8 @@ impl Default for WorkerCounters {
             flows_expired: 0,
             flows_evicted: 0,
             flows_flushed: 0,
+            job_busy_ticks: 0,
+            busy_ticks: 0,
             table_full_drops: 0,
             midstream_packets: 0,
             malformed: [0; MALFORMED_REASONS],
@@ -110,6 +118,8 @@ impl WorkerCounters {
         self.flows_expired += o.flows_expired;
         self.flows_evicted += o.flows_evicted;
         self.flows_flushed += o.flows_flushed;
+        self.job_busy_ticks += o.job_busy_ticks;
+        self.busy_ticks += o.busy_ticks;
         self.table_full_drops += o.table_full_drops;
         self.midstream_packets += o.midstream_packets;
         for (a, b) in self.malformed.iter_mut().zip(o.malformed.iter()) {

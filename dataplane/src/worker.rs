@@ -12,7 +12,7 @@ use std::sync::Arc;
 use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 
 use crate::command::{Command, Reply, WorkerEnd};
-use crate::job::{Job, Step};
+use crate::job::{Job, Slice, Step};
 use crate::mirror::{Decision, MirrorConfig};
 use crate::reject;
 use crate::stats::WorkerCounters;
@@ -24,12 +24,16 @@ const COMMAND_POLL_EVERY: u64 = 64;
 /// Jobs a worker runs at once; more are refused (control throttles first).
 pub const MAX_JOBS: usize = 8;
 
-/// Table entries a job examines per loop iteration when packets arrived;
-/// an idle iteration does [`IDLE_SCAN`] instead.
-pub const BUSY_SCAN: u32 = 128;
+/// Most table entries the jobs examine in a loop iteration that received
+/// packets (the time share usually stops them first).
+pub const BUSY_SCAN: u32 = 1024;
 
-/// Table entries a job examines per idle loop iteration.
+/// Table entries the jobs examine in an idle loop iteration.
 pub const IDLE_SCAN: u32 = 4096;
+
+/// Most TSC ticks of credit the jobs may bank (about 40 µs), so a job
+/// that waited on a full reply ring does not then take a long bite.
+const MAX_CREDIT: i64 = 100_000;
 
 /// An rx queue and where its packets go.
 #[derive(Debug)]
@@ -73,6 +77,9 @@ pub struct Worker {
     counters: WorkerCounters,
     pending_reply: Option<Reply>,
     jobs: Vec<Job>,
+    /// TSC ticks the jobs may still spend in busy iterations (negative:
+    /// they overspent and wait).
+    job_credit: i64,
     /// Mirror copies waiting to be sent, per port.
     mirror_bursts: Vec<MbufBurst<BURST_SIZE>>,
 }
@@ -103,6 +110,7 @@ impl Worker {
             pending_reply: None,
             // Allocated once here; the loop only pushes within capacity.
             jobs: Vec::with_capacity(MAX_JOBS),
+            job_credit: 0,
             mirror_bursts: (0..ports).map(|_| MbufBurst::new()).collect(),
         }
     }
@@ -143,7 +151,7 @@ impl Worker {
                 t.sweep(now, &mut self.counters);
             }
             if !self.jobs.is_empty() {
-                self.advance_jobs(now, if busy { BUSY_SCAN } else { IDLE_SCAN });
+                self.run_jobs(now, busy);
             }
             if self.counters.loops & (COMMAND_POLL_EVERY - 1) == 0 {
                 self.serve_commands();
@@ -225,13 +233,45 @@ impl Worker {
         }
     }
 
-    /// Advances every job by up to `budget` table entries, posting results.
-    fn advance_jobs(&mut self, now: u64, budget: u32) {
+    /// Gives the jobs their time. A saturated worker lends them a fixed
+    /// share of its time through a credit of TSC ticks: each busy
+    /// iteration earns its share, and what the jobs spend (clock reads,
+    /// posting chunks and all) is paid back, so over any stretch the
+    /// forwarding loses that share and no more, whatever the jobs match.
+    /// An idle worker lends them a larger slice freely.
+    fn run_jobs(&mut self, now: u64, busy: bool) {
+        let share = match &self.processing {
+            Processing::Track(t) => t.job_share(),
+            Processing::Forward => return,
+        };
+        if !busy {
+            self.advance_jobs(now, Slice::entries(IDLE_SCAN));
+            return;
+        }
+        let start = cpu::tsc();
+        let spent = start.saturating_sub(now);
+        self.job_credit = (self.job_credit + Slice::allowance(spent, share) as i64).min(MAX_CREDIT);
+        self.counters.busy_ticks += spent;
+        if self.job_credit <= 0 {
+            return;
+        }
+        self.advance_jobs(now, Slice::until(start + self.job_credit as u64, BUSY_SCAN));
+        let used = cpu::tsc().saturating_sub(start);
+        self.job_credit -= used as i64;
+        self.counters.job_busy_ticks += used;
+        self.counters.busy_ticks += used;
+    }
+
+    /// Advances the jobs by `slice` (see [`Job::step`]) in all, posting
+    /// results. The slice is the iteration's, not each job's or each
+    /// chunk's, so the time taken from forwarding stays bounded however
+    /// many jobs run and however many flows they match.
+    fn advance_jobs(&mut self, now: u64, mut slice: Slice) {
         let Processing::Track(tracker) = &mut self.processing else {
             return;
         };
         let mut j = 0;
-        while j < self.jobs.len() {
+        while j < self.jobs.len() && !slice.is_spent() {
             if self.pending_reply.is_some()
                 && !Self::deliver(&mut self.ring, &mut self.pending_reply)
             {
@@ -239,7 +279,7 @@ impl Worker {
             }
             let job = &mut self.jobs[j];
             let before = job.summary.removed;
-            let step = job.step(tracker.table_mut(), budget, now);
+            let step = job.step(tracker.table_mut(), &mut slice, now);
             self.counters.flows_flushed += job.summary.removed - before;
             match step {
                 Step::Continue => j += 1,

@@ -44,6 +44,25 @@ pub fn prefetch0<T>(p: *const T) {
     }
 }
 
+/// Hints the CPU to fetch the cache line holding `p` close to the core
+/// while disturbing the outer caches as little as it can: for data read
+/// once (a table scan) that must not push the hot flows out. Never faults.
+#[inline(always)]
+pub fn prefetch_nta<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: prefetch is a hint; the CPU ignores invalid addresses and it
+        // has no architectural effect on memory.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_NTA }>(p.cast())
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        prefetch0(p)
+    }
+}
+
 /// One CRC32C (Castagnoli) step over 8 bytes, little-endian, without the
 /// initial/final inversion (callers chain steps and invert themselves).
 #[inline(always)]

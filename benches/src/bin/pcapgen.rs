@@ -53,6 +53,9 @@ enum Command {
         /// Tag every frame with this 802.1Q VLAN id.
         #[arg(long)]
         vlan: Option<u16>,
+        /// Server port (default: 9 for UDP, the protocol's default for TCP).
+        #[arg(long)]
+        dport: Option<u16>,
     },
     /// Writes frames built to break a parser (random bytes, every
     /// truncation of valid frames, IPv6 header chains at and past the limit,
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> Result<()> {
             reply,
             seed,
             vlan,
+            dport,
         } => {
             let cfg = FlowsConfig {
                 count,
@@ -105,6 +109,7 @@ fn run(cli: Cli) -> Result<()> {
                 reply,
                 seed,
                 vlan,
+                dport,
             };
             let n = flows::write_flows(&out, &cfg)?;
             eprintln!("wrote {n} frames to {}", out.display());

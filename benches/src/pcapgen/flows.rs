@@ -66,6 +66,9 @@ pub struct FlowsConfig {
     pub seed: u64,
     /// Tag every frame with this 802.1Q VLAN id.
     pub vlan: Option<u16>,
+    /// Server port instead of the protocol's default (9 for UDP), so two
+    /// captures can hold disjoint flow sets that a port filter tells apart.
+    pub dport: Option<u16>,
 }
 
 /// One flow's addresses and ports, client side first.
@@ -195,7 +198,10 @@ pub fn write_flows(path: &Path, cfg: &FlowsConfig) -> Result<u64> {
     let mut buf = vec![0u8; frame_len];
     for i in 0..cfg.count {
         let j = shuffle.get(i);
-        let t = flow_tuple(j, cfg.proto);
+        let mut t = flow_tuple(j, cfg.proto);
+        if let Some(p) = cfg.dport {
+            t.dport = p;
+        }
         let n = build_frame(&mut buf, cfg.proto, tags, &t, j, false, &payload)?;
         debug_assert_eq!(n, frame_len);
         out.push(&buf[..n])?;

@@ -403,6 +403,18 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     );
     counters(
         reg,
+        "worker_job_busy_ticks",
+        "TSC ticks flow operations took from loop iterations that also forwarded packets (see worker_busy_ticks)",
+        worker(|c| c.job_busy_ticks),
+    );
+    counters(
+        reg,
+        "worker_busy_ticks",
+        "TSC ticks of the loop iterations that forwarded packets while a flow operation ran",
+        worker(|c| c.busy_ticks),
+    );
+    counters(
+        reg,
         "worker_table_full_drops",
         "Packets of new flows dropped because the table was full",
         worker(|c| c.table_full_drops),

@@ -74,10 +74,10 @@ impl Timeouts {
         }
     }
 
-    /// Whether `e` has been idle past its timeout at `now`.
+    /// Whether `e` is over at `now`: idle past its timeout, or flushed.
     #[inline]
     pub fn expired(&self, e: &FlowEntry, now: u64) -> bool {
-        now.saturating_sub(e.last_seen) > self.of(e)
+        e.is_flushed() || now.saturating_sub(e.last_seen) > self.of(e)
     }
 }
 
@@ -114,5 +114,9 @@ mod tests {
         assert!(t.expired(&entry(47, TcpState::None, 0), 60_001));
         // A clock that went backwards never expires anything.
         assert!(!t.expired(&entry(17, TcpState::None, 500), 100));
+        // A flushed flow is over however recently it was seen.
+        let mut e = entry(6, TcpState::Established, 100);
+        e.flags |= crate::flow::entry::flags::FLUSHED;
+        assert!(t.expired(&e, 100));
     }
 }

@@ -16,7 +16,7 @@
 //! the least recently seen flow among those sharing its two buckets (or,
 //! if they are empty, among a few entries under a rotating hand).
 
-use flowgate_sys::cpu::{eq_mask_u16x8, prefetch0};
+use flowgate_sys::cpu::{eq_mask_u16x8, prefetch0, prefetch_nta};
 use flowgate_sys::HugeArray;
 
 use super::{FlowEntry, FlowKey};
@@ -65,6 +65,10 @@ pub struct FlowTable {
     free_len: u32,
     mask: u32,
     len: u32,
+    /// Entries held but flushed (waiting for the sweep).
+    flushed: u32,
+    /// One past the highest index ever handed out: scans stop here.
+    high_water: u32,
     policy: FullPolicy,
     hand: u32,
 }
@@ -118,6 +122,8 @@ impl FlowTable {
             free_len: capacity,
             mask: nb as u32 - 1,
             len: 0,
+            flushed: 0,
+            high_water: 0,
             policy,
             hand: 0,
         })
@@ -128,14 +134,52 @@ impl FlowTable {
         self.entries.len() as u32
     }
 
-    /// Flows held.
+    /// Live flows (held and not flushed).
     pub fn len(&self) -> u32 {
+        self.len - self.flushed
+    }
+
+    /// Whether no live flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries held, flushed ones included (they use room until swept).
+    pub fn held(&self) -> u32 {
         self.len
     }
 
-    /// Whether no flow is held.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// Every used entry lies below this index. Entries are handed out
+    /// lowest first and freed ones are reused first, so a table that never
+    /// held more than N flows is scanned over about N entries, not its
+    /// capacity.
+    #[inline]
+    pub fn scan_end(&self) -> u32 {
+        self.high_water
+    }
+
+    /// Asks for entry `idx` ahead of a sequential scan reaching it, without
+    /// evicting the flows packets are using. Out of range: nothing.
+    #[inline(always)]
+    pub fn prefetch_for_scan(&self, idx: u32) {
+        if let Some(e) = self.entries.get(idx as usize) {
+            prefetch_nta(e);
+            prefetch_nta((e as *const FlowEntry).cast::<u8>().wrapping_add(64));
+        }
+    }
+
+    /// Marks the flow at `idx` (which must be used) flushed: lookups see it
+    /// expired and scans skip it; the expiry sweep removes it later. This
+    /// touches only the entry, which a sequential scan already holds,
+    /// instead of its bucket (a cache miss per flow).
+    #[inline]
+    pub fn mark_flushed(&mut self, idx: u32) {
+        let e = &mut self.entries[idx as usize];
+        debug_assert!(e.is_used());
+        if !e.is_flushed() {
+            e.flags |= super::entry::flags::FLUSHED;
+            self.flushed += 1;
+        }
     }
 
     /// Memory of the whole table divided by its capacity.
@@ -257,6 +301,17 @@ impl FlowTable {
         None
     }
 
+    /// A flushed occupant of buckets `b1` and `b2`.
+    fn flushed_in(&self, b1: u32, b2: u32) -> Option<u32> {
+        [b1, b2].into_iter().find_map(|b| {
+            let bucket = &self.buckets[b as usize];
+            (0..SLOTS)
+                .filter(|&s| bucket.sig[s] != 0)
+                .map(|s| bucket.idx[s])
+                .find(|&i| self.entries[i as usize].is_flushed())
+        })
+    }
+
     /// The least recently seen occupant of buckets `b1` and `b2`.
     fn oldest_in(&self, b1: u32, b2: u32) -> Option<u32> {
         let mut best: Option<(u64, u32)> = None;
@@ -308,6 +363,12 @@ impl FlowTable {
         let b2 = alt_bucket(b1, sig, self.mask);
         let mut evicted = None;
 
+        if self.free_len == 0 && self.flushed > 0 {
+            // Flushed flows awaiting the sweep give up their room first.
+            if let Some(v) = self.flushed_in(b1, b2) {
+                self.remove(v);
+            }
+        }
         if self.free_len == 0 {
             if self.policy == FullPolicy::DropNew {
                 return Insert::Full;
@@ -348,6 +409,7 @@ impl FlowTable {
         self.free_len -= 1;
         let idx = self.free[self.free_len as usize];
         self.entries[idx as usize] = entry;
+        self.high_water = self.high_water.max(idx + 1);
         let bucket = &mut self.buckets[b as usize];
         bucket.sig[s] = sig;
         bucket.idx[s] = idx;
@@ -372,6 +434,9 @@ impl FlowTable {
                 let s = m.trailing_zeros() as usize;
                 if bucket.idx[s] == idx {
                     bucket.sig[s] = 0;
+                    if self.entries[idx as usize].is_flushed() {
+                        self.flushed -= 1;
+                    }
                     self.entries[idx as usize] = FlowEntry::default();
                     self.free[self.free_len as usize] = idx;
                     self.free_len += 1;
@@ -438,6 +503,48 @@ mod tests {
             let k = key(n);
             assert_eq!(t.lookup(&k, k.hash()).is_some(), n % 2 == 1);
         }
+    }
+
+    #[test]
+    fn scans_stop_at_the_high_water_mark() {
+        let mut t = FlowTable::new(1000, FullPolicy::DropNew).unwrap();
+        assert_eq!(t.scan_end(), 0);
+        for n in 0..10 {
+            add(&mut t, key(n), 0);
+        }
+        assert_eq!(t.scan_end(), 10);
+        // Freed entries are reused first: churn does not widen the scan.
+        for round in 0..100 {
+            let k = key(round % 10);
+            t.remove(t.lookup(&k, k.hash()).unwrap());
+            add(&mut t, k, 0);
+        }
+        assert_eq!(t.scan_end(), 10);
+        assert!((10..1000).all(|i| !t.entry(i).is_used()));
+    }
+
+    #[test]
+    fn flushed_flows_hold_room_until_removed_then_give_it_first() {
+        let mut t = FlowTable::new(8, FullPolicy::DropNew).unwrap();
+        for n in 0..8 {
+            add(&mut t, key(n), 0);
+        }
+        let k = key(3);
+        let i = t.lookup(&k, k.hash()).unwrap();
+        t.mark_flushed(i);
+        t.mark_flushed(i);
+        assert_eq!((t.len(), t.held()), (7, 8), "marked once, counted once");
+        assert!(t.entry(i).is_flushed() && !t.entry(i).is_live());
+        // Full: the new flow takes the flushed one's room (a table this
+        // small has two buckets, so they share one); the live flows stay.
+        assert!(matches!(add(&mut t, key(100), 0), Insert::Inserted(_)));
+        assert!(t.lookup(&k, k.hash()).is_none());
+        assert!((0..8).filter(|&n| n != 3).all(|n| {
+            let k = key(n);
+            t.lookup(&k, k.hash()).is_some()
+        }));
+        assert_eq!(t.len(), 8);
+        assert_eq!(t.held() - t.len(), 0, "no flushed entry left");
     }
 
     #[test]

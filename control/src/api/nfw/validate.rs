@@ -676,7 +676,7 @@ mod tests {
         use flowgate_dataplane::filter::RuleSet;
         use flowgate_dataplane::flow::key::{v4_bits, v6_bits};
         use flowgate_dataplane::flow::{FlowEntry, FlowTable, FullPolicy, Insert, Tuple};
-        use flowgate_dataplane::job::{Job, JobKind, JobSpec, Step};
+        use flowgate_dataplane::job::{Job, JobKind, JobSpec, Slice, Step};
         use proptest::prelude::*;
         use std::collections::BTreeSet;
         use std::net::IpAddr;
@@ -845,7 +845,7 @@ mod tests {
             }));
             let mut out = BTreeSet::new();
             loop {
-                match job.step(&mut table, 7, now) {
+                match job.step(&mut table, &mut Slice::entries(7), now) {
                     Step::Continue => {}
                     Step::Emit(c) => out.extend(c.records().iter().map(|r| index_of[&r.index])),
                     Step::Done => return out,
