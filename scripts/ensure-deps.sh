@@ -6,10 +6,12 @@ what=${1:-run}
 
 # Build and run: DPDK 22.11 (headers, libraries, PMDs), libclang for
 # bindgen, pkg-config to find DPDK, and a C compiler for the shim.
+# bench also needs fonts-dejavu-core: flowgate-plot draws its text with
+# DejaVu Sans.
 pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
 case "$what" in
   test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev vagrant systemd) ;;
-  bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk) ;;
+  bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk fonts-dejavu-core) ;;
 esac
 
 missing=()
