@@ -225,7 +225,119 @@ def start_flowgate(pcap, frames, mode, capacity, collector=False, ports=None, pa
     return p, prefix
 
 
+# ------------------------------------------------------------ Open vSwitch
+
+OVS_DIR = os.path.join(WORK, "ovs")
+OVS_PREFIX = "fgbench-ovs"
+# Frames OVS 3.1 can preload on one pcap port: it caps a shared mempool
+# at 262,144 mbufs (see ../shared/bench-notes.md).
+OVS_MAX_FRAMES = 200_000
+
+
+class Ovs:
+    """A private Open vSwitch instance with DPDK (Debian's
+    openvswitch-switch-dpdk): its own database, sockets and logs under
+    OVS_DIR; PMD on the forwarding lcore, every other thread on CPU 0; one
+    userspace (netdev) bridge between the same two vdevs as the others.
+    `conntrack`: table 0 sends IP through ct(), table 1 commits new
+    connections and forwards new and established ones."""
+
+    VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
+
+    def __init__(self, pcap, frames, conntrack):
+        import shutil
+        shutil.rmtree(OVS_DIR, ignore_errors=True)
+        os.makedirs(OVS_DIR)
+        self.env = dict(os.environ, OVS_RUNDIR=OVS_DIR, OVS_LOGDIR=OVS_DIR, OVS_DBDIR=OVS_DIR)
+        self.db = f"unix:{OVS_DIR}/db.sock"
+        self.procs = []
+        subprocess.run(["ovsdb-tool", "create", f"{OVS_DIR}/conf.db",
+                        "/usr/share/openvswitch/vswitch.ovsschema"], check=True, env=self.env)
+        self.procs.append(subprocess.Popen(
+            ["taskset", "-c", str(MAIN_CPU), "ovsdb-server", f"{OVS_DIR}/conf.db",
+             f"--remote=punix:{OVS_DIR}/db.sock", f"--pidfile={OVS_DIR}/ovsdb.pid",
+             f"--unixctl={OVS_DIR}/ovsdb.ctl", f"--log-file={OVS_DIR}/ovsdb.log"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(100):
+            if os.path.exists(f"{OVS_DIR}/db.sock"):
+                break
+            time.sleep(0.1)
+        mbuf_mb = int((frames + 65536) * 3.2 / 1024) + 1024
+        self.vsctl("--no-wait", "init")
+        self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
+                   "other_config:dpdk-init=true",
+                   f"other_config:pmd-cpu-mask={1 << WORKER_CPU:#x}",
+                   f"other_config:dpdk-lcore-mask={1 << MAIN_CPU:#x}",
+                   f"other_config:dpdk-socket-mem={mbuf_mb}",
+                   f'other_config:dpdk-extra="--no-pci --file-prefix={OVS_PREFIX}"')
+        self.procs.append(subprocess.Popen(
+            ["taskset", "-c", str(MAIN_CPU), self.VSWITCHD, self.db, f"--pidfile={OVS_DIR}/vswitchd.pid",
+             f"--unixctl={OVS_DIR}/vswitchd.ctl", f"--log-file={OVS_DIR}/vswitchd.log"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        src, sink = vdevs(pcap)
+        self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
+        self.vsctl("add-port", "br0", "p0", "--", "set", "Interface", "p0", "type=dpdk",
+                   f"options:dpdk-devargs={src}", "ofport_request=1")
+        self.vsctl("add-port", "br0", "p1", "--", "set", "Interface", "p1", "type=dpdk",
+                   f"options:dpdk-devargs={sink}", "ofport_request=2")
+        for port in ("p0", "p1"):
+            err = self.vsctl("get", "Interface", port, "error").strip()
+            if err and err != "[]":
+                self.close()
+                raise RuntimeError(f"ovs: port {port}: {err}")
+        self.ofctl("del-flows", "br0")
+        if conntrack:
+            self.appctl("dpctl/ct-set-maxconns", str(max(4 * frames, 1 << 20)))
+            for f in ("table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1)",
+                      "table=1,priority=10,ip,ct_state=+trk+new,actions=ct(commit),output:2",
+                      "table=1,priority=10,ip,ct_state=+trk+est,actions=output:2",
+                      "table=0,priority=0,actions=drop", "table=1,priority=0,actions=drop"):
+                self.ofctl("add-flow", "br0", f)
+        else:
+            self.ofctl("add-flow", "br0", "in_port=1,actions=output:2")
+
+    def run(self, *cmd):
+        return subprocess.run(list(cmd), check=True, env=self.env, capture_output=True, text=True,
+                              timeout=120).stdout
+
+    def vsctl(self, *a):
+        return self.run("ovs-vsctl", f"--db={self.db}", "--timeout=120", *a)
+
+    def ofctl(self, *a):
+        return self.run("ovs-ofctl", "-O", "OpenFlow13", *a)
+
+    def appctl(self, *a):
+        return self.run("ovs-appctl", "-t", f"{OVS_DIR}/vswitchd.ctl", *a)
+
+    def conns(self):
+        try:
+            return int(self.appctl("dpctl/ct-get-nconns").strip())
+        except (subprocess.SubprocessError, ValueError):
+            return None
+
+    def poll(self):
+        return None if all(p.poll() is None for p in self.procs) else 1
+
+    def close(self):
+        try:
+            self.appctl("exit")
+        except subprocess.SubprocessError:
+            pass
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
 def stop(p):
+    if isinstance(p, Ovs):
+        p.close()
+        time.sleep(1)
+        return
     if p.poll() is None:
         p.send_signal(signal.SIGINT)
         try:
@@ -236,10 +348,15 @@ def stop(p):
     time.sleep(1)  # let the kernel return the huge pages
 
 
+LAST = {}
+
+
 def measure(system, mode, pcap, frames, cfg, capacity=1 << 20):
     """Starts one system, returns its Mpps windows on the sink port."""
     if system == "testpmd":
         p, prefix = start_testpmd(mode, pcap, frames)
+    elif system == "ovs":
+        p, prefix = Ovs(pcap, frames, conntrack=(mode == "conntrack")), OVS_PREFIX
     else:
         p, prefix = start_flowgate(pcap, frames, mode, capacity)
     try:
@@ -248,6 +365,8 @@ def measure(system, mode, pcap, frames, cfg, capacity=1 << 20):
         tel.close()
         if p.poll() is not None:
             raise RuntimeError(f"{system} exited during the run")
+        if isinstance(p, Ovs) and mode == "conntrack":
+            LAST["ovs_conns"] = p.conns()
         return [x / 1e6 for x in w]
     finally:
         stop(p)
@@ -290,13 +409,18 @@ def flows(cfg, res):
         log(f"flows {n}: {pages} huge pages")
         cap = max(1 << 20, 2 * n)
         row = {}
-        for system, mode in (("testpmd", "io"), ("testpmd", "macswap"), ("testpmd", "5tswap"),
-                             ("testpmd", "csum"), ("flowgate", "track")):
+        systems = [("testpmd", "io"), ("testpmd", "macswap"), ("testpmd", "5tswap"),
+                   ("testpmd", "csum"), ("flowgate", "track")]
+        if cfg.ovs and n <= OVS_MAX_FRAMES:
+            systems += [("ovs", "plain"), ("ovs", "conntrack")]
+        for system, mode in systems:
             log(f"flows {n}: {system} {mode}")
             try:
                 row[f"{system} {mode}"] = summary(measure(system, mode, pcap, n, cfg, cap))
-            except RuntimeError as e:
+            except (RuntimeError, subprocess.SubprocessError) as e:
                 row[f"{system} {mode}"] = {"error": str(e)}
+            if system == "ovs" and mode == "conntrack":
+                row["ovs_conntrack_entries"] = LAST.get("ovs_conns")
             if system == "flowgate":
                 row["bytes_per_flow"] = bytes_per_flow()
                 row["capacity"] = cap
@@ -637,6 +761,28 @@ def report(res, cfg, path):
                      f"{fmt(row['testpmd 5tswap'])} | {fmt(row['testpmd csum'])} | {fmt(fg)} | "
                      f"{'%.2f' % ratio if ratio else '-'} | {'%.0f' % cyc if cyc else '-'} | "
                      f"{'%.0f' % row['bytes_per_flow'] if row.get('bytes_per_flow') else '-'} |")
+        if any("ovs conntrack" in row for row in res["flows"].values()):
+            L += ["", "### The stateful peer: Open vSwitch with DPDK", "",
+                  "Debian's openvswitch-switch-dpdk (userspace datapath), a private instance with its PMD "
+                  "on the same forwarding lcore and every other thread on CPU 0, between the same two "
+                  "vdevs, replaying the same captures. *plain*: one OpenFlow rule `in_port=1 → output:2`. "
+                  "*conntrack*: table 0 `ip,ct_state=-trk → ct(table=1)`, table 1 `+trk+new → "
+                  "ct(commit),output:2` and `+trk+est → output:2`; the entries it holds "
+                  "(`dpctl/ct-get-nconns`) are checked after the run. OVS 3.1 cannot preload more than "
+                  f"about {OVS_MAX_FRAMES:,} frames on one pcap port (its shared mempool cap), so it runs "
+                  "at the flow counts below that only.", "",
+                  "| flows | OVS plain | OVS conntrack | conntrack entries | flowgate track | flowgate / OVS conntrack |",
+                  "|---|---|---|---|---|---|"]
+            for n, row in res["flows"].items():
+                if "ovs conntrack" not in row:
+                    continue
+                fg, ct = row.get("flowgate track", {}), row["ovs conntrack"]
+                ratio = (fg["median"] / ct["median"]) if "median" in fg and "median" in ct else None
+                L.append(f"| {int(n):,} | {fmt(row.get('ovs plain', {'error': 1}))} | {fmt(ct)} | "
+                         f"{row.get('ovs_conntrack_entries') or '-'} | {fmt(fg)} | "
+                         f"{'%.1f×' % ratio if ratio else '-'} |")
+        if os.path.exists(os.path.join(os.path.dirname(path), "flows.png")):
+            L += ["", "![Mpps against flow count, every system](flows.png)"]
         L += ["", "Targets: ≥ 0.75× 5tswap at 64K flows, ≥ 0.5× at 1M. Where the cycles go: "
               "[PROFILE.md](PROFILE.md).", ""]
     if "ops" in res:
@@ -727,6 +873,15 @@ def report(res, cfg, path):
         f.write("\n".join(L))
 
 
+def plots(results, out):
+    """PNG plots beside RESULTS.md, drawn by flowgate-plot (plotters)."""
+    plot = os.path.join(BIN, "flowgate-plot")
+    if not os.path.exists(plot):
+        log("no flowgate-plot binary: plots not redrawn (cargo build --release --bins)")
+        return
+    subprocess.run([plot, "--results", results, "--out-dir", os.path.dirname(os.path.abspath(out))])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", default=["forward", "flows", "ops", "api", "mirror"],
@@ -735,6 +890,8 @@ def main():
     ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from benches/results.json without measuring")
+    ap.add_argument("--no-ovs", dest="ovs", action="store_false",
+                    help="leave Open vSwitch out of the flow-count sweep")
     ap.add_argument("--merge", action="store_true",
                     help="keep the figures of scenarios not run now from benches/results.json")
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "RESULTS.md"))
@@ -748,6 +905,7 @@ def main():
     res = {"machine": machine(), "command": " ".join(["benches/run.py"] + sys.argv[1:])}
     saved = os.path.join(os.path.dirname(cfg.out), "results.json")
     if cfg.report_only:
+        plots(saved, cfg.out)
         report(json.load(open(saved)), cfg, cfg.out)
         log(f"wrote {cfg.out} from {saved}")
         return
@@ -765,6 +923,7 @@ def main():
             json.dump(res, f, indent=1)
     with open(saved, "w") as f:
         json.dump(res, f, indent=1)
+    plots(saved, cfg.out)
     report(res, cfg, cfg.out)
     log(f"wrote {cfg.out}")
 

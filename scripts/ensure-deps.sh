@@ -11,7 +11,7 @@ what=${1:-run}
 pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
 case "$what" in
   test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev vagrant systemd) ;;
-  bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk fonts-dejavu-core) ;;
+  bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk wrk fonts-dejavu-core) ;;
 esac
 
 missing=()

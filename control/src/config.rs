@@ -518,6 +518,9 @@ pub struct F5Config {
     pub deadline_ms: u64,
     /// Most flow records in one answer (the F5 API's own limit is 1024).
     pub max_flows: usize,
+    /// Percent (1-100) of a saturated worker's time a query may take: an
+    /// interactive query gets more than a background operation.
+    pub busy_share_percent: u32,
 }
 
 impl Default for F5Config {
@@ -528,6 +531,7 @@ impl Default for F5Config {
             node: "flowgate-0".into(),
             deadline_ms: 1000,
             max_flows: 1024,
+            busy_share_percent: 50,
         }
     }
 }
@@ -995,6 +999,12 @@ fn validate_f5(l: &Loaded) -> Result<(), ConfigError> {
             format!("{} is over {F5_MAX_DEADLINE_MS}", f.deadline_ms),
         ));
     }
+    if !(1..=100).contains(&f.busy_share_percent) {
+        return Err(l.error(
+            "f5.busy_share_percent",
+            format!("{} is outside 1..=100", f.busy_share_percent),
+        ));
+    }
     if !(1..=1024).contains(&f.max_flows) {
         return Err(l.error(
             "f5.max_flows",
@@ -1185,7 +1195,6 @@ pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
         fragment_map: f.fragment_map,
         fragment_timeout: f.fragment_timeout,
         sweep_period_ms: f.sweep_period_ms,
-        job_share_percent: c.operations.busy_share_percent,
     }
 }
 
@@ -1384,6 +1393,7 @@ protocols = ["tcp", 17]
             ("[f5]\nnamespace = \"\"\n", "f5.namespace"),
             ("[f5]\nmax_flows = 2000\n", "f5.max_flows"),
             ("[f5]\nmax_flows = 0\n", "f5.max_flows"),
+            ("[f5]\nbusy_share_percent = 0\n", "f5.busy_share_percent"),
             ("[f5]\ndeadline_ms = 600000\n", "f5.deadline_ms"),
             ("[f5]\nsite = 3\n", "f5.site"),
         ] {

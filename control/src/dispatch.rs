@@ -37,6 +37,8 @@ pub struct JobRequest {
     pub newest: usize,
     /// How long to wait for every worker.
     pub deadline: Duration,
+    /// Percent of a saturated worker's time the job may take.
+    pub busy_share: u32,
 }
 
 /// What came back.
@@ -205,6 +207,7 @@ fn spec_for(op: u64, r: &JobRequest, tsc_hz: u64) -> Box<JobSpec> {
             s.saturating_mul(tsc_hz).saturating_add(tsc_hz - 1)
         }),
         result_cap: r.result_cap,
+        busy_share: r.busy_share,
         // Allocated here, on control, so the worker never allocates.
         buffer: if r.kind == JobKind::Query {
             Vec::with_capacity(r.newest)

@@ -121,6 +121,9 @@ pub struct JobSpec {
     /// For [`JobKind::Query`]: preallocated room for the newest flows
     /// (its capacity is N). Unused otherwise.
     pub buffer: Vec<FlowRecord>,
+    /// Percent (1-100) of a saturated worker's time the job may take (the
+    /// worker gives its jobs the largest share any of them asks for).
+    pub busy_share: u32,
 }
 
 /// One flow as reported.
@@ -393,6 +396,7 @@ mod tests {
             max_age: u64::MAX,
             result_cap: cap,
             buffer: Vec::with_capacity(buffer),
+            busy_share: 5,
         })
     }
 

@@ -62,9 +62,6 @@ pub struct TrackSettings {
     pub fragment_timeout: u32,
     /// Milliseconds for the expiry sweep to pass over the whole table once.
     pub sweep_period_ms: u32,
-    /// Percent of a busy worker's time flow operations (capture, flush,
-    /// queries) may take; they use idle time freely.
-    pub job_share_percent: u32,
 }
 
 impl Default for TrackSettings {
@@ -78,7 +75,6 @@ impl Default for TrackSettings {
             fragment_map: 4096,
             fragment_timeout: 30,
             sweep_period_ms: 1000,
-            job_share_percent: 5,
         }
     }
 }
@@ -209,11 +205,6 @@ impl Tracker {
     /// The mirror configuration in use.
     pub fn mirror(&self) -> &MirrorConfig {
         &self.mirror
-    }
-
-    /// Percent of a busy iteration the worker's jobs may take.
-    pub fn job_share(&self) -> u32 {
-        self.settings.job_share_percent
     }
 
     /// Replaces the mirror configuration; returns the old one (for control

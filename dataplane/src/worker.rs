@@ -240,10 +240,15 @@ impl Worker {
     /// forwarding loses that share and no more, whatever the jobs match.
     /// An idle worker lends them a larger slice freely.
     fn run_jobs(&mut self, now: u64, busy: bool) {
-        let share = match &self.processing {
-            Processing::Track(t) => t.job_share(),
-            Processing::Forward => return,
-        };
+        if matches!(self.processing, Processing::Forward) {
+            return;
+        }
+        let share = self
+            .jobs
+            .iter()
+            .map(|j| j.spec.busy_share)
+            .max()
+            .unwrap_or(1);
         if !busy {
             self.advance_jobs(now, Slice::entries(IDLE_SCAN));
             return;

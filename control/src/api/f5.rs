@@ -681,6 +681,7 @@ async fn answer(
             result_cap: max as u64,
             newest: max,
             deadline: Duration::from_millis(config.f5.deadline_ms),
+            busy_share: config.f5.busy_share_percent,
         })
         .await;
     let missing: Vec<usize> = if outcome.complete() {

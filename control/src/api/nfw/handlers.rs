@@ -74,6 +74,7 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
         result_cap: o.result_cap,
         newest: 0,
         deadline: Duration::from_millis(o.worker_timeout_ms),
+        busy_share: o.busy_share_percent,
     };
     let spec = FlowOperationSpec {
         minimum_flow_age_in_seconds: req.min_age,

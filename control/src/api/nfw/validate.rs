@@ -842,6 +842,7 @@ mod tests {
                 max_age: u64::MAX,
                 result_cap: u64::MAX,
                 buffer: Vec::new(),
+                busy_share: 5,
             }));
             let mut out = BTreeSet::new();
             loop {
