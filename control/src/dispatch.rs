@@ -208,9 +208,11 @@ fn spec_for(op: u64, r: &JobRequest, tsc_hz: u64) -> Box<JobSpec> {
         }),
         result_cap: r.result_cap,
         busy_share: r.busy_share,
-        // Allocated here, on control, so the worker never allocates.
+        newest: r.newest,
+        // Allocated here, on control, so the worker never allocates: twice
+        // the flows asked for (see Job::keep_newest).
         buffer: if r.kind == JobKind::Query {
-            Vec::with_capacity(r.newest)
+            Vec::with_capacity(2 * r.newest)
         } else {
             Vec::new()
         },

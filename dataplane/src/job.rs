@@ -97,7 +97,7 @@ pub enum JobKind {
     Capture,
     /// Report and remove them (later packets arrive mid-stream).
     Flush,
-    /// Report the newest `buffer.capacity()` of them, newest first.
+    /// Report the newest `newest` of them, newest first.
     Query,
 }
 
@@ -118,8 +118,10 @@ pub struct JobSpec {
     /// Most flows to report; a capture stops there, a flush keeps
     /// removing but reports no more. Either way the job says it was truncated.
     pub result_cap: u64,
-    /// For [`JobKind::Query`]: preallocated room for the newest flows
-    /// (its capacity is N). Unused otherwise.
+    /// For [`JobKind::Query`]: how many of the newest flows to report.
+    pub newest: usize,
+    /// For [`JobKind::Query`]: preallocated room for twice `newest` flows
+    /// (see [`Job::keep_newest`]). Unused otherwise.
     pub buffer: Vec<FlowRecord>,
     /// Percent (1-100) of a saturated worker's time the job may take (the
     /// worker gives its jobs the largest share any of them asks for).
@@ -197,6 +199,9 @@ pub struct Job {
     pub reported: u64,
     /// For a query: next buffer index to stream after the scan.
     pub drain: usize,
+    /// For a query: flows first seen before this are older than the
+    /// newest ones already kept.
+    floor: u64,
 }
 
 /// What the caller should do after [`Job::step`].
@@ -221,6 +226,7 @@ impl Job {
             chunk: FlowChunk::default(),
             reported: 0,
             drain: 0,
+            floor: 0,
         }
     }
 
@@ -301,6 +307,10 @@ impl Job {
                 self.spec
                     .buffer
                     .sort_unstable_by_key(|r| std::cmp::Reverse(r.entry.first_seen));
+                if self.spec.buffer.len() > self.spec.newest {
+                    self.spec.buffer.truncate(self.spec.newest);
+                    self.summary.truncated = true;
+                }
             }
             while self.drain < self.spec.buffer.len() && !self.chunk.is_full() {
                 self.chunk.push(self.spec.buffer[self.drain]);
@@ -316,40 +326,33 @@ impl Job {
         Step::Done
     }
 
-    /// Keeps the newest `capacity` flows in the preallocated buffer, as a
-    /// min-heap on first-seen time: O(log N) per flow, never growing it.
+    /// Keeps (at least) the newest `newest` flows in the preallocated
+    /// buffer of twice that room: records are appended; when the buffer is
+    /// full, the newest half is selected in place (O(N)) and the rest
+    /// dropped, and older records than those kept are skipped from then on.
+    /// Each record is copied once, about O(1) per flow, never growing the
+    /// buffer (a heap of whole records cost a dozen record swaps per flow).
     fn keep_newest(&mut self, rec: FlowRecord) {
+        let n = self.spec.newest;
+        if n == 0 || rec.entry.first_seen < self.floor {
+            self.summary.truncated = true;
+            return;
+        }
         let buf = &mut self.spec.buffer;
-        let older = |a: &FlowRecord, b: &FlowRecord| a.entry.first_seen < b.entry.first_seen;
+        if buf.len() == buf.capacity() && buf.len() >= n {
+            buf.select_nth_unstable_by_key(n - 1, |r| std::cmp::Reverse(r.entry.first_seen));
+            // Everything before n - 1 is at least as new.
+            self.floor = buf[n - 1].entry.first_seen;
+            buf.truncate(n);
+            self.summary.truncated = true;
+            if rec.entry.first_seen < self.floor {
+                return;
+            }
+        }
         if buf.len() < buf.capacity() {
             buf.push(rec);
-            let mut i = buf.len() - 1;
-            while i > 0 && older(&buf[i], &buf[(i - 1) / 2]) {
-                buf.swap(i, (i - 1) / 2);
-                i = (i - 1) / 2;
-            }
-            return;
-        }
-        self.summary.truncated = true;
-        if buf.is_empty() || !older(&buf[0], &rec) {
-            return;
-        }
-        buf[0] = rec;
-        let mut i = 0;
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut m = i;
-            if l < buf.len() && older(&buf[l], &buf[m]) {
-                m = l;
-            }
-            if r < buf.len() && older(&buf[r], &buf[m]) {
-                m = r;
-            }
-            if m == i {
-                break;
-            }
-            buf.swap(i, m);
-            i = m;
+        } else {
+            self.summary.truncated = true;
         }
     }
 }
@@ -395,7 +398,8 @@ mod tests {
             min_age: 0,
             max_age: u64::MAX,
             result_cap: cap,
-            buffer: Vec::with_capacity(buffer),
+            newest: buffer,
+            buffer: Vec::with_capacity(2 * buffer),
             busy_share: 5,
         })
     }
@@ -491,7 +495,7 @@ mod tests {
         let want: Vec<u32> = (0..1000u32).rev().filter(|i| i % 3 != 2).take(20).collect();
         assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
         assert!(job.summary.truncated);
-        assert_eq!(job.spec.buffer.capacity(), 20, "the buffer never grew");
+        assert_eq!(job.spec.buffer.capacity(), 40, "the buffer never grew");
     }
 
     #[test]
@@ -517,6 +521,35 @@ mod tests {
         assert_eq!(Slice::allowance(100, 50), 100);
         assert!(Slice::allowance(100, 100) > 1 << 60);
         assert_eq!(Slice::allowance(99, 0), 1, "at least 1 %");
+    }
+
+    #[test]
+    fn query_in_any_order_keeps_exactly_the_newest() {
+        // First-seen times a permutation of 0..n, not the table order.
+        let n = 997u32;
+        let mut t = FlowTable::new(n, crate::flow::FullPolicy::DropNew).unwrap();
+        for i in 0..n {
+            let tu = Tuple {
+                src: v4_bits([10, 1, (i >> 8) as u8, i as u8]),
+                dst: v4_bits([192, 0, 2, 1]),
+                sport: 2000,
+                dport: 53,
+                proto: 17,
+                family: AddrFamily::V4,
+                vlan: 0,
+            };
+            let (k, side) = tu.canonical();
+            let seen = (i as u64 * 7919) % n as u64;
+            t.insert(FlowEntry::new(k, side, seen), k.hash());
+        }
+        for newest in [1usize, 20, 500, 997, 2000] {
+            let mut job = Job::new(spec(JobKind::Query, &[Rule::ANY], u64::MAX, newest));
+            let out = run(&mut job, &mut t, 10_000, 13);
+            let got: Vec<u64> = out.iter().map(|r| r.entry.first_seen).collect();
+            let want: Vec<u64> = (0..n as u64).rev().take(newest).collect();
+            assert_eq!(got, want, "newest {newest}");
+            assert_eq!(job.summary.truncated, newest < n as usize, "newest {newest}");
+        }
     }
 
     #[test]

@@ -396,10 +396,11 @@ impl Tracker {
                 }
                 return (Self::verdict_action(e.verdict, c), Some(idx));
             }
-            // Timed out but not yet swept, or a new connection on a closed
-            // tuple: the old flow is over.
+            // Timed out (or flushed) but not yet swept, or a new connection
+            // on a closed tuple: the old flow is over. A flushed one was
+            // counted when it was flushed.
+            c.flows_expired += u64::from(!e.is_flushed());
             self.table.remove(idx);
-            c.flows_expired += 1;
         }
 
         // A new flow.
@@ -501,8 +502,8 @@ impl Tracker {
             self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
+                c.flows_expired += u64::from(!e.is_flushed());
                 self.table.remove(i);
-                c.flows_expired += 1;
             }
         }
     }
@@ -796,6 +797,33 @@ mod tests {
         let e = only_flow(&t);
         assert_eq!(e.first_seen, 40_000);
         assert_eq!((c.flows_created, c.flows_expired), (2, 1));
+    }
+
+    #[test]
+    fn a_flushed_flow_is_over_for_its_next_packet_and_for_the_sweep() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        run(&mut t, &[udp(C, S, b"x"), udp(S, C, b"y")], 0, &mut c);
+        let idx = (0..t.table().capacity())
+            .find(|&i| t.table().entry(i).is_used())
+            .unwrap();
+        t.table_mut().mark_flushed(idx);
+        assert_eq!(t.table().len(), 0, "gone for scans and counts at once");
+        // The next packet starts a new flow; the flushed one is not
+        // counted again as expired.
+        run(&mut t, &[udp(C, S, b"x")], 10, &mut c);
+        let e = only_flow(&t);
+        assert_eq!((e.first_seen, e.packets[0] + e.packets[1]), (10, 1));
+        assert_eq!((c.flows_created, c.flows_expired), (2, 0));
+        // A flushed flow nobody sends to is pruned by the sweep, uncounted.
+        let idx = (0..t.table().capacity())
+            .find(|&i| t.table().entry(i).is_used())
+            .unwrap();
+        t.table_mut().mark_flushed(idx);
+        for now in (20..3_000_000).step_by(1000) {
+            t.sweep(now, &mut c);
+        }
+        assert_eq!((t.table().held(), c.flows_expired), (0, 0));
     }
 
     #[test]

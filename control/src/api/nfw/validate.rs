@@ -841,6 +841,7 @@ mod tests {
                 min_age,
                 max_age: u64::MAX,
                 result_cap: u64::MAX,
+                newest: 0,
                 buffer: Vec::new(),
                 busy_share: 5,
             }));
