@@ -548,7 +548,11 @@ mod tests {
             let got: Vec<u64> = out.iter().map(|r| r.entry.first_seen).collect();
             let want: Vec<u64> = (0..n as u64).rev().take(newest).collect();
             assert_eq!(got, want, "newest {newest}");
-            assert_eq!(job.summary.truncated, newest < n as usize, "newest {newest}");
+            assert_eq!(
+                job.summary.truncated,
+                newest < n as usize,
+                "newest {newest}"
+            );
         }
     }
 
