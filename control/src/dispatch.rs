@@ -280,10 +280,6 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             }
                             Reply::Flows { op, chunk } => {
                                 if let Some(p) = jobs.get_mut(&op) {
-                                    if p.outcome.records.is_empty() {
-                                        // Grow in large steps: results come by the million.
-                                        p.outcome.records.reserve(1 << 16);
-                                    }
                                     p.outcome.records.extend(chunk.records().iter().map(|r| (w, *r)));
                                 }
                             }

@@ -248,9 +248,9 @@ impl Job {
             return Step::Emit(std::mem::take(&mut self.chunk));
         }
         // Nothing at or past the high-water mark is used.
-        let capacity = table.scan_end();
+        let end = table.scan_end();
         let mut tick = 0u32;
-        while self.cursor < capacity && !slice.is_spent() {
+        while self.cursor < end && !slice.is_spent() {
             let i = self.cursor;
             self.cursor += 1;
             table.prefetch_for_scan(i + SCAN_AHEAD);
@@ -275,7 +275,7 @@ impl Job {
                 JobKind::Capture => {
                     if self.reported >= self.spec.result_cap {
                         self.summary.truncated = true;
-                        self.cursor = capacity;
+                        self.cursor = end;
                         break;
                     }
                     self.reported += 1;
@@ -297,7 +297,7 @@ impl Job {
                 return Step::Emit(std::mem::take(&mut self.chunk));
             }
         }
-        if self.cursor < capacity {
+        if self.cursor < end {
             return Step::Continue;
         }
         // Scan over: a query now streams what it kept, newest first.

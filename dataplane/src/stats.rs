@@ -35,7 +35,8 @@ pub struct WorkerCounters {
     /// loop iterations that also received packets: the forwarding time
     /// the operations took.
     pub job_busy_ticks: u64,
-    /// TSC ticks of every loop iteration that received packets.
+    /// TSC ticks of the loop iterations that received packets while a
+    /// flow operation ran (packet work and operation work together).
     pub busy_ticks: u64,
     /// New flows refused because the table was full (their packets dropped).
     pub table_full_drops: u64,

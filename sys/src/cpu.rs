@@ -195,6 +195,9 @@ mod tests {
         prefetch0(x.as_ptr());
         prefetch0(std::ptr::null::<u8>());
         prefetch0(usize::MAX as *const u8);
+        prefetch_nta(x.as_ptr());
+        prefetch_nta(std::ptr::null::<u8>());
+        prefetch_nta(usize::MAX as *const u8);
         // SAFETY: fg_prefetch0 issues a prefetch hint, which never faults.
         unsafe { crate::ffi::fg_prefetch0(std::ptr::null()) };
     }

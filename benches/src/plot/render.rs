@@ -173,6 +173,20 @@ impl ValueFormatter<u64> for FlowsAxis {
     }
 }
 
+/// A chart builder on `plot` with the margins and label room every plot
+/// here uses.
+fn chart_on<'a, 'b>(
+    plot: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut b = ChartBuilder::on(plot);
+    b.margin_left(16)
+        .margin_right(16)
+        .margin_top(16)
+        .x_label_area_size(60)
+        .y_label_area_size(76);
+    b
+}
+
 /// Writes the flow-count plot: Mpps against flow count on a log2 axis, one
 /// line per system, min–max error bars.
 pub fn draw_flows(series: &[FlowSeries], path: &Path) -> Result<()> {
@@ -200,13 +214,7 @@ pub fn draw_flows(series: &[FlowSeries], path: &Path) -> Result<()> {
         .max(1.0)
         * 1.1;
 
-    let mut chart = ChartBuilder::on(&plot)
-        .margin_left(16)
-        .margin_right(16)
-        .margin_top(16)
-        .x_label_area_size(60)
-        .y_label_area_size(76)
-        .build_cartesian_2d(axis, 0f64..ymax)?;
+    let mut chart = chart_on(&plot).build_cartesian_2d(axis, 0f64..ymax)?;
     chart
         .configure_mesh()
         .x_desc("tracked flows (log2 scale)")
@@ -263,11 +271,11 @@ pub fn draw_op(op: &OpSeries, path: &Path) -> Result<()> {
     let name = format!("flow {}", op.kind);
     let mut subtitle = match op.flows {
         Some(n) => format!(
-            "flowgate tracking {} flows; the {} matches every flow",
+            "a table of {} idle flows beside a saturating load; the {} matches every idle flow",
             thousands(n),
             name
         ),
-        None => format!("flowgate under load; the {name} matches every flow"),
+        None => format!("flowgate under load; the {name} matches every idle flow"),
     };
     if let Some(s) = op.seconds {
         subtitle.push_str(&format!("; completed in {s:.2} s"));
@@ -303,13 +311,7 @@ pub fn draw_op(op: &OpSeries, path: &Path) -> Result<()> {
         .max(1.0)
         * 1.15;
 
-    let mut chart = ChartBuilder::on(&plot)
-        .margin_left(16)
-        .margin_right(16)
-        .margin_top(16)
-        .x_label_area_size(60)
-        .y_label_area_size(76)
-        .build_cartesian_2d(tmin..tmax, 0f64..ymax)?;
+    let mut chart = chart_on(&plot).build_cartesian_2d(tmin..tmax, 0f64..ymax)?;
     chart
         .configure_mesh()
         .x_desc("time since sampling began (s)")
