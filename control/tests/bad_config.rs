@@ -84,6 +84,26 @@ fn lcore_the_machine_lacks() {
 }
 
 #[test]
+fn busy_shares_out_of_range() {
+    for (section, value) in [
+        ("operations", 0),
+        ("operations", 101),
+        ("f5", 0),
+        ("f5", 101),
+    ] {
+        let t = format!(
+            "{}\n[{section}]\nbusy_share_percent = {value}\n",
+            good(free_port(), PORTS, "[[\"a\", \"b\"]]")
+        );
+        expect_one_line(
+            &format!("{section} share {value}"),
+            Some(&t),
+            &format!("{section}.busy_share_percent"),
+        );
+    }
+}
+
+#[test]
 fn pair_naming_unknown_port() {
     let t = good(free_port(), PORTS, "[[\"a\", \"c\"]]");
     expect_one_line("unknown pair port", Some(&t), "dataplane.pairs[0][1]");

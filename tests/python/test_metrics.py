@@ -20,7 +20,8 @@ COUNTERS = [
     "flowgate_worker_rx_packets", "flowgate_worker_rx_bytes", "flowgate_worker_tx_packets",
     "flowgate_worker_tx_dropped", "flowgate_worker_loops", "flowgate_worker_busy_loops",
     "flowgate_worker_flows_created", "flowgate_worker_flows_expired", "flowgate_worker_flows_evicted",
-    "flowgate_worker_flows_flushed", "flowgate_worker_table_full_drops",
+    "flowgate_worker_flows_flushed", "flowgate_worker_job_busy_ticks", "flowgate_worker_busy_ticks",
+    "flowgate_worker_table_full_drops",
     "flowgate_worker_midstream_packets", "flowgate_worker_malformed_packets",
     "flowgate_worker_malformed_dropped", "flowgate_worker_not_ip_packets",
     "flowgate_worker_fragments_untracked", "flowgate_worker_fragment_map_overwrites",
@@ -76,6 +77,12 @@ def test_families_types_help_and_labels(start_flowgate):
     assert value(fams, "flowgate_worker_up", worker="0") == 1
     assert 0 <= value(fams, "flowgate_worker_busy_ratio", worker="0") <= 1
     assert value(fams, "flowgate_api_requests", face="f5", operation="matching_flows", status="200") == 1
+    # The query ran on a worker that never idles (the sample is replayed
+    # forever), so it took time from forwarding iterations. (How much is
+    # bounded is tested on a longer operation: test_busy_share.py.)
+    job = value(fams, "flowgate_worker_job_busy_ticks", worker="0")
+    busy = value(fams, "flowgate_worker_busy_ticks", worker="0")
+    assert 0 < job < busy, (job, busy)
 
 
 def test_counters_move_as_the_capture_replays(start_flowgate):
