@@ -210,9 +210,12 @@ fn spec_for(op: u64, r: &JobRequest, tsc_hz: u64) -> Box<JobSpec> {
         busy_share: r.busy_share,
         newest: r.newest,
         // Allocated here, on control, so the worker never allocates: twice
-        // the flows asked for (see Job::keep_newest).
+        // the flows asked for (see Job::keep_newest). Written once here, so
+        // that the worker's first writes do not fault its pages in.
         buffer: if r.kind == JobKind::Query {
-            Vec::with_capacity(2 * r.newest)
+            let mut b = vec![FlowRecord::default(); 2 * r.newest];
+            b.clear();
+            b
         } else {
             Vec::new()
         },
@@ -336,5 +339,33 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(kind: JobKind, newest: usize) -> JobRequest {
+        JobRequest {
+            kind,
+            filters: Arc::new(RuleSet::compile(&[])),
+            min_age_secs: 2,
+            max_age_secs: Some(3),
+            result_cap: 10,
+            newest,
+            deadline: Duration::from_millis(1),
+            busy_share: 7,
+        }
+    }
+
+    #[test]
+    fn a_query_gets_an_empty_buffer_of_twice_its_flows_others_none() {
+        let s = spec_for(9, &request(JobKind::Query, 1024), 1000);
+        assert_eq!((s.op, s.newest, s.busy_share), (9, 1024, 7));
+        assert!(s.buffer.is_empty() && s.buffer.capacity() == 2048);
+        assert_eq!((s.min_age, s.max_age), (2000, 3999));
+        let s = spec_for(9, &request(JobKind::Flush, 1024), 1000);
+        assert_eq!(s.buffer.capacity(), 0);
     }
 }
