@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -245,12 +246,19 @@ class Ovs:
     VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 
     def __init__(self, pcap, frames, conntrack):
-        import shutil
         shutil.rmtree(OVS_DIR, ignore_errors=True)
         os.makedirs(OVS_DIR)
         self.env = dict(os.environ, OVS_RUNDIR=OVS_DIR, OVS_LOGDIR=OVS_DIR, OVS_DBDIR=OVS_DIR)
         self.db = f"unix:{OVS_DIR}/db.sock"
         self.procs = []
+        try:
+            self.setup(pcap, frames, conntrack)
+        except BaseException:
+            # Never leave a PMD spinning on the forwarding core.
+            self.close()
+            raise
+
+    def setup(self, pcap, frames, conntrack):
         subprocess.run(["ovsdb-tool", "create", f"{OVS_DIR}/conf.db",
                         "/usr/share/openvswitch/vswitch.ovsschema"], check=True, env=self.env)
         self.procs.append(subprocess.Popen(
@@ -283,7 +291,6 @@ class Ovs:
         for port in ("p0", "p1"):
             err = self.vsctl("get", "Interface", port, "error").strip()
             if err and err != "[]":
-                self.close()
                 raise RuntimeError(f"ovs: port {port}: {err}")
         self.ofctl("del-flows", "br0")
         if conntrack:
