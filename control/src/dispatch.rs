@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use flowgate_dataplane::command::{Command, ControlEnd, Reply};
 use flowgate_dataplane::filter::RuleSet;
+use flowgate_dataplane::flow::Tuple;
 use flowgate_dataplane::job::{FlowRecord, JobKind, JobSpec, JobSummary};
 use flowgate_dataplane::mirror::MirrorConfig;
 use flowgate_dataplane::stats::WorkerCounters;
@@ -41,11 +42,51 @@ pub struct JobRequest {
     pub busy_share: u32,
 }
 
+/// A captured or flushed flow as control keeps it: only what a flow
+/// operation reports, taken from the worker's record as the chunk arrives.
+/// Keeping whole records (192 bytes each, in a vector that grows by
+/// copying) made control, not the worker, the slow side of a
+/// million-flow operation: the reply ring filled and the job waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakenFlow {
+    /// The worker that holds the flow.
+    pub worker: u32,
+    /// Its index in that worker's table.
+    pub index: u32,
+    /// Its tuple as the opener sent it.
+    pub tuple: Tuple,
+    /// TSC of its first packet.
+    pub first_seen: u64,
+    /// Packets, both directions.
+    pub packets: u64,
+    /// Bytes (whole frames), both directions.
+    pub bytes: u64,
+}
+
+impl TakenFlow {
+    /// What a capture or flush keeps of `r`, held by `worker`.
+    pub fn of(worker: usize, r: &FlowRecord) -> TakenFlow {
+        let e = &r.entry;
+        let (pf, pr) = e.packets_fwd_rev();
+        let (bf, br) = e.bytes_fwd_rev();
+        TakenFlow {
+            worker: worker as u32,
+            index: r.index,
+            tuple: e.forward_tuple(),
+            first_seen: e.first_seen,
+            packets: pf.saturating_add(pr),
+            bytes: bf.saturating_add(br),
+        }
+    }
+}
+
 /// What came back.
 #[derive(Debug, Default)]
 pub struct JobOutcome {
-    /// Records, with the worker that holds each flow.
+    /// A query's records, with the worker that holds each flow.
     pub records: Vec<(usize, FlowRecord)>,
+    /// A capture's or flush's flows, in the order they arrived.
+    pub flows: Vec<TakenFlow>,
     /// Each worker's summary; `None` if it did not finish in time.
     pub summaries: Vec<Option<JobSummary>>,
     /// Workers that refused (too many jobs) or whose ring was full.
@@ -108,6 +149,7 @@ struct PendingMirror {
 }
 
 struct PendingJob {
+    kind: JobKind,
     outcome: JobOutcome,
     deadline: Instant,
     answer: oneshot::Sender<JobOutcome>,
@@ -268,7 +310,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                                 outcome.refused.push(w);
                             }
                         }
-                        jobs.insert(seq, PendingJob { outcome, deadline: Instant::now() + req.deadline, answer });
+                        jobs.insert(seq, PendingJob { kind: req.kind, outcome, deadline: Instant::now() + req.deadline, answer });
                     }
                 }
             }
@@ -283,7 +325,11 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             }
                             Reply::Flows { op, chunk } => {
                                 if let Some(p) = jobs.get_mut(&op) {
-                                    p.outcome.records.extend(chunk.records().iter().map(|r| (w, *r)));
+                                    if p.kind == JobKind::Query {
+                                        p.outcome.records.extend(chunk.records().iter().map(|r| (w, *r)));
+                                    } else {
+                                        p.outcome.flows.extend(chunk.records().iter().map(|r| TakenFlow::of(w, r)));
+                                    }
                                 }
                             }
                             // The spec is dropped here, on control.

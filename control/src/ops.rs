@@ -20,10 +20,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
 use flowgate_dataplane::flow::AddrFamily;
-use flowgate_dataplane::job::FlowRecord;
 use uuid::Uuid;
 
-use crate::dispatch::JobOutcome;
+use crate::dispatch::{JobOutcome, TakenFlow};
 
 /// What an operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,11 +107,10 @@ pub struct FlowResult {
 }
 
 impl FlowResult {
-    /// A worker's record, aged against `tsc_now` (the TSC when the outcome
-    /// was assembled; every worker reads the same invariant TSC).
-    pub fn from_record(r: &FlowRecord, tsc_now: u64, tsc_hz: u64) -> FlowResult {
-        let e = &r.entry;
-        let t = e.forward_tuple();
+    /// A flow a worker reported, aged against `tsc_now` (the TSC when the
+    /// outcome was assembled; every worker reads the same invariant TSC).
+    pub fn from_taken(f: &TakenFlow, tsc_now: u64, tsc_hz: u64) -> FlowResult {
+        let t = &f.tuple;
         // IPv4 sits in the top 32 bits of the 128-bit address.
         let addr = |bits: u128| -> IpAddr {
             match t.family {
@@ -120,17 +118,66 @@ impl FlowResult {
                 _ => IpAddr::V4(Ipv4Addr::from((bits >> 96) as u32)),
             }
         };
-        let (pf, pr) = e.packets_fwd_rev();
-        let (bf, br) = e.bytes_fwd_rev();
         FlowResult {
             src: addr(t.src),
             dst: addr(t.dst),
             sport: t.sport,
             dport: t.dport,
             proto: t.proto,
-            age_secs: tsc_now.saturating_sub(e.first_seen) / tsc_hz.max(1),
-            packets: pf.saturating_add(pr),
-            bytes: bf.saturating_add(br),
+            age_secs: tsc_now.saturating_sub(f.first_seen) / tsc_hz.max(1),
+            packets: f.packets,
+            bytes: f.bytes,
+        }
+    }
+}
+
+/// An operation's flows, kept as the workers reported them and turned
+/// into [`FlowResult`]s a page at a time: converting a million flows when
+/// the operation ends (and allocating for them) was most of the time
+/// between the last worker's answer and COMPLETED.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Results {
+    flows: Vec<TakenFlow>,
+    /// TSC when the operation ended: ages are as of then.
+    aged_at: u64,
+    tsc_hz: u64,
+}
+
+impl Results {
+    /// `flows`, in the order pages give them, aged as of TSC `aged_at`.
+    pub fn new(flows: Vec<TakenFlow>, aged_at: u64, tsc_hz: u64) -> Results {
+        Results {
+            flows,
+            aged_at,
+            tsc_hz,
+        }
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Keeps the first `n`.
+    pub fn truncate(&mut self, n: usize) {
+        self.flows.truncate(n);
+    }
+
+    /// From `offset`, at most `max`; the next page's offset if more remain.
+    pub fn page(&self, offset: usize, max: usize) -> Page<FlowResult> {
+        let start = offset.min(self.flows.len());
+        let end = start.saturating_add(max.max(1)).min(self.flows.len());
+        Page {
+            items: self.flows[start..end]
+                .iter()
+                .map(|f| FlowResult::from_taken(f, self.aged_at, self.tsc_hz))
+                .collect(),
+            next: (end < self.flows.len()).then_some(end as u64),
         }
     }
 }
@@ -143,17 +190,17 @@ pub struct Finish {
     /// Why, when not plainly COMPLETED.
     pub message: Option<String>,
     /// The flows found (empty when FAILED).
-    pub results: Vec<FlowResult>,
+    pub results: Results,
 }
 
 impl Finish {
     /// Turns what the workers sent back into a final status and results,
     /// keeping at most `cap` flows.
-    pub fn from_outcome(outcome: &JobOutcome, cap: u64, tsc_hz: u64) -> Finish {
+    pub fn from_outcome(outcome: JobOutcome, cap: u64, tsc_hz: u64) -> Finish {
         let failed = |msg: &str| Finish {
             status: OpStatus::Failed,
             message: Some(msg.to_string()),
-            results: Vec::new(),
+            results: Results::default(),
         };
         if !outcome.complete() {
             // A refusal is reported before a timeout: that worker did answer.
@@ -163,18 +210,20 @@ impl Finish {
                 MSG_ERROR
             });
         }
-        let mut records: Vec<&(usize, FlowRecord)> = outcome.records.iter().collect();
+        let truncated = outcome.truncated();
+        let mut flows = outcome.flows;
         // Workers answer in any order; a stable order makes pages stable.
-        records.sort_by_key(|(w, r)| (*w, r.index));
+        // With one worker (or one that matched), the flows arrived in
+        // order already.
+        if !flows.is_sorted_by_key(|f| (f.worker, f.index)) {
+            flows.sort_unstable_by_key(|f| (f.worker, f.index));
+        }
         // Each worker honours the cap alone, so together they may exceed it.
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-        let cut = records.len() > cap;
-        let results = records
-            .into_iter()
-            .take(cap)
-            .map(|(_, r)| FlowResult::from_record(r, outcome.tsc_now, tsc_hz))
-            .collect();
-        if cut || outcome.truncated() {
+        let cut = flows.len() > cap;
+        flows.truncate(cap);
+        let results = Results::new(flows, outcome.tsc_now, tsc_hz);
+        if cut || truncated {
             Finish {
                 status: OpStatus::CompletedWithErrors,
                 // The model's StatusReason allows letters, digits, '-' and spaces only.
@@ -211,7 +260,7 @@ pub struct Operation<S> {
     /// What the face wants to echo back (the request as given).
     pub spec: S,
     /// The flows found, in a stable order.
-    pub results: Vec<FlowResult>,
+    pub results: Results,
 }
 
 /// Why an operation was not started.
@@ -304,7 +353,7 @@ impl<S> OperationStore<S> {
             requested_at,
             finished_at: None,
             spec,
-            results: Vec::new(),
+            results: Results::default(),
         };
         Ok(self.by_seq.entry(seq).or_insert(op))
     }
@@ -396,23 +445,12 @@ impl<S> OperationStore<S> {
     }
 }
 
-/// A page of an operation's results: from `offset`, at most `max`; the next
-/// page's offset if more remain.
-pub fn results_page(results: &[FlowResult], offset: usize, max: usize) -> Page<FlowResult> {
-    let start = offset.min(results.len());
-    let end = start.saturating_add(max.max(1)).min(results.len());
-    Page {
-        items: results[start..end].to_vec(),
-        next: (end < results.len()).then_some(end as u64),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use flowgate_dataplane::flow::key::v4_bits;
     use flowgate_dataplane::flow::{FlowEntry, Tuple};
-    use flowgate_dataplane::job::JobSummary;
+    use flowgate_dataplane::job::{FlowRecord, JobSummary};
 
     fn limits() -> Limits {
         Limits {
@@ -427,7 +465,26 @@ mod tests {
         Finish {
             status: OpStatus::Completed,
             message: None,
-            results: Vec::new(),
+            results: Results::default(),
+        }
+    }
+
+    fn taken(port: u16) -> TakenFlow {
+        TakenFlow {
+            worker: 0,
+            index: port as u32,
+            tuple: Tuple {
+                src: v4_bits([10, 0, 0, 1]),
+                dst: v4_bits([10, 0, 0, 2]),
+                sport: port,
+                dport: 80,
+                proto: 6,
+                family: AddrFamily::V4,
+                vlan: 0,
+            },
+            first_seen: 1000,
+            packets: 1,
+            bytes: 60,
         }
     }
 
@@ -438,7 +495,7 @@ mod tests {
             sport: port,
             dport: 80,
             proto: 6,
-            age_secs: 0,
+            age_secs: 3,
             packets: 1,
             bytes: 60,
         }
@@ -463,7 +520,7 @@ mod tests {
             StartError::Busy { running: 2 }
         );
         assert_eq!(s.get(&a, t0).unwrap().status, OpStatus::InProgress);
-        let results = (0..5).map(result).collect();
+        let results = Results::new((0..5).map(taken).collect(), 4000, 1000);
         let f = Finish {
             status: OpStatus::Completed,
             message: None,
@@ -571,21 +628,21 @@ mod tests {
 
     #[test]
     fn results_pages_cover_everything_once() {
-        let all: Vec<FlowResult> = (0..7).map(result).collect();
+        let all = Results::new((0..7).map(taken).collect(), 4000, 1000);
         let mut seen = Vec::new();
         let mut off = 0;
         loop {
-            let p = results_page(&all, off, 3);
+            let p = all.page(off, 3);
             seen.extend(p.items);
             match p.next {
                 Some(n) => off = n as usize,
                 None => break,
             }
         }
-        assert_eq!(seen, all);
-        assert_eq!(results_page(&all, 7, 3).items, []);
+        assert_eq!(seen, (0..7).map(result).collect::<Vec<_>>());
+        assert_eq!(all.page(7, 3).items, []);
         assert_eq!(
-            results_page(&[], 0, 3),
+            Results::default().page(0, 3),
             Page {
                 items: vec![],
                 next: None
@@ -619,24 +676,29 @@ mod tests {
     fn outcomes_become_statuses() {
         let summary = Some(JobSummary::default());
         let ok = JobOutcome {
-            records: vec![(1, record(true, 5, 1000)), (0, record(false, 9, 0))],
+            records: vec![],
+            flows: vec![
+                TakenFlow::of(1, &record(true, 5, 1000)),
+                TakenFlow::of(0, &record(false, 9, 0)),
+            ],
             summaries: vec![summary, summary],
             refused: vec![],
             tsc_now: 10_500,
         };
-        let f = Finish::from_outcome(&ok, 10, 1000);
+        let f = Finish::from_outcome(ok.clone_for_test(), 10, 1000);
+        let f_results = f.results.page(0, 10).items;
         assert_eq!(f.status, OpStatus::Completed);
         assert_eq!(f.message, None);
         // Sorted by worker, then table index.
-        assert_eq!(f.results[0].age_secs, 10);
-        assert_eq!(f.results[1].age_secs, 9);
+        assert_eq!(f_results[0].age_secs, 10);
+        assert_eq!(f_results[1].age_secs, 9);
         // The opener is the source, whichever endpoint sorts first.
-        assert_eq!(f.results[1].src.to_string(), "10.0.0.9");
-        assert_eq!((f.results[1].sport, f.results[1].dport), (40000, 80));
-        assert_eq!(f.results[0].src.to_string(), "10.0.0.1");
-        assert_eq!((f.results[0].packets, f.results[0].bytes), (7, 4300));
+        assert_eq!(f_results[1].src.to_string(), "10.0.0.9");
+        assert_eq!((f_results[1].sport, f_results[1].dport), (40000, 80));
+        assert_eq!(f_results[0].src.to_string(), "10.0.0.1");
+        assert_eq!((f_results[0].packets, f_results[0].bytes), (7, 4300));
 
-        let cut = Finish::from_outcome(&ok, 1, 1000);
+        let cut = Finish::from_outcome(ok.clone_for_test(), 1, 1000);
         assert_eq!(cut.status, OpStatus::CompletedWithErrors);
         assert_eq!(cut.results.len(), 1);
         assert_eq!(
@@ -650,13 +712,13 @@ mod tests {
             ..JobSummary::default()
         });
         assert_eq!(
-            Finish::from_outcome(&truncated, 10, 1000).status,
+            Finish::from_outcome(truncated, 10, 1000).status,
             OpStatus::CompletedWithErrors
         );
 
         let mut late = ok.clone_for_test();
         late.summaries[1] = None;
-        let f = Finish::from_outcome(&late, 10, 1000);
+        let f = Finish::from_outcome(late.clone_for_test(), 10, 1000);
         assert_eq!(
             (f.status, f.message.as_deref()),
             (OpStatus::Failed, Some(MSG_TIMEOUT))
@@ -665,7 +727,7 @@ mod tests {
 
         let mut refused = late.clone_for_test();
         refused.refused = vec![1];
-        let f = Finish::from_outcome(&refused, 10, 1000);
+        let f = Finish::from_outcome(refused, 10, 1000);
         assert_eq!(
             (f.status, f.message.as_deref()),
             (OpStatus::Failed, Some(MSG_ERROR))
@@ -676,6 +738,7 @@ mod tests {
         fn clone_for_test(&self) -> JobOutcome {
             JobOutcome {
                 records: self.records.clone(),
+                flows: self.flows.clone(),
                 summaries: self.summaries.clone(),
                 refused: self.refused.clone(),
                 tsc_now: self.tsc_now,

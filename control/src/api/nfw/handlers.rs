@@ -23,7 +23,7 @@ use super::{token, validate};
 use crate::api::ApiState;
 use crate::config::OperationsConfig;
 use crate::dispatch::{Dispatcher, JobRequest};
-use crate::ops::{results_page, Finish, FlowResult, OpKind};
+use crate::ops::{Finish, FlowResult, OpKind};
 
 /// Runs `op` on `input`; the JSON body of its output.
 pub fn call(op: NfwOp, input: &Input, state: &Arc<ApiState>) -> Result<String, NfwError> {
@@ -98,7 +98,7 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
 async fn run(state: Arc<ApiState>, dispatcher: Dispatcher, id: Uuid, job: JobRequest) {
     let cap = job.result_cap;
     let outcome = dispatcher.run_job(job).await;
-    let finish = Finish::from_outcome(&outcome, cap, flowgate_sys::cpu::tsc_hz());
+    let finish = Finish::from_outcome(outcome, cap, flowgate_sys::cpu::tsc_hz());
     state.ops().finish(id, finish, Instant::now());
 }
 
@@ -158,7 +158,7 @@ fn list_results(state: &Arc<ApiState>, input: &Input) -> Result<String, NfwError
         Some(t) => token::results_from(t, &op.id, op.results.len())?,
         None => 0,
     };
-    let page = results_page(&op.results, offset, req.max_results);
+    let page = op.results.page(offset, req.max_results);
     json(&ListResultsOutput {
         firewall_arn: o.firewall_arn.clone(),
         scope: reported_scope(&op.spec.scope, o),

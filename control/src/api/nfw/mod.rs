@@ -70,7 +70,10 @@ mod tests {
     use hyper::Method;
     use serde_json::{json, Value};
 
-    use crate::ops::{Finish, FlowResult, OpKind, OpStatus};
+    use crate::dispatch::TakenFlow;
+    use crate::ops::{Finish, OpKind, OpStatus, Results};
+    use flowgate_dataplane::flow::key::v4_bits;
+    use flowgate_dataplane::flow::{AddrFamily, Tuple};
 
     const ARN: &str = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate";
 
@@ -133,18 +136,26 @@ mod tests {
             .start(OpKind::Capture, spec.clone(), SystemTime::now(), now)
             .unwrap()
             .id;
-        let results = (0..n)
-            .map(|p| FlowResult {
-                src: "10.0.0.1".parse().unwrap(),
-                dst: "192.0.2.1".parse().unwrap(),
-                sport: 1000 + p,
-                dport: 443,
-                proto: 6,
-                age_secs: 5,
+        let flows = (0..n)
+            .map(|p| TakenFlow {
+                worker: 0,
+                index: p as u32,
+                tuple: Tuple {
+                    src: v4_bits([10, 0, 0, 1]),
+                    dst: v4_bits([192, 0, 2, 1]),
+                    sport: 1000 + p,
+                    dport: 443,
+                    proto: 6,
+                    family: AddrFamily::V4,
+                    vlan: 0,
+                },
+                first_seen: 0,
                 packets: 2,
                 bytes: 120,
             })
             .collect();
+        // Aged 5 s at 1000 ticks a second.
+        let results = Results::new(flows, 5_000, 1_000);
         let f = Finish {
             status: OpStatus::Completed,
             message: None,
