@@ -8,8 +8,13 @@
 //! time, so the compiler can vectorise it; the first match is a
 //! `trailing_zeros`. [`Rule::matches`] is the naive twin the tests compare
 //! against.
+//!
+//! Flow operations scan IPv4 flows from the table's scan index; for them a
+//! rule set also keeps its rules in 32-bit form ([`RuleSet::any_match_v4`]),
+//! which costs a nanosecond or two per rule instead of the 128-bit arrays'
+//! dozen.
 
-use crate::flow::{AddrFamily, Tuple};
+use crate::flow::{AddrFamily, Tuple, V4Tuple};
 
 /// An address block: any address, or a CIDR of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,6 +192,54 @@ pub struct RuleSet {
     dport_lo: Vec<u16>,
     dport_hi: Vec<u16>,
     protos: Vec<[u64; 4]>,
+    /// The rules that can match an IPv4 tuple, in 32-bit form.
+    v4: Vec<V4Rule>,
+}
+
+/// A rule as it applies to IPv4 tuples (an any-address side has a zero
+/// mask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct V4Rule {
+    src_addr: u32,
+    src_mask: u32,
+    dst_addr: u32,
+    dst_mask: u32,
+    sport: (u16, u16),
+    dport: (u16, u16),
+    protos: [u64; 4],
+}
+
+impl V4Rule {
+    /// The rule's IPv4 form, or `None` if it names an IPv6 block (and so
+    /// matches no IPv4 tuple).
+    fn of(r: &Rule) -> Option<V4Rule> {
+        let side = |c: &Cidr| match c.family {
+            AddrFamily::None => Some((0, 0)),
+            AddrFamily::V4 => Some(((c.addr >> 96) as u32, (c.mask() >> 96) as u32)),
+            AddrFamily::V6 => None,
+        };
+        let (src_addr, src_mask) = side(&r.src)?;
+        let (dst_addr, dst_mask) = side(&r.dst)?;
+        Some(V4Rule {
+            src_addr,
+            src_mask,
+            dst_addr,
+            dst_mask,
+            sport: (r.sport.lo, r.sport.hi),
+            dport: (r.dport.lo, r.dport.hi),
+            protos: r.protos.0,
+        })
+    }
+
+    #[inline(always)]
+    fn matches(&self, t: &V4Tuple) -> bool {
+        let src = (t.src & self.src_mask) == self.src_addr;
+        let dst = (t.dst & self.dst_mask) == self.dst_addr;
+        let sport = (self.sport.0 <= t.sport) & (t.sport <= self.sport.1);
+        let dport = (self.dport.0 <= t.dport) & (t.dport <= self.dport.1);
+        let proto = (self.protos[(t.proto >> 6) as usize] >> (t.proto & 63)) & 1 != 0;
+        src & dst & sport & dport & proto
+    }
 }
 
 impl RuleSet {
@@ -205,6 +258,7 @@ impl RuleSet {
             s.dport_lo.push(r.dport.lo);
             s.dport_hi.push(r.dport.hi);
             s.protos.push(r.protos.0);
+            s.v4.extend(V4Rule::of(r));
         }
         s
     }
@@ -259,6 +313,13 @@ impl RuleSet {
     #[inline]
     pub fn any_match(&self, t: &Tuple) -> bool {
         self.first_match(t).is_some()
+    }
+
+    /// Whether any rule matches the IPv4 tuple `t`: [`RuleSet::any_match`]
+    /// for the scan index's tuples, in 32-bit arithmetic.
+    #[inline]
+    pub fn any_match_v4(&self, t: &V4Tuple) -> bool {
+        self.v4.iter().any(|r| r.matches(t))
     }
 }
 
@@ -445,6 +506,9 @@ mod tests {
                 let naive = rules.iter().position(|r| r.matches(t));
                 prop_assert_eq!(s.first_match(t), naive);
                 prop_assert_eq!(s.any_match(t), naive.is_some());
+                if let Some(v4) = V4Tuple::of(t) {
+                    prop_assert_eq!(s.any_match_v4(&v4), naive.is_some(), "{:?}", t);
+                }
             }
         }
     }

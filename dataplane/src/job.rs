@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::filter::RuleSet;
-use crate::flow::{FlowEntry, FlowTable};
+use crate::flow::{FlowEntry, FlowTable, Scanned};
 
 /// Flows per result chunk.
 pub const CHUNK: usize = 16;
@@ -24,12 +24,17 @@ pub const CHUNK: usize = 16;
 /// entries.
 pub const COST_REPORTED: u32 = 3;
 
-/// How far ahead of the cursor a scan prefetches entries.
-const SCAN_AHEAD: u32 = 4;
+/// Scan keys matched together before the entries of the matches are
+/// read (their misses overlap).
+pub const BATCH: u32 = 8;
 
-/// Entries examined between two looks at the clock (the first look comes
-/// after the first entry, so every slice makes some progress).
+/// Batches between two looks at the clock (the first look comes after the
+/// first batch, so every slice makes some progress). Reading the TSC costs
+/// about as much as matching a batch of keys.
 const CLOCK_EVERY: u32 = 4;
+
+/// How far ahead of the cursor (in scan keys) the scan asks for the index.
+const KEYS_AHEAD: u32 = 64;
 
 /// How much work the jobs may do in one loop iteration: a number of
 /// entries (a reported flow counts [`COST_REPORTED`] more) and a TSC
@@ -78,13 +83,10 @@ impl Slice {
         self.entries = self.entries.saturating_sub(n);
     }
 
-    /// Called every entry: looks at the clock every [`CLOCK_EVERY`].
+    /// Called every few batches: ends the slice at its deadline.
     #[inline]
-    fn check_clock(&mut self, tick: u32) {
-        if tick % CLOCK_EVERY == 1
-            && self.deadline != u64::MAX
-            && flowgate_sys::cpu::tsc() >= self.deadline
-        {
+    fn check_clock(&mut self) {
+        if self.deadline != u64::MAX && flowgate_sys::cpu::tsc() >= self.deadline {
             self.entries = 0;
         }
     }
@@ -165,6 +167,16 @@ impl FlowChunk {
         self.len == CHUNK
     }
 
+    /// The chunk as it is, leaving this one empty. Only the length is
+    /// reset: clearing 2 KiB of records per chunk cost as much as
+    /// copying them.
+    #[inline]
+    fn take(&mut self) -> FlowChunk {
+        let full = *self;
+        self.len = 0;
+        full
+    }
+
     fn push(&mut self, r: FlowRecord) {
         self.flows[self.len] = r;
         self.len += 1;
@@ -202,16 +214,21 @@ pub struct Job {
     /// For a query: flows first seen before this are older than the
     /// newest ones already kept.
     floor: u64,
+    /// First entry of the batch last matched.
+    batch: u32,
+    /// Its matches not yet handled (bit i: entry `batch + i`).
+    pending: u32,
 }
 
 /// What the caller should do after [`Job::step`].
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // a chunk by value: no allocation on the worker
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Keep going next time.
     Continue,
-    /// Post this chunk, then call again.
-    Emit(FlowChunk),
+    /// A chunk is ready: post [`Job::take_chunk`], then call again. (The
+    /// chunk stays in the job until then, so it is copied once, into the
+    /// reply, rather than through every return value on the way.)
+    Emit,
     /// Finished: post the summary (and the spec back).
     Done,
 }
@@ -227,74 +244,124 @@ impl Job {
             reported: 0,
             drain: 0,
             floor: 0,
+            batch: 0,
+            pending: 0,
         }
     }
 
-    /// Whether `e` is one the job wants, at `now`.
+    /// The results [`Step::Emit`] said were ready, leaving the job's
+    /// chunk empty.
     #[inline]
-    fn wants(&self, e: &FlowEntry, now: u64) -> bool {
+    pub fn take_chunk(&mut self) -> FlowChunk {
+        self.chunk.take()
+    }
+
+    /// Whether `e` is old (and young) enough, at `now`.
+    #[inline]
+    fn age_fits(&self, e: &FlowEntry, now: u64) -> bool {
         let age = now.saturating_sub(e.first_seen);
-        age >= self.spec.min_age
-            && age <= self.spec.max_age
-            && self.spec.filters.any_match(&e.forward_tuple())
+        age >= self.spec.min_age && age <= self.spec.max_age
+    }
+
+    /// Matches the next batch of scan keys from the cursor: the matches
+    /// become [`Job::pending`] and their entries are prefetched together.
+    #[inline]
+    fn match_batch(&mut self, table: &FlowTable, end: u32) {
+        let base = self.cursor;
+        let n = BATCH.min(end - base);
+        // A batch is two lines of keys: ask for the two it will need later.
+        table.prefetch_scan_keys(base + KEYS_AHEAD);
+        table.prefetch_scan_keys(base + KEYS_AHEAD + BATCH / 2);
+        let mut hits = 0u32;
+        for k in 0..n {
+            let i = base + k;
+            let hit = match table.scan_key(i).view() {
+                Scanned::Skip => continue,
+                Scanned::V4(t) => self.spec.filters.any_match_v4(&t),
+                Scanned::InEntry => self.spec.filters.any_match(&table.entry(i).forward_tuple()),
+            };
+            self.summary.scanned += 1;
+            if hit {
+                table.prefetch_for_scan(i);
+                hits |= 1 << k;
+            }
+        }
+        self.cursor = base + n;
+        self.batch = base;
+        self.pending = hits;
     }
 
     /// Advances the job over `table`, spending `slice` (shared by every
     /// job of one loop iteration). A flush marks the flows it matches
     /// flushed. Stops early when a chunk is ready to be posted; the caller
     /// posts it and may call again with what is left of the slice.
+    ///
+    /// The scan reads the table's scan index, [`BATCH`] keys at a time,
+    /// and the entries of the matches only. A slice may overrun by up to
+    /// one batch.
     pub fn step(&mut self, table: &mut FlowTable, slice: &mut Slice, now: u64) -> Step {
         if self.chunk.is_full() {
-            return Step::Emit(std::mem::take(&mut self.chunk));
+            return Step::Emit;
         }
         // Nothing at or past the high-water mark is used.
         let end = table.scan_end();
-        let mut tick = 0u32;
-        while self.cursor < end && !slice.is_spent() {
-            let i = self.cursor;
-            self.cursor += 1;
-            table.prefetch_for_scan(i + SCAN_AHEAD);
-            slice.take(1);
-            tick += 1;
-            slice.check_clock(tick);
-            let e = table.entry(i);
-            if !e.is_live() {
-                continue;
-            }
-            self.summary.scanned += 1;
-            if !self.wants(e, now) {
-                continue;
-            }
-            self.summary.matched += 1;
-            slice.take(COST_REPORTED);
-            let rec = FlowRecord {
-                entry: *e,
-                index: i,
-            };
-            match self.spec.kind {
-                JobKind::Capture => {
-                    if self.reported >= self.spec.result_cap {
-                        self.summary.truncated = true;
-                        self.cursor = end;
-                        break;
-                    }
-                    self.reported += 1;
-                    self.chunk.push(rec);
+        // Matches left from an earlier call may have changed since
+        // (packets came in between): they are checked again.
+        let mut stale = self.pending != 0;
+        let mut batches = 0u32;
+        loop {
+            while self.pending != 0 {
+                let i = self.batch + self.pending.trailing_zeros();
+                self.pending &= self.pending - 1;
+                let e = table.entry(i);
+                if stale && !(e.is_live() && self.spec.filters.any_match(&e.forward_tuple())) {
+                    continue;
                 }
-                JobKind::Flush => {
-                    table.mark_flushed(i);
-                    self.summary.removed += 1;
-                    if self.reported < self.spec.result_cap {
+                if !self.age_fits(e, now) {
+                    continue;
+                }
+                self.summary.matched += 1;
+                slice.take(COST_REPORTED);
+                let rec = FlowRecord {
+                    entry: *e,
+                    index: i,
+                };
+                match self.spec.kind {
+                    JobKind::Capture => {
+                        if self.reported >= self.spec.result_cap {
+                            self.summary.truncated = true;
+                            self.cursor = end;
+                            self.pending = 0;
+                            break;
+                        }
                         self.reported += 1;
                         self.chunk.push(rec);
-                    } else {
-                        self.summary.truncated = true;
                     }
+                    JobKind::Flush => {
+                        table.mark_flushed(i);
+                        self.summary.removed += 1;
+                        if self.reported < self.spec.result_cap {
+                            self.reported += 1;
+                            self.chunk.push(rec);
+                        } else {
+                            self.summary.truncated = true;
+                        }
+                    }
+                    JobKind::Query => self.keep_newest(rec),
                 }
-                JobKind::Query => self.keep_newest(rec),
+                if self.chunk.is_full() {
+                    return Step::Emit;
+                }
             }
-            if self.chunk.is_full() {
-                return Step::Emit(std::mem::take(&mut self.chunk));
+            if self.cursor >= end || slice.is_spent() {
+                break;
+            }
+            slice.take(BATCH);
+            self.match_batch(table, end);
+            stale = false;
+            batches += 1;
+            if batches % CLOCK_EVERY == 1 {
+                slice.check_clock();
             }
         }
         if self.cursor < end {
@@ -317,11 +384,11 @@ impl Job {
                 self.drain += 1;
             }
             if self.chunk.is_full() {
-                return Step::Emit(std::mem::take(&mut self.chunk));
+                return Step::Emit;
             }
         }
         if self.chunk.len > 0 {
-            return Step::Emit(std::mem::take(&mut self.chunk));
+            return Step::Emit;
         }
         Step::Done
     }
@@ -410,7 +477,7 @@ mod tests {
             let mut slice = Slice::entries(budget);
             match job.step(t, &mut slice, now) {
                 Step::Continue => {}
-                Step::Emit(c) => out.extend_from_slice(c.records()),
+                Step::Emit => out.extend_from_slice(job.take_chunk().records()),
                 Step::Done => return out,
             }
         }
@@ -511,7 +578,61 @@ mod tests {
             Step::Continue
         ));
         assert!(slice.is_spent());
-        assert_eq!(job.cursor, 1, "stopped at the first look at the clock");
+        assert_eq!(job.cursor, BATCH, "stopped at the first look at the clock");
+    }
+
+    #[test]
+    fn matches_left_waiting_are_checked_again() {
+        // Table of 1000 (a third removed, and entry 0); a capture of every
+        // flow from 10/8 fills its first chunk in the middle of the fourth
+        // batch.
+        let mut t = table(1000);
+        t.remove(0);
+        let ten = Rule {
+            src: crate::filter::Cidr::v4([10, 0, 0, 0], 8),
+            ..Rule::ANY
+        };
+        let mut job = Job::new(spec(JobKind::Capture, &[ten], u64::MAX, 0));
+        let mut first = Vec::new();
+        while job.pending == 0 {
+            let mut slice = Slice::entries(1000);
+            match job.step(&mut t, &mut slice, 10_000) {
+                Step::Emit => first.extend_from_slice(job.take_chunk().records()),
+                other => panic!("{other:?} before a chunk filled mid-batch"),
+            }
+        }
+        // Packets come in before the job resumes: each waiting flow ends,
+        // and a flow from outside 10/8 takes its entry (freed entries are
+        // reused first).
+        let mut waiting = Vec::new();
+        let mut m = job.pending;
+        while m != 0 {
+            waiting.push(job.batch + m.trailing_zeros());
+            m &= m - 1;
+        }
+        for &i in &waiting {
+            t.remove(i);
+            let tu = Tuple {
+                src: v4_bits([172, 16, 0, i as u8]),
+                dst: v4_bits([192, 0, 2, 1]),
+                sport: 5000,
+                dport: 443,
+                proto: 6,
+                family: AddrFamily::V4,
+                vlan: 0,
+            };
+            let (k, side) = tu.canonical();
+            let at = t.insert(FlowEntry::new(k, side, 1), k.hash());
+            assert_eq!(at, crate::flow::Insert::Inserted(i));
+        }
+        let rest = run(&mut job, &mut t, 10_000, 1000);
+        let got: Vec<u32> = first.iter().chain(&rest).map(|r| r.index).collect();
+        let want: Vec<u32> = (1..1000)
+            .filter(|i| i % 3 != 2 && !waiting.contains(i))
+            .collect();
+        assert!(!waiting.is_empty());
+        assert_eq!(got, want);
+        assert!(rest.iter().all(|r| r.entry.forward_tuple().sport != 5000));
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! every packet, then [`FlowTable::prefetch_entry`], then
 //! [`FlowTable::lookup`], so the cache misses of a burst overlap.
 //!
+//! Beside the entries, the table keeps the scan index ([`ScanKey`], 16
+//! bytes per entry) that flow operations scan instead of the entries.
+//!
 //! When the table is full ([`FullPolicy`]): refuse the new flow, or evict
 //! the least recently seen flow among those sharing its two buckets (or,
 //! if they are empty, among a few entries under a rotating hand).
@@ -19,7 +22,7 @@
 use flowgate_sys::cpu::{eq_mask_u16x8, prefetch0, prefetch_nta};
 use flowgate_sys::HugeArray;
 
-use super::{FlowEntry, FlowKey};
+use super::{FlowEntry, FlowKey, ScanKey};
 
 const SLOTS: usize = 8;
 
@@ -61,6 +64,8 @@ const HAND_SCAN: u32 = 64;
 pub struct FlowTable {
     buckets: HugeArray<Bucket>,
     entries: HugeArray<FlowEntry>,
+    /// Per entry, what a flow operation's scan reads (see [`ScanKey`]).
+    scan: HugeArray<ScanKey>,
     free: HugeArray<u32>,
     free_len: u32,
     mask: u32,
@@ -109,6 +114,7 @@ impl FlowTable {
             .max(2);
         let buckets = HugeArray::new(nb, Bucket::default())?;
         let entries = HugeArray::new(capacity as usize, FlowEntry::default())?;
+        let scan = HugeArray::new(capacity as usize, ScanKey::FREE)?;
         let mut free = HugeArray::new(capacity as usize, 0u32)?;
         // Pop order 0, 1, 2...: new flows fill the array from the front,
         // which keeps scans of a lightly used table short and sequential.
@@ -118,6 +124,7 @@ impl FlowTable {
         Ok(FlowTable {
             buckets,
             entries,
+            scan,
             free,
             free_len: capacity,
             mask: nb as u32 - 1,
@@ -158,7 +165,22 @@ impl FlowTable {
         self.high_water
     }
 
-    /// Asks for entry `idx` ahead of a sequential scan reaching it, without
+    /// What a scan reads of entry `idx` (below [`FlowTable::scan_end`]).
+    #[inline(always)]
+    pub fn scan_key(&self, idx: u32) -> &ScanKey {
+        &self.scan[idx as usize]
+    }
+
+    /// Asks for the cache line of scan keys (4 of them) holding `idx`,
+    /// without evicting the flows packets are using. Out of range: nothing.
+    #[inline(always)]
+    pub fn prefetch_scan_keys(&self, idx: u32) {
+        if let Some(k) = self.scan.get(idx as usize) {
+            prefetch_nta(k);
+        }
+    }
+
+    /// Asks for entry `idx`, which a scan is about to read, without
     /// evicting the flows packets are using. Out of range: nothing.
     #[inline(always)]
     pub fn prefetch_for_scan(&self, idx: u32) {
@@ -179,19 +201,22 @@ impl FlowTable {
         if !e.is_flushed() {
             e.flags |= super::entry::flags::FLUSHED;
             self.flushed += 1;
+            let k = &mut self.scan[idx as usize];
+            *k = k.flushed();
         }
     }
 
     /// Memory of the whole table divided by its capacity.
     pub fn bytes_per_flow(&self) -> f64 {
-        (self.buckets.mapped_bytes() + self.entries.mapped_bytes() + self.free.mapped_bytes())
-            as f64
-            / self.capacity() as f64
+        self.mapped_bytes() as f64 / self.capacity() as f64
     }
 
     /// Total bytes mapped.
     pub fn mapped_bytes(&self) -> usize {
-        self.buckets.mapped_bytes() + self.entries.mapped_bytes() + self.free.mapped_bytes()
+        self.buckets.mapped_bytes()
+            + self.entries.mapped_bytes()
+            + self.scan.mapped_bytes()
+            + self.free.mapped_bytes()
     }
 
     /// Stage 1 of a burst lookup: fetch the key's first bucket.
@@ -408,6 +433,7 @@ impl FlowTable {
 
         self.free_len -= 1;
         let idx = self.free[self.free_len as usize];
+        self.scan[idx as usize] = ScanKey::of(&entry);
         self.entries[idx as usize] = entry;
         self.high_water = self.high_water.max(idx + 1);
         let bucket = &mut self.buckets[b as usize];
@@ -438,6 +464,7 @@ impl FlowTable {
                         self.flushed -= 1;
                     }
                     self.entries[idx as usize] = FlowEntry::default();
+                    self.scan[idx as usize] = ScanKey::FREE;
                     self.free[self.free_len as usize] = idx;
                     self.free_len += 1;
                     self.len -= 1;
@@ -454,7 +481,7 @@ impl FlowTable {
 mod tests {
     use super::*;
     use crate::flow::key::v4_bits;
-    use crate::flow::{AddrFamily, Side, Tuple};
+    use crate::flow::{AddrFamily, Scanned, Side, Tuple, V4Tuple};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -474,6 +501,15 @@ mod tests {
 
     fn add(t: &mut FlowTable, k: FlowKey, now: u64) -> Insert {
         t.insert(FlowEntry::new(k, Side::LoToHi, now), k.hash())
+    }
+
+    #[test]
+    fn entries_sit_on_whole_cache_lines() {
+        let t = FlowTable::new(1000, FullPolicy::DropNew).unwrap();
+        for i in [0, 1, 2, 999] {
+            let at = t.entry(i) as *const FlowEntry as usize;
+            assert_eq!(at % 64, 0, "entry {i}");
+        }
     }
 
     #[test]
@@ -535,6 +571,7 @@ mod tests {
         t.mark_flushed(i);
         assert_eq!((t.len(), t.held()), (7, 8), "marked once, counted once");
         assert!(t.entry(i).is_flushed() && !t.entry(i).is_live());
+        assert_eq!(t.scan_key(i).view(), Scanned::Skip, "scans pass over it");
         // Full: the new flow takes the flushed one's room (a table this
         // small has two buckets, so they share one); the live flows stay.
         assert!(matches!(add(&mut t, key(100), 0), Insert::Inserted(_)));
@@ -569,7 +606,8 @@ mod tests {
     fn memory_per_flow_is_reported() {
         let t = FlowTable::new(1 << 20, FullPolicy::DropNew).unwrap();
         let b = t.bytes_per_flow();
-        assert!((128.0..=160.0).contains(&b), "{b}");
+        // 128 entry + 16 scan key + 16 bucket share + 4 free list.
+        assert!((144.0..=176.0).contains(&b), "{b}");
     }
 
     #[derive(Debug, Clone)]
@@ -654,6 +692,17 @@ mod tests {
             let i = t.lookup(k, k.hash());
             prop_assert!(i.is_some());
             prop_assert_eq!(t.entry(i.unwrap()).last_seen, *seen);
+        }
+        // The scan index says what the entries say, everywhere.
+        for i in 0..t.capacity() {
+            let e = t.entry(i);
+            let want = if e.is_live() {
+                Scanned::V4(V4Tuple::of(&e.forward_tuple()).unwrap())
+            } else {
+                Scanned::Skip
+            };
+            prop_assert_eq!(t.scan_key(i).view(), want, "entry {}", i);
+            prop_assert!(!e.is_used() || i < t.scan_end());
         }
         Ok(())
     }

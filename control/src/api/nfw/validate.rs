@@ -849,7 +849,12 @@ mod tests {
             loop {
                 match job.step(&mut table, &mut Slice::entries(7), now) {
                     Step::Continue => {}
-                    Step::Emit(c) => out.extend(c.records().iter().map(|r| index_of[&r.index])),
+                    Step::Emit => out.extend(
+                        job.take_chunk()
+                            .records()
+                            .iter()
+                            .map(|r| index_of[&r.index]),
+                    ),
                     Step::Done => return out,
                 }
             }

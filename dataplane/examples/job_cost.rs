@@ -1,0 +1,117 @@
+//! What a flow operation costs the worker per table entry, outside DPDK
+//! and without packets: a 1M-flow table (UDP to port 7), a capture or
+//! flush run in slices of a given size, its chunks taken by a second
+//! thread as control takes them. A tool for looking at the scan, not a
+//! benchmark of record (that is `benches/run.py ops`, on the real binary).
+//!
+//! `cargo run --release -p flowgate-dataplane --example job_cost`
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use flowgate_dataplane::command::{ring_pair, Reply};
+use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
+use flowgate_dataplane::flow::key::v4_bits;
+use flowgate_dataplane::flow::{AddrFamily, FlowEntry, FlowTable, FullPolicy, Tuple};
+use flowgate_dataplane::job::{Job, JobKind, JobSpec, Slice, Step};
+
+const FLOWS: u32 = 1 << 20;
+
+fn table() -> FlowTable {
+    let mut t = FlowTable::new(2 * FLOWS, FullPolicy::DropNew).expect("table");
+    for i in 0..FLOWS {
+        let tu = Tuple {
+            src: v4_bits([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+            dst: v4_bits([192, 0, 2, 1]),
+            sport: 1024 + (i % 5000) as u16,
+            dport: 7,
+            proto: 17,
+            family: AddrFamily::V4,
+            vlan: 0,
+        };
+        let (k, s) = tu.canonical();
+        t.insert(FlowEntry::new(k, s, i as u64), k.hash());
+    }
+    t
+}
+
+/// Runs one job to the end in slices of `slice` entries; (seconds, flows
+/// reported).
+fn run(t: &mut FlowTable, kind: JobKind, rule: Rule, slice: u32) -> (f64, u64) {
+    let (mut control, mut worker) = ring_pair(64, 4096);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let taker = std::thread::spawn(move || {
+        let mut got = 0u64;
+        loop {
+            match control.take_reply() {
+                Some(Reply::Flows { chunk, .. }) => got += chunk.len as u64,
+                Some(_) => {}
+                None if stopped.load(Ordering::Relaxed) => return got,
+                None => std::hint::spin_loop(),
+            }
+        }
+    });
+    let mut job = Job::new(Box::new(JobSpec {
+        op: 1,
+        kind,
+        filters: Arc::new(RuleSet::compile(&[rule])),
+        min_age: 0,
+        max_age: u64::MAX,
+        result_cap: u64::MAX,
+        newest: 0,
+        buffer: Vec::new(),
+        busy_share: 100,
+    }));
+    let t0 = Instant::now();
+    'job: loop {
+        let mut s = Slice::entries(slice);
+        loop {
+            match job.step(t, &mut s, 1 << 40) {
+                Step::Continue => break,
+                Step::Emit => {
+                    let mut r = Reply::Flows {
+                        op: 1,
+                        chunk: job.take_chunk(),
+                    };
+                    while let Err(back) = worker.post(r) {
+                        r = back;
+                        std::hint::spin_loop();
+                    }
+                }
+                Step::Done => break 'job,
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    (secs, taker.join().expect("taker"))
+}
+
+fn main() {
+    let mut t = table();
+    let port7 = Rule {
+        dport: PortRange::single(7),
+        protos: ProtoSet::of(&[17]),
+        ..Rule::ANY
+    };
+    let one_in_256 = Rule {
+        src: Cidr::v4([10, 0, 0, 0], 20),
+        ..port7
+    };
+    for (label, kind, rule, slice) in [
+        ("capture, 1 in 256", JobKind::Capture, one_in_256, 4096),
+        ("capture, 1 in 256", JobKind::Capture, one_in_256, 64),
+        ("capture, all", JobKind::Capture, port7, 4096),
+        ("capture, all", JobKind::Capture, port7, 64),
+        ("flush, all", JobKind::Flush, port7, 4096),
+    ] {
+        let (secs, got) = run(&mut t, kind, rule, slice);
+        println!(
+            "{label:18} slices of {slice:4}: {:6.1} ms, {:5.1} ns per entry, {got} flows",
+            secs * 1e3,
+            secs * 1e9 / FLOWS as f64,
+        );
+    }
+}
