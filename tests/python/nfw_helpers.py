@@ -48,11 +48,12 @@ def operations(**keys):
     return text
 
 
-def start(tmp, ports=PORTS_ONCE, capacity=65536, ops=None, **kw):
-    """Starts an appliance; (Flowgate, url)."""
+def start(tmp, ports=PORTS_ONCE, capacity=65536, ops=None, api_extra="", **kw):
+    """Starts an appliance; (Flowgate, url). `api_extra`: more [api] keys."""
     api = free_port()
     text = config(api, ports, LONG_TIMEOUTS + operations(**(ops or {})), **kw)
     text = text.replace("capacity = 65536", f"capacity = {capacity}")
+    text = text.replace(f'listen = "127.0.0.1:{api}"\n', f'listen = "127.0.0.1:{api}"\n{api_extra}')
     fg = Flowgate(text, pathlib.Path(tmp))
     url = f"http://127.0.0.1:{api}"
     fg.wait_ready(url)

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 
 import botocore.exceptions
 import pytest
@@ -326,10 +327,14 @@ def test_an_empty_body_is_an_empty_request(sample_once):
 
 
 def test_a_worker_that_does_not_answer_in_time_fails_the_operation(tmp_path):
-    # No time at all for a million-entry scan: every operation times out.
-    fg, url = start(tmp_path, capacity=1 << 20, ops={"worker_timeout_ms": 0})
+    # The worker is wedged (fault injection) for longer than the
+    # operations wait for it: every operation times out.
+    fg, url = start(tmp_path, ops={"worker_timeout_ms": 300}, api_extra="debug_endpoints = true\n")
     try:
         wait_sample(fg, url)
+        stall = urllib.request.Request(url + "/debug/stall-worker", data=b'{"worker": 0, "ms": 3000}', method="POST")
+        with urllib.request.urlopen(stall, timeout=10) as r:
+            assert r.status == 200
         nfw = client(url)
         for kind in ("capture", "flush"):
             d, flows = run(nfw, kind, [{}])
