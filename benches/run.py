@@ -558,24 +558,29 @@ def ops(cfg, res):
                         "--seed", "7", "--out", load], check=True, stdout=subprocess.DEVNULL)
     hugepages_for(65536)
     out = {"flows": n, "load_flows": 65536}
-    # The appliance's default share, then a tenfold one: the dip against
-    # the duration.
-    for share in (5, 50):
+    # The appliance's default share, a tenfold one and all of it: the dip
+    # against the duration. Then a worker with nothing else to do, where an
+    # operation runs as fast as the worker and control can take it.
+    for share in (5, 50, 100):
         r = ops_run(cfg, n, bulk, load, share)
         if share == 5:
             out.update(r)
         else:
             out[f"share{share}"] = r
+    out["idle"] = ops_run(cfg, n, bulk, None, 5)
     res["ops"] = out
 
 
 def ops_run(cfg, n, bulk, load, share):
     capacity = max(1 << 20, 2 * n)
-    ports = [("bulk", f"net_pcap0,rx_pcap={bulk}"), ("bulk_out", "net_null0,no-rx=1"),
-             ("load", f"net_pcap1,rx_pcap={load},infinite_rx=1"), ("outside", "net_null1,no-rx=1")]
-    p, prefix = start_flowgate(None, 65536, "track", capacity, ports=ports,
-                               pairs=[("bulk", "bulk_out"), ("load", "outside")], busy_share=share)
-    out_port = 3
+    ports = [("bulk", f"net_pcap0,rx_pcap={bulk}"), ("bulk_out", "net_null0,no-rx=1")]
+    pairs = [("bulk", "bulk_out")]
+    if load:
+        ports += [("load", f"net_pcap1,rx_pcap={load},infinite_rx=1"), ("outside", "net_null1,no-rx=1")]
+        pairs += [("load", "outside")]
+    p, prefix = start_flowgate(None, 65536, "track", capacity, ports=ports, pairs=pairs, busy_share=share)
+    # Without a load, the bulk pair's output (nothing once the replay is over).
+    out_port = 3 if load else 1
     try:
         tel = Telemetry(prefix, timeout=120)
         deadline = time.monotonic() + 120
@@ -586,9 +591,15 @@ def ops_run(cfg, n, bulk, load, share):
             raise RuntimeError(f"ops: the bulk replay delivered {got} of {n} frames")
         time.sleep(cfg.warm)
         base = [r for _, r in rate_series(tel, 3.0, port=out_port)]
-        out = {"busy_share_percent": share, "baseline": summary(base)}
+        out = {"busy_share_percent": share if load else None, "baseline": summary(base)}
         filters = [{"DestinationPort": "7", "Protocols": ["17"]}]
         nfw("list_flow_operations", {"FirewallArn": ARN})  # the client is made outside the timing
+        # A selective capture first: it scans the same million entries but
+        # matches 4,095 of them (sources 10.0.0.1-10.0.15.255).
+        log(f"ops: selective capture over {n} flows, busy_share_percent {share}")
+        out["selective"] = run_op(tel, "capture", [dict(filters[0], SourceAddress={"AddressDefinition": "10.0.0.0/20"})],
+                                  out_port)
+        time.sleep(2)
         for kind in ("capture", "flush"):
             log(f"ops: {kind} over {n} flows, busy_share_percent {share}")
             out[kind] = run_op(tel, kind, filters, out_port)
@@ -799,10 +810,12 @@ def report(res, cfg, path):
               f"A table of {o['flows']:,} idle flows (UDP to port 7, created by a one-pass replay on "
               f"their own port pair) while a {o['load_flows']:,}-flow capture (UDP to port 53) "
               f"keeps the worker saturated on a second pair; baseline {fmt(o['baseline'])} Mpps. "
-              "Each operation filters `DestinationPort 7, Protocols [17]`: it scans every flow, "
-              "matches every idle flow and leaves the load alone, so the dip is the "
+              "Capture and flush filter `DestinationPort 7, Protocols [17]`: they scan every flow, "
+              "match every idle flow and leave the load alone, so the dip is the "
               "operation's own cost (a flush of flows that keep sending would add the cost of "
-              "re-creating them). Started with boto3; completion = StartFlow* call to the first "
+              "re-creating them). The selective capture adds `SourceAddress 10.0.0.0/20`: it scans "
+              "the same entries and matches 4,095. The idle-worker rows run without the load: the "
+              "operation takes what the worker and control can give it. Started with boto3; completion = StartFlow* call to the first "
               "DescribeFlowOperation that is not IN_PROGRESS (polled every 2 ms); flows = what "
               "ListFlowOperationResults returned, page by page. Forwarding sampled every 100 ms.", "",
               "`busy_share_percent` is the appliance's setting (default 5): the share of a saturated "
@@ -813,17 +826,22 @@ def report(res, cfg, path):
               "| operation | busy_share_percent | completion | status | flows | worker share | "
               "median while running | lowest 100 ms sample |",
               "|---|---|---|---|---|---|---|---|"]
-        for run in [o] + [o[k] for k in sorted(o) if k.startswith("share")]:
+        runs = [o] + [o[k] for k in sorted(o, key=lambda k: int(k[5:]) if k[5:].isdigit() else 0)
+                      if k.startswith("share")] + ([o["idle"]] if "idle" in o else [])
+        for run in runs:
             base = run["baseline"]["median"]
-            for kind in ("capture", "flush"):
+            share = run.get("busy_share_percent")
+            for kind in ("selective", "capture", "flush"):
+                if kind not in run:
+                    continue
                 r = run[kind]
                 d = r.get("during") or {"min": 0, "median": 0}
                 ws = r.get("worker_share")
-                L.append(f"| {kind} | {run.get('busy_share_percent', '-')} % | {r['seconds'] * 1000:.0f} ms | "
+                dip = (lambda x: f"{x:.2f} Mpps ({(x / base - 1) * 100:+.1f} %)") if base > 0 else (lambda x: "-")
+                L.append(f"| {'capture, 1 in 256 match' if kind == 'selective' else kind} | {'%d %%' % share if share else 'idle worker'} | {r['seconds'] * 1000:.0f} ms | "
                          f"{r['status']} | {r.get('flows', 0):,} | "
                          f"{'%.1f %%' % (ws * 100) if ws is not None else '-'} | "
-                         f"{d['median']:.2f} Mpps ({(d['median'] / base - 1) * 100:+.1f} %) | "
-                         f"{d['min']:.2f} Mpps ({(d['min'] / base - 1) * 100:+.1f} %) |")
+                         f"{dip(d['median'])} | {dip(d['min'])} |")
         if "after_flush_capture" in o:
             L += ["", f"A capture after the flush found {o['after_flush_capture']:,} of the flushed flows."]
         L += ["", "Targets: an operation over 1M flows completes in < 100 ms; forwarding dip < 5 %.", ""]
