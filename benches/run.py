@@ -831,13 +831,14 @@ def report(res, cfg, path):
         for run in runs:
             base = run["baseline"]["median"]
             share = run.get("busy_share_percent")
+            # Without a load (the idle worker) there is no rate to dip.
+            dip = (lambda x, base=base: f"{x:.2f} Mpps ({(x / base - 1) * 100:+.1f} %)") if base > 0 else (lambda x: "-")
             for kind in ("selective", "capture", "flush"):
                 if kind not in run:
                     continue
                 r = run[kind]
                 d = r.get("during") or {"min": 0, "median": 0}
                 ws = r.get("worker_share")
-                dip = (lambda x: f"{x:.2f} Mpps ({(x / base - 1) * 100:+.1f} %)") if base > 0 else (lambda x: "-")
                 L.append(f"| {'capture, 1 in 256 match' if kind == 'selective' else kind} | {'%d %%' % share if share else 'idle worker'} | {r['seconds'] * 1000:.0f} ms | "
                          f"{r['status']} | {r.get('flows', 0):,} | "
                          f"{'%.1f %%' % (ws * 100) if ws is not None else '-'} | "

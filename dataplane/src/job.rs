@@ -263,6 +263,17 @@ impl Job {
         age >= self.spec.min_age && age <= self.spec.max_age
     }
 
+    /// Whether the filters match the flow at `i`, read from its scan key
+    /// (its entry for IPv6); `None` if no live flow is there.
+    #[inline(always)]
+    fn filters_match(&self, table: &FlowTable, i: u32) -> Option<bool> {
+        match table.scan_key(i).view() {
+            Scanned::Skip => None,
+            Scanned::V4(t) => Some(self.spec.filters.any_match_v4(&t)),
+            Scanned::InEntry => Some(self.spec.filters.any_match(&table.entry(i).forward_tuple())),
+        }
+    }
+
     /// Matches the next batch of scan keys from the cursor: the matches
     /// become [`Job::pending`] and their entries are prefetched together.
     #[inline]
@@ -275,10 +286,8 @@ impl Job {
         let mut hits = 0u32;
         for k in 0..n {
             let i = base + k;
-            let hit = match table.scan_key(i).view() {
-                Scanned::Skip => continue,
-                Scanned::V4(t) => self.spec.filters.any_match_v4(&t),
-                Scanned::InEntry => self.spec.filters.any_match(&table.entry(i).forward_tuple()),
+            let Some(hit) = self.filters_match(table, i) else {
+                continue;
             };
             self.summary.scanned += 1;
             if hit {
@@ -313,10 +322,10 @@ impl Job {
             while self.pending != 0 {
                 let i = self.batch + self.pending.trailing_zeros();
                 self.pending &= self.pending - 1;
-                let e = table.entry(i);
-                if stale && !(e.is_live() && self.spec.filters.any_match(&e.forward_tuple())) {
+                if stale && self.filters_match(table, i) != Some(true) {
                     continue;
                 }
+                let e = table.entry(i);
                 if !self.age_fits(e, now) {
                     continue;
                 }

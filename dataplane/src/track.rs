@@ -397,10 +397,8 @@ impl Tracker {
                 return (Self::verdict_action(e.verdict, c), Some(idx));
             }
             // Timed out (or flushed) but not yet swept, or a new connection
-            // on a closed tuple: the old flow is over. A flushed one was
-            // counted when it was flushed.
-            c.flows_expired += u64::from(!e.is_flushed());
-            self.table.remove(idx);
+            // on a closed tuple: the old flow is over.
+            self.end_flow(idx, c);
         }
 
         // A new flow.
@@ -501,10 +499,16 @@ impl Tracker {
             self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
-                c.flows_expired += u64::from(!e.is_flushed());
-                self.table.remove(i);
+                self.end_flow(i, c);
             }
         }
+    }
+
+    /// Removes the flow at `idx`, which is over, counting it as expired
+    /// unless an operation flushed it (counted as flushed then).
+    fn end_flow(&mut self, idx: u32, c: &mut WorkerCounters) {
+        c.flows_expired += u64::from(!self.table.entry(idx).is_flushed());
+        self.table.remove(idx);
     }
 }
 
@@ -524,6 +528,10 @@ mod tests {
     use super::*;
     use crate::filter::{PortRange, ProtoSet, Rule};
 
+    use crate::flow::tcp::tcp_flags::*;
+    use crate::policy::RuleAction;
+    use etherparse::PacketBuilder;
+
     #[test]
     fn mul_div_agrees_with_128_bits() {
         for (a, b, c) in [
@@ -540,9 +548,6 @@ mod tests {
             );
         }
     }
-    use crate::flow::tcp::tcp_flags::*;
-    use crate::policy::RuleAction;
-    use etherparse::PacketBuilder;
 
     const HZ: u64 = 1000; // one tick per millisecond
 

@@ -251,16 +251,16 @@ impl Worker {
         if matches!(self.processing, Processing::Forward) {
             return;
         }
+        if !busy {
+            self.advance_jobs(now, Slice::entries(IDLE_SCAN));
+            return;
+        }
         let share = self
             .jobs
             .iter()
             .map(|j| j.spec.busy_share)
             .max()
             .unwrap_or(1);
-        if !busy {
-            self.advance_jobs(now, Slice::entries(IDLE_SCAN));
-            return;
-        }
         let start = cpu::tsc();
         let spent = start.saturating_sub(now);
         self.job_credit = (self.job_credit + Slice::allowance(spent, share) as i64).min(MAX_CREDIT);
