@@ -12,9 +12,12 @@
 //! Flow operations scan IPv4 flows from the table's scan index; for them a
 //! rule set also keeps its rules in 32-bit form ([`RuleSet::any_match_v4`]),
 //! which costs a nanosecond or two per rule instead of the 128-bit arrays'
-//! dozen.
+//! dozen, and as scan-key bounds ([`RuleSet::scan_candidates`]) that test
+//! a whole key per SIMD operation.
 
-use crate::flow::{AddrFamily, Tuple, V4Tuple};
+use flowgate_sys::cpu::{lanes_within, LaneBounds};
+
+use crate::flow::{AddrFamily, ScanKey, Tuple, V4Tuple};
 
 /// An address block: any address, or a CIDR of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,6 +197,23 @@ pub struct RuleSet {
     protos: Vec<[u64; 4]>,
     /// The rules that can match an IPv4 tuple, in 32-bit form.
     v4: Vec<V4Rule>,
+    /// Whether some rule can match an IPv6 tuple (whose scan key sends
+    /// the scan to its entry).
+    matches_v6: bool,
+    /// Whether [`RuleSet::scan_candidates`] is exact for IPv4 keys (every
+    /// rule names one protocol or all of them).
+    v4_exact: bool,
+}
+
+/// What [`RuleSet::scan_candidates`] finds in a run of scan keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidates {
+    /// IPv4 flows: every one some rule matches, and only those when
+    /// [`RuleSet::v4_candidates_exact`].
+    pub v4: u64,
+    /// Every flow whose tuple is in its entry (IPv6), if some rule can
+    /// match IPv6; else none.
+    pub in_entry: u64,
 }
 
 /// A rule as it applies to IPv4 tuples (an any-address side has a zero
@@ -207,6 +227,11 @@ struct V4Rule {
     sport: (u16, u16),
     dport: (u16, u16),
     protos: [u64; 4],
+    /// The rule as scan-key bounds: exact, or (for a set of several but
+    /// not all protocols) passing every protocol.
+    bounds: LaneBounds,
+    /// Whether `bounds` tests the protocol.
+    exact: bool,
 }
 
 impl V4Rule {
@@ -220,14 +245,30 @@ impl V4Rule {
         };
         let (src_addr, src_mask) = side(&r.src)?;
         let (dst_addr, dst_mask) = side(&r.dst)?;
+        let count: u32 = r.protos.0.iter().map(|w| w.count_ones()).sum();
+        let (proto, exact) = match count {
+            1 => ((0..=255u8).find(|&p| r.protos.contains(p)), true),
+            256 => (None, true),
+            _ => (None, false),
+        };
+        let sport = (r.sport.lo, r.sport.hi);
+        let dport = (r.dport.lo, r.dport.hi);
         Some(V4Rule {
             src_addr,
             src_mask,
             dst_addr,
             dst_mask,
-            sport: (r.sport.lo, r.sport.hi),
-            dport: (r.dport.lo, r.dport.hi),
+            sport,
+            dport,
             protos: r.protos.0,
+            bounds: ScanKey::bounds(
+                (src_addr, src_mask),
+                (dst_addr, dst_mask),
+                sport,
+                dport,
+                proto,
+            ),
+            exact,
         })
     }
 
@@ -259,7 +300,9 @@ impl RuleSet {
             s.dport_hi.push(r.dport.hi);
             s.protos.push(r.protos.0);
             s.v4.extend(V4Rule::of(r));
+            s.matches_v6 |= r.src.family != AddrFamily::V4 && r.dst.family != AddrFamily::V4;
         }
+        s.v4_exact = s.v4.iter().all(|r| r.exact);
         s
     }
 
@@ -320,6 +363,30 @@ impl RuleSet {
     #[inline]
     pub fn any_match_v4(&self, t: &V4Tuple) -> bool {
         self.v4.iter().any(|r| r.matches(t))
+    }
+
+    /// Which of `keys` (at most 64; bit i for `keys[i]`) may hold a flow
+    /// some rule matches, tested one SIMD operation per key and rule.
+    #[inline]
+    pub fn scan_candidates(&self, keys: &[ScanKey]) -> Candidates {
+        Candidates {
+            v4: self
+                .v4
+                .iter()
+                .fold(0, |m, r| m | lanes_within(keys, &r.bounds)),
+            in_entry: if self.matches_v6 {
+                lanes_within(keys, &ScanKey::in_entry_bounds())
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Whether every IPv4 candidate of [`RuleSet::scan_candidates`]
+    /// matches.
+    #[inline]
+    pub fn v4_candidates_exact(&self) -> bool {
+        self.v4_exact
     }
 }
 
@@ -510,6 +577,36 @@ mod tests {
                     prop_assert_eq!(s.any_match_v4(&v4), naive.is_some(), "{:?}", t);
                 }
             }
+        }
+
+        #[test]
+        fn scan_candidates_hold_every_match(rules in prop::collection::vec(arb_rule(), 0..24), tuples in prop::collection::vec(arb_tuple(), 1..64)) {
+            let s = RuleSet::compile(&rules);
+            let keys: Vec<ScanKey> = tuples
+                .iter()
+                .map(|t| {
+                    let (k, side) = t.canonical();
+                    ScanKey::of(&crate::flow::FlowEntry::new(k, side, 0))
+                })
+                .collect();
+            let got = s.scan_candidates(&keys);
+            for (i, t) in tuples.iter().enumerate() {
+                let naive = rules.iter().any(|r| r.matches(t));
+                let (v4, v6) = (got.v4 >> i & 1 == 1, got.in_entry >> i & 1 == 1);
+                if t.family == AddrFamily::V4 {
+                    prop_assert!(v4 || !naive, "match {:?} not a candidate", t);
+                    prop_assert!(!v6);
+                    if s.v4_candidates_exact() {
+                        prop_assert_eq!(v4, naive, "{:?}", t);
+                    }
+                } else {
+                    prop_assert!(v6 || !naive, "match {:?} not a candidate", t);
+                    prop_assert!(!v4);
+                }
+            }
+            let flushed: Vec<ScanKey> = keys.iter().map(|k| k.flushed()).collect();
+            let none = Candidates { v4: 0, in_entry: 0 };
+            prop_assert_eq!(s.scan_candidates(&flushed), none);
         }
     }
 }

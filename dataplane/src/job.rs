@@ -24,17 +24,21 @@ pub const CHUNK: usize = 16;
 /// entries.
 pub const COST_REPORTED: u32 = 3;
 
-/// Scan keys matched together before the entries of the matches are
-/// read (their misses overlap).
-pub const BATCH: u32 = 8;
+/// Scan keys matched together (one SIMD test per key and rule, one bit
+/// per key) before the entries of the matches are read (their misses
+/// overlap).
+pub const BATCH: u32 = 64;
 
 /// Batches between two looks at the clock (the first look comes after the
-/// first batch, so every slice makes some progress). Reading the TSC costs
-/// about as much as matching a batch of keys.
-const CLOCK_EVERY: u32 = 4;
+/// first batch, so every slice makes some progress).
+const CLOCK_EVERY: u32 = 2;
 
-/// How far ahead of the cursor (in scan keys) the scan asks for the index.
-const KEYS_AHEAD: u32 = 64;
+/// How far ahead of the cursor (in scan keys) the scan asks for the
+/// index: two batches, so a batch's keys have a batch's time to arrive.
+const KEYS_AHEAD: u32 = 2 * BATCH;
+
+/// Scan keys per cache line.
+const KEYS_PER_LINE: u32 = 4;
 
 /// How much work the jobs may do in one loop iteration: a number of
 /// entries (a reported flow counts [`COST_REPORTED`] more) and a TSC
@@ -186,7 +190,7 @@ impl FlowChunk {
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct JobSummary {
-    /// Table entries examined.
+    /// Table slots examined (free ones included).
     pub scanned: u64,
     /// Flows that matched.
     pub matched: u64,
@@ -217,7 +221,7 @@ pub struct Job {
     /// First entry of the batch last matched.
     batch: u32,
     /// Its matches not yet handled (bit i: entry `batch + i`).
-    pending: u32,
+    pending: u64,
 }
 
 /// What the caller should do after [`Job::step`].
@@ -263,15 +267,35 @@ impl Job {
         age >= self.spec.min_age && age <= self.spec.max_age
     }
 
-    /// Whether the filters match the flow at `i`, read from its scan key
-    /// (its entry for IPv6); `None` if no live flow is there.
-    #[inline(always)]
-    fn filters_match(&self, table: &FlowTable, i: u32) -> Option<bool> {
-        match table.scan_key(i).view() {
-            Scanned::Skip => None,
-            Scanned::V4(t) => Some(self.spec.filters.any_match_v4(&t)),
-            Scanned::InEntry => Some(self.spec.filters.any_match(&table.entry(i).forward_tuple())),
+    /// Of the flows at `base..base + n` (at most [`BATCH`]; bit i for
+    /// `base + i`) whose bits are set in `of`, those the filters match:
+    /// found from the scan keys, and confirmed from the key (inexact rules)
+    /// or the entry (IPv6) where the keys alone cannot tell.
+    #[inline]
+    fn matches_in(&self, table: &FlowTable, base: u32, n: u32, of: u64) -> u64 {
+        let filters = &self.spec.filters;
+        let found = filters.scan_candidates(table.scan_keys(base, n));
+        let mut hits = found.v4 & of;
+        if !filters.v4_candidates_exact() {
+            let mut unsure = hits;
+            while unsure != 0 {
+                let k = unsure.trailing_zeros();
+                unsure &= unsure - 1;
+                let view = table.scan_key(base + k).view();
+                if !matches!(view, Scanned::V4(t) if filters.any_match_v4(&t)) {
+                    hits &= !(1 << k);
+                }
+            }
         }
+        let mut v6 = found.in_entry & of;
+        while v6 != 0 {
+            let k = v6.trailing_zeros();
+            v6 &= v6 - 1;
+            if filters.any_match(&table.entry(base + k).forward_tuple()) {
+                hits |= 1 << k;
+            }
+        }
+        hits
     }
 
     /// Matches the next batch of scan keys from the cursor: the matches
@@ -280,21 +304,16 @@ impl Job {
     fn match_batch(&mut self, table: &FlowTable, end: u32) {
         let base = self.cursor;
         let n = BATCH.min(end - base);
-        // A batch is two lines of keys: ask for the two it will need later.
-        table.prefetch_scan_keys(base + KEYS_AHEAD);
-        table.prefetch_scan_keys(base + KEYS_AHEAD + BATCH / 2);
-        let mut hits = 0u32;
-        for k in 0..n {
-            let i = base + k;
-            let Some(hit) = self.filters_match(table, i) else {
-                continue;
-            };
-            self.summary.scanned += 1;
-            if hit {
-                table.prefetch_for_scan(i);
-                hits |= 1 << k;
-            }
+        for line in (0..BATCH).step_by(KEYS_PER_LINE as usize) {
+            table.prefetch_scan_keys(base + KEYS_AHEAD + line);
         }
+        let hits = self.matches_in(table, base, n, u64::MAX);
+        let mut left = hits;
+        while left != 0 {
+            table.prefetch_for_scan(base + left.trailing_zeros());
+            left &= left - 1;
+        }
+        self.summary.scanned += n as u64;
         self.cursor = base + n;
         self.batch = base;
         self.pending = hits;
@@ -305,8 +324,8 @@ impl Job {
     /// flushed. Stops early when a chunk is ready to be posted; the caller
     /// posts it and may call again with what is left of the slice.
     ///
-    /// The scan reads the table's scan index, [`BATCH`] keys at a time,
-    /// and the entries of the matches only. A slice may overrun by up to
+    /// The scan reads the table's scan index, [`BATCH`] keys at a time
+    /// ([`RuleSet::scan_candidates`]), and the entries of the matches only. A slice may overrun by up to
     /// one batch.
     pub fn step(&mut self, table: &mut FlowTable, slice: &mut Slice, now: u64) -> Step {
         if self.chunk.is_full() {
@@ -315,16 +334,16 @@ impl Job {
         // Nothing at or past the high-water mark is used.
         let end = table.scan_end();
         // Matches left from an earlier call may have changed since
-        // (packets came in between): they are checked again.
-        let mut stale = self.pending != 0;
+        // (packets or another job came in between): they are checked again.
+        if self.pending != 0 {
+            self.pending =
+                self.matches_in(table, self.batch, self.cursor - self.batch, self.pending);
+        }
         let mut batches = 0u32;
         loop {
             while self.pending != 0 {
                 let i = self.batch + self.pending.trailing_zeros();
                 self.pending &= self.pending - 1;
-                if stale && self.filters_match(table, i) != Some(true) {
-                    continue;
-                }
                 let e = table.entry(i);
                 if !self.age_fits(e, now) {
                     continue;
@@ -367,7 +386,6 @@ impl Job {
             }
             slice.take(BATCH);
             self.match_batch(table, end);
-            stale = false;
             batches += 1;
             if batches % CLOCK_EVERY == 1 {
                 slice.check_clock();
@@ -577,7 +595,12 @@ mod tests {
     #[test]
     fn a_passed_deadline_stops_the_slice_within_a_few_entries() {
         let mut t = table(1000);
-        let mut job = Job::new(spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0));
+        // Matches nothing, so no chunk fills before the clock is read.
+        let none = Rule {
+            dport: PortRange::single(9),
+            ..Rule::ANY
+        };
+        let mut job = Job::new(spec(JobKind::Capture, &[none], u64::MAX, 0));
         let mut slice = Slice {
             entries: 1000,
             deadline: 1, // long past
@@ -593,7 +616,7 @@ mod tests {
     #[test]
     fn matches_left_waiting_are_checked_again() {
         // Table of 1000 (a third removed, and entry 0); a capture of every
-        // flow from 10/8 fills its first chunk in the middle of the fourth
+        // flow from 10/8 fills its first chunk in the middle of the first
         // batch.
         let mut t = table(1000);
         t.remove(0);

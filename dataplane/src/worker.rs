@@ -26,7 +26,7 @@ pub const MAX_JOBS: usize = 8;
 
 /// Most table entries the jobs examine in a loop iteration that received
 /// packets (the time share usually stops them first).
-pub const BUSY_SCAN: u32 = 1024;
+pub const BUSY_SCAN: u32 = 8192;
 
 /// Table entries the jobs examine in an idle loop iteration.
 pub const IDLE_SCAN: u32 = 4096;

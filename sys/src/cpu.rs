@@ -1,5 +1,5 @@
 //! CPU helpers for the hot path: timestamp counter, prefetch, CRC32C and
-//! the 8-lane signature compare of flow-table buckets.
+//! the 8-lane compares of flow-table buckets and flow-operation scans.
 //!
 //! `tsc` and `prefetch0` are the Rust-side equivalents of DPDK's `rte_rdtsc`
 //! and `rte_prefetch0` and compile to one instruction; the shim's
@@ -140,6 +140,77 @@ pub fn eq_mask_u16x8_scalar(lanes: &[u16; 8], needle: u16) -> u32 {
         .fold(0, |m, (i, &l)| if l == needle { m | 1 << i } else { m })
 }
 
+/// Per-lane bounds for [`lanes_within`]: lane j of a key passes when
+/// `lo[j] <= key[j] & and[j] <= hi[j]` (unsigned). An exact lane has
+/// `lo == hi`; a lane that does not matter has `and == 0` and `lo == 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, align(16))]
+pub struct LaneBounds {
+    /// Bits of each lane that are tested.
+    pub and: [u16; 8],
+    /// Lowest passing value of each (masked) lane.
+    pub lo: [u16; 8],
+    /// Highest passing value of each (masked) lane.
+    pub hi: [u16; 8],
+}
+
+/// Something that is eight 16-bit lanes (a key [`lanes_within`] tests).
+pub trait Lanes16 {
+    /// The lanes.
+    fn lanes(&self) -> &[u16; 8];
+}
+
+impl Lanes16 for [u16; 8] {
+    #[inline(always)]
+    fn lanes(&self) -> &[u16; 8] {
+        self
+    }
+}
+
+/// Bit i of the result is set when every lane of `keys[i]` is within
+/// `b`: mask, prefix and range tests of a whole 8-lane key in five SSE2
+/// operations. At most the first 64 keys are tested.
+#[inline]
+pub fn lanes_within<K: Lanes16>(keys: &[K], b: &LaneBounds) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86_64; every load reads one [u16; 8]
+        // (16 bytes) through a reference, and _mm_loadu_si128 has no
+        // alignment requirement.
+        unsafe {
+            let and = _mm_loadu_si128(b.and.as_ptr().cast());
+            let lo = _mm_loadu_si128(b.lo.as_ptr().cast());
+            let hi = _mm_loadu_si128(b.hi.as_ptr().cast());
+            let zero = _mm_setzero_si128();
+            let mut m = 0u64;
+            for (i, k) in keys.iter().take(64).enumerate() {
+                let v = _mm_and_si128(_mm_loadu_si128(k.lanes().as_ptr().cast()), and);
+                // Saturating differences are zero exactly when lo <= v <= hi.
+                let out = _mm_or_si128(_mm_subs_epu16(lo, v), _mm_subs_epu16(v, hi));
+                let inside = _mm_movemask_epi8(_mm_cmpeq_epi8(out, zero)) == 0xffff;
+                m |= (inside as u64) << i;
+            }
+            m
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        lanes_within_scalar(keys, b)
+    }
+}
+
+/// Portable twin of [`lanes_within`].
+pub fn lanes_within_scalar<K: Lanes16>(keys: &[K], b: &LaneBounds) -> u64 {
+    keys.iter().take(64).enumerate().fold(0, |m, (i, k)| {
+        let inside = k.lanes().iter().enumerate().all(|(j, &l)| {
+            let v = l & b.and[j];
+            b.lo[j] <= v && v <= b.hi[j]
+        });
+        m | (inside as u64) << i
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +271,61 @@ mod tests {
         prefetch_nta(usize::MAX as *const u8);
         // SAFETY: fg_prefetch0 issues a prefetch hint, which never faults.
         unsafe { crate::ffi::fg_prefetch0(std::ptr::null()) };
+    }
+
+    #[test]
+    fn lane_bounds_twins_agree() {
+        let mut x: u64 = 11;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2_000 {
+            // Few distinct values (and the lane extremes) so that every
+            // outcome of every lane is frequent.
+            let pick = |r: u64| [0u16, 1, 2, 3, 0x7fff, 0x8000, 0xfffe, 0xffff][(r & 7) as usize];
+            let keys: Vec<[u16; 8]> = (0..64)
+                .map(|_| {
+                    let r = next();
+                    std::array::from_fn(|j| pick(r >> (j * 3)))
+                })
+                .collect();
+            let (r1, r2, r3) = (next(), next(), next());
+            let b = LaneBounds {
+                and: std::array::from_fn(|j| {
+                    if (r1 >> j) & 1 == 0 {
+                        0xffff
+                    } else {
+                        pick(r1 >> (8 + j * 3))
+                    }
+                }),
+                lo: std::array::from_fn(|j| pick(r2 >> (j * 3))),
+                hi: std::array::from_fn(|j| pick(r3 >> (j * 3))),
+            };
+            for n in [0, 1, 7, 64] {
+                assert_eq!(
+                    lanes_within(&keys[..n], &b),
+                    lanes_within_scalar(&keys[..n], &b),
+                    "{b:?}"
+                );
+            }
+        }
+        let any = LaneBounds {
+            and: [0; 8],
+            lo: [0; 8],
+            hi: [0; 8],
+        };
+        assert_eq!(lanes_within(&[[9u16; 8]; 64], &any), u64::MAX);
+        let mut range = any;
+        range.and[3] = 0xffff;
+        (range.lo[3], range.hi[3]) = (10, 20);
+        let keys = [[0, 0, 0, 9], [0, 0, 0, 10], [0, 0, 0, 20], [0, 0, 0, 21u16]].map(|k| {
+            let mut l = [0u16; 8];
+            l[..4].copy_from_slice(&k);
+            l
+        });
+        assert_eq!(lanes_within(&keys, &range), 0b0110);
     }
 }

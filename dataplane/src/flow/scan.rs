@@ -7,34 +7,47 @@
 //! matches only. IPv6 flows do not fit; their keys say so and the scan
 //! reads their entries. The VLAN is not kept: filters do not test it.
 
+use flowgate_sys::cpu::{LaneBounds, Lanes16};
+
 use super::key::{v4_bits, AddrFamily, Tuple};
 use super::FlowEntry;
 
-/// What the scan index holds for one table entry.
+/// What the scan index holds for one table entry: eight 16-bit lanes, so
+/// that one SIMD test ([`flowgate_sys::cpu::lanes_within`]) checks a whole
+/// key against a filter's [`ScanKey::bounds`].
+///
+/// Lanes: source address (low half, high half), destination address (low,
+/// high), source port, destination port, protocol (low byte) with the
+/// [`State`] (high byte), and a zero lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C, align(16))]
-pub struct ScanKey {
-    src: u32,
-    dst: u32,
-    sport: u16,
-    dport: u16,
-    proto: u8,
-    state: State,
-    _pad: [u8; 2],
-}
+pub struct ScanKey([u16; 8]);
 
 const _: () = assert!(std::mem::size_of::<ScanKey>() == 16);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+const SRC: usize = 0;
+const DST: usize = 2;
+const SPORT: usize = 4;
+const DPORT: usize = 5;
+const PROTO_STATE: usize = 6;
+
+/// The state byte (high byte of the protocol lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum State {
     /// No flow, or a flushed one: scans pass over it.
-    #[default]
     Skip = 0,
     /// An IPv4 flow; the key holds its forward tuple.
     V4 = 1,
     /// A flow whose tuple is only in its entry (IPv6).
     InEntry = 2,
+}
+
+impl Lanes16 for ScanKey {
+    #[inline(always)]
+    fn lanes(&self) -> &[u16; 8] {
+        &self.0
+    }
 }
 
 /// An IPv4 flow's tuple as its opener sent it, as the scan index holds it
@@ -91,59 +104,117 @@ pub enum Scanned {
     InEntry,
 }
 
+/// A 32-bit value as (low, high) lanes.
+#[inline(always)]
+fn halves(v: u32) -> [u16; 2] {
+    [v as u16, (v >> 16) as u16]
+}
+
+#[inline(always)]
+fn proto_state(proto: u8, state: State) -> u16 {
+    proto as u16 | (state as u16) << 8
+}
+
 impl ScanKey {
     /// The key of a free entry.
-    pub const FREE: ScanKey = ScanKey {
-        src: 0,
-        dst: 0,
-        sport: 0,
-        dport: 0,
-        proto: 0,
-        state: State::Skip,
-        _pad: [0; 2],
-    };
+    pub const FREE: ScanKey = ScanKey([0; 8]);
 
     /// The key of `e` (a used, unflushed entry).
     pub fn of(e: &FlowEntry) -> ScanKey {
         match V4Tuple::of(&e.forward_tuple()) {
-            Some(t) => ScanKey {
-                src: t.src,
-                dst: t.dst,
-                sport: t.sport,
-                dport: t.dport,
-                proto: t.proto,
-                state: State::V4,
-                _pad: [0; 2],
-            },
-            None => ScanKey {
-                state: State::InEntry,
-                ..ScanKey::FREE
-            },
+            Some(t) => {
+                let [s0, s1] = halves(t.src);
+                let [d0, d1] = halves(t.dst);
+                ScanKey([
+                    s0,
+                    s1,
+                    d0,
+                    d1,
+                    t.sport,
+                    t.dport,
+                    proto_state(t.proto, State::V4),
+                    0,
+                ])
+            }
+            None => {
+                let mut k = ScanKey::FREE;
+                k.0[PROTO_STATE] = proto_state(0, State::InEntry);
+                k
+            }
         }
     }
 
     /// This key once its flow is flushed: scans pass over it.
     pub fn flushed(self) -> ScanKey {
-        ScanKey {
-            state: State::Skip,
-            ..self
-        }
+        let mut k = self;
+        k.0[PROTO_STATE] = proto_state(self.0[PROTO_STATE] as u8, State::Skip);
+        k
+    }
+
+    #[inline(always)]
+    fn state(&self) -> u8 {
+        (self.0[PROTO_STATE] >> 8) as u8
+    }
+
+    #[inline(always)]
+    fn u32_at(&self, lane: usize) -> u32 {
+        self.0[lane] as u32 | (self.0[lane + 1] as u32) << 16
     }
 
     /// What a scan does with the entry behind this key.
     #[inline(always)]
     pub fn view(&self) -> Scanned {
-        match self.state {
-            State::Skip => Scanned::Skip,
-            State::InEntry => Scanned::InEntry,
-            State::V4 => Scanned::V4(V4Tuple {
-                src: self.src,
-                dst: self.dst,
-                sport: self.sport,
-                dport: self.dport,
-                proto: self.proto,
+        match self.state() {
+            s if s == State::V4 as u8 => Scanned::V4(V4Tuple {
+                src: self.u32_at(SRC),
+                dst: self.u32_at(DST),
+                sport: self.0[SPORT],
+                dport: self.0[DPORT],
+                proto: self.0[PROTO_STATE] as u8,
             }),
+            s if s == State::InEntry as u8 => Scanned::InEntry,
+            _ => Scanned::Skip,
         }
+    }
+
+    /// The bounds that pass exactly the IPv4 keys whose source and
+    /// destination addresses, masked by the given (address, mask) pairs,
+    /// equal their addresses, whose ports are within the inclusive ranges, and,
+    /// if `proto` is given, whose protocol is that one.
+    pub fn bounds(
+        src: (u32, u32),
+        dst: (u32, u32),
+        sport: (u16, u16),
+        dport: (u16, u16),
+        proto: Option<u8>,
+    ) -> LaneBounds {
+        let mut b = LaneBounds::default();
+        for (lane, (addr, mask)) in [(SRC, src), (DST, dst)] {
+            let (a, m) = (halves(addr), halves(mask));
+            b.and[lane..lane + 2].copy_from_slice(&m);
+            b.lo[lane..lane + 2].copy_from_slice(&a);
+            b.hi[lane..lane + 2].copy_from_slice(&a);
+        }
+        for (lane, (lo, hi)) in [(SPORT, sport), (DPORT, dport)] {
+            b.and[lane] = 0xffff;
+            b.lo[lane] = lo;
+            b.hi[lane] = hi;
+        }
+        let want = proto_state(proto.unwrap_or(0), State::V4);
+        b.and[PROTO_STATE] = if proto.is_some() { 0xffff } else { 0xff00 };
+        b.lo[PROTO_STATE] = want;
+        b.hi[PROTO_STATE] = want;
+        b
+    }
+
+    /// The bounds that pass the keys of flows whose tuple is in their
+    /// entry (IPv6).
+    pub fn in_entry_bounds() -> LaneBounds {
+        let mut b = LaneBounds::default();
+        b.and[PROTO_STATE] = 0xff00;
+        b.lo[PROTO_STATE] = proto_state(0, State::InEntry);
+        b.hi[PROTO_STATE] = proto_state(0, State::InEntry);
+        b
     }
 }
 
@@ -180,6 +251,10 @@ mod tests {
         assert_eq!(ScanKey::of(&e).flushed().view(), Scanned::Skip);
         assert_eq!(ScanKey::FREE.view(), Scanned::Skip);
         assert_eq!(ScanKey::default(), ScanKey::FREE);
+        assert_eq!(
+            ScanKey::of(&e).flushed().flushed(),
+            ScanKey::of(&e).flushed()
+        );
     }
 
     #[test]

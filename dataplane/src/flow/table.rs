@@ -171,6 +171,13 @@ impl FlowTable {
         &self.scan[idx as usize]
     }
 
+    /// The scan keys of entries `from..from + n` (all below
+    /// [`FlowTable::scan_end`]).
+    #[inline(always)]
+    pub fn scan_keys(&self, from: u32, n: u32) -> &[ScanKey] {
+        &self.scan[from as usize..(from + n) as usize]
+    }
+
     /// Asks for the cache line of scan keys (4 of them) holding `idx`,
     /// without evicting the flows packets are using. Out of range: nothing.
     #[inline(always)]
