@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use flowgate_dataplane::command::{Command, ControlEnd, Reply};
 use flowgate_dataplane::filter::RuleSet;
-use flowgate_dataplane::flow::Tuple;
-use flowgate_dataplane::job::{FlowRecord, JobKind, JobSpec, JobSummary};
+/// A captured or flushed flow as control keeps it: as the worker reported
+/// it, with the worker that holds it filled in.
+pub use flowgate_dataplane::job::TakenFlow;
+use flowgate_dataplane::job::{FlowRecord, JobKind, JobResults, JobSpec, JobSummary};
 use flowgate_dataplane::mirror::MirrorConfig;
 use flowgate_dataplane::stats::WorkerCounters;
 use tokio::sync::{mpsc, oneshot};
@@ -40,44 +42,6 @@ pub struct JobRequest {
     pub deadline: Duration,
     /// Percent of a saturated worker's time the job may take.
     pub busy_share: u32,
-}
-
-/// A captured or flushed flow as control keeps it: only what a flow
-/// operation reports, taken from the worker's record as the chunk arrives.
-/// Keeping whole records (192 bytes each, in a vector that grows by
-/// copying) made control, not the worker, the slow side of a
-/// million-flow operation: the reply ring filled and the job waited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TakenFlow {
-    /// The worker that holds the flow.
-    pub worker: u32,
-    /// Its index in that worker's table.
-    pub index: u32,
-    /// Its tuple as the opener sent it.
-    pub tuple: Tuple,
-    /// TSC of its first packet.
-    pub first_seen: u64,
-    /// Packets, both directions.
-    pub packets: u64,
-    /// Bytes (whole frames), both directions.
-    pub bytes: u64,
-}
-
-impl TakenFlow {
-    /// What a capture or flush keeps of `r`, held by `worker`.
-    pub fn of(worker: usize, r: &FlowRecord) -> TakenFlow {
-        let e = &r.entry;
-        let (pf, pr) = e.packets_fwd_rev();
-        let (bf, br) = e.bytes_fwd_rev();
-        TakenFlow {
-            worker: worker as u32,
-            index: r.index,
-            tuple: e.forward_tuple(),
-            first_seen: e.first_seen,
-            packets: pf.saturating_add(pr),
-            bytes: bf.saturating_add(br),
-        }
-    }
 }
 
 /// What came back.
@@ -149,7 +113,6 @@ struct PendingMirror {
 }
 
 struct PendingJob {
-    kind: JobKind,
     outcome: JobOutcome,
     deadline: Instant,
     answer: oneshot::Sender<JobOutcome>,
@@ -310,7 +273,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                                 outcome.refused.push(w);
                             }
                         }
-                        jobs.insert(seq, PendingJob { kind: req.kind, outcome, deadline: Instant::now() + req.deadline, answer });
+                        jobs.insert(seq, PendingJob { outcome, deadline: Instant::now() + req.deadline, answer });
                     }
                 }
             }
@@ -325,10 +288,11 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             }
                             Reply::Flows { op, chunk } => {
                                 if let Some(p) = jobs.get_mut(&op) {
-                                    if p.kind == JobKind::Query {
-                                        p.outcome.records.extend(chunk.records().iter().map(|r| (w, *r)));
-                                    } else {
-                                        p.outcome.flows.extend(chunk.records().iter().map(|r| TakenFlow::of(w, r)));
+                                    match chunk {
+                                        JobResults::Records(c) => p.outcome.records.extend(c.records().iter().map(|r| (w, *r))),
+                                        JobResults::Taken(c) => p.outcome.flows.extend(
+                                            c.records().iter().map(|f| TakenFlow { worker: w as u32, ..*f }),
+                                        ),
                                     }
                                 }
                             }

@@ -46,7 +46,7 @@ fn run(t: &mut FlowTable, kind: JobKind, rule: Rule, slice: u32) -> (f64, u64) {
         let mut got = 0u64;
         loop {
             match control.take_reply() {
-                Some(Reply::Flows { chunk, .. }) => got += chunk.len as u64,
+                Some(Reply::Flows { chunk, .. }) => got += chunk.len() as u64,
                 Some(_) => {}
                 None if stopped.load(Ordering::Relaxed) => return got,
                 None => std::hint::spin_loop(),

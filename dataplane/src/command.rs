@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::job::{FlowChunk, JobSpec, JobSummary};
+use crate::job::{JobResults, JobSpec, JobSummary};
 use crate::mirror::MirrorConfig;
 use crate::stats::WorkerCounters;
 
@@ -54,8 +54,8 @@ pub enum Reply {
     Flows {
         /// The job's operation id.
         op: u64,
-        /// The records.
-        chunk: FlowChunk,
+        /// The results.
+        chunk: JobResults,
     },
     /// A job finished; its spec comes back so control frees it.
     JobDone {

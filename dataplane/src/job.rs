@@ -6,18 +6,24 @@
 //! and for a query a preallocated buffer) and posts it. The worker advances
 //! every running job by a bounded number of table entries per loop
 //! iteration, between bursts, so forwarding continues while a million-flow
-//! table is scanned. Results go back on the reply ring in fixed-size
-//! [`FlowChunk`]s; when the reply ring is full the job simply waits. The
+//! table is scanned. Results go back on the reply ring in fixed-size chunks
+//! ([`JobResults`]: whole records for a query, [`TakenFlow`]s for a capture
+//! or flush); when the reply ring is full the job simply waits. The
 //! spec travels back in [`crate::command::Reply::JobDone`] so that control,
 //! not the worker, frees it.
 
 use std::sync::Arc;
 
 use crate::filter::RuleSet;
-use crate::flow::{FlowEntry, FlowTable, Scanned};
+use crate::flow::{FlowEntry, FlowTable, Scanned, Tuple};
 
-/// Flows per result chunk.
+/// Whole records per chunk (a query's results).
 pub const CHUNK: usize = 16;
+
+/// Flows per chunk of a capture's or flush's results: the chunk is about
+/// the size of a chunk of whole records, so each reply carries almost
+/// twice the flows.
+pub const TAKEN_CHUNK: usize = 28;
 
 /// Budget a reported flow costs on top of examining its entry: copying
 /// the record out and posting it weighs about as much as examining a few
@@ -36,6 +42,9 @@ const CLOCK_EVERY: u32 = 2;
 /// How far ahead of the cursor (in scan keys) the scan asks for the
 /// index: two batches, so a batch's keys have a batch's time to arrive.
 const KEYS_AHEAD: u32 = 2 * BATCH;
+
+/// Most matches in a batch for which the scan prefetches the entries.
+const SPARSE: u32 = 8;
 
 /// Scan keys per cache line.
 const KEYS_PER_LINE: u32 = 4;
@@ -143,47 +152,125 @@ pub struct FlowRecord {
     pub index: u32,
 }
 
-/// Up to [`CHUNK`] records.
-#[derive(Debug, Clone, Copy)]
-pub struct FlowChunk {
-    /// Records used.
-    pub len: usize,
-    /// The records (`..len` valid).
-    pub flows: [FlowRecord; CHUNK],
+/// A captured or flushed flow as it is reported: only what a flow
+/// operation shows (the tuple, first seen, counters), 80 bytes instead of
+/// a whole record's 144, since a match-all capture copies a million of
+/// them from the table to control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TakenFlow {
+    /// Its tuple as the opener sent it.
+    pub tuple: Tuple,
+    /// TSC of its first packet.
+    pub first_seen: u64,
+    /// Packets, both directions.
+    pub packets: u64,
+    /// Bytes (whole frames), both directions.
+    pub bytes: u64,
+    /// Its index in the worker's table.
+    pub index: u32,
+    /// The worker that holds it (set by control, which knows whose reply
+    /// ring the flow came on).
+    pub worker: u32,
 }
 
-impl Default for FlowChunk {
-    fn default() -> Self {
-        FlowChunk {
-            len: 0,
-            flows: [FlowRecord::default(); CHUNK],
+impl TakenFlow {
+    /// What a capture or flush reports of entry `index`, `e`.
+    #[inline]
+    pub fn taken(index: u32, e: &FlowEntry) -> TakenFlow {
+        let (pf, pr) = e.packets_fwd_rev();
+        let (bf, br) = e.bytes_fwd_rev();
+        TakenFlow {
+            tuple: e.forward_tuple(),
+            first_seen: e.first_seen,
+            packets: pf.saturating_add(pr),
+            bytes: bf.saturating_add(br),
+            index,
+            worker: 0,
+        }
+    }
+
+    /// What a capture or flush reports of record `r`, held by `worker`.
+    pub fn of(worker: usize, r: &FlowRecord) -> TakenFlow {
+        TakenFlow {
+            worker: worker as u32,
+            ..TakenFlow::taken(r.index, &r.entry)
         }
     }
 }
 
-impl FlowChunk {
-    /// The valid records.
-    pub fn records(&self) -> &[FlowRecord] {
+/// Up to `N` results of a job.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<T: Copy + Default, const N: usize> {
+    /// Results used.
+    pub len: usize,
+    /// The results (`..len` valid).
+    pub flows: [T; N],
+}
+
+/// Up to [`CHUNK`] whole records (a query's results).
+pub type FlowChunk = Chunk<FlowRecord, CHUNK>;
+
+/// Up to [`TAKEN_CHUNK`] flows (a capture's or flush's results).
+pub type TakenChunk = Chunk<TakenFlow, TAKEN_CHUNK>;
+
+impl<T: Copy + Default, const N: usize> Default for Chunk<T, N> {
+    fn default() -> Self {
+        Chunk {
+            len: 0,
+            flows: [T::default(); N],
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Chunk<T, N> {
+    /// The valid results.
+    pub fn records(&self) -> &[T] {
         &self.flows[..self.len]
     }
 
     fn is_full(&self) -> bool {
-        self.len == CHUNK
+        self.len == N
     }
 
     /// The chunk as it is, leaving this one empty. Only the length is
-    /// reset: clearing 2 KiB of records per chunk cost as much as
+    /// reset: clearing 2 KiB of results per chunk cost as much as
     /// copying them.
     #[inline]
-    fn take(&mut self) -> FlowChunk {
+    fn take(&mut self) -> Chunk<T, N> {
         let full = *self;
         self.len = 0;
         full
     }
 
-    fn push(&mut self, r: FlowRecord) {
+    #[inline]
+    fn push(&mut self, r: T) {
         self.flows[self.len] = r;
         self.len += 1;
+    }
+}
+
+/// Results ready to post: whole records for a query, reported flows for
+/// a capture or flush.
+#[derive(Debug, Clone, Copy)]
+pub enum JobResults {
+    /// A query's records.
+    Records(FlowChunk),
+    /// A capture's or flush's flows.
+    Taken(TakenChunk),
+}
+
+impl JobResults {
+    /// Results in the chunk.
+    pub fn len(&self) -> usize {
+        match self {
+            JobResults::Records(c) => c.len,
+            JobResults::Taken(c) => c.len,
+        }
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -209,8 +296,10 @@ pub struct Job {
     pub cursor: u32,
     /// Progress so far.
     pub summary: JobSummary,
-    /// Results not yet posted.
+    /// A query's results not yet posted.
     pub chunk: FlowChunk,
+    /// A capture's or flush's results not yet posted.
+    pub taken: TakenChunk,
     /// Reported so far.
     pub reported: u64,
     /// For a query: next buffer index to stream after the scan.
@@ -218,10 +307,20 @@ pub struct Job {
     /// For a query: flows first seen before this are older than the
     /// newest ones already kept.
     floor: u64,
-    /// First entry of the batch last matched.
-    batch: u32,
-    /// Its matches not yet handled (bit i: entry `batch + i`).
-    pending: u64,
+    /// Matches being handled.
+    ready: Matches,
+    /// Matches of the batch matched last, whose entries are on their way
+    /// into the cache: they are handled after the next batch is matched.
+    ahead: Matches,
+}
+
+/// Matched flows of one batch not yet handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Matches {
+    /// First entry of the batch.
+    base: u32,
+    /// Bit i: entry `base + i`.
+    bits: u64,
 }
 
 /// What the caller should do after [`Job::step`].
@@ -245,19 +344,29 @@ impl Job {
             cursor: 0,
             summary: JobSummary::default(),
             chunk: FlowChunk::default(),
+            taken: TakenChunk::default(),
             reported: 0,
             drain: 0,
             floor: 0,
-            batch: 0,
-            pending: 0,
+            ready: Matches::default(),
+            ahead: Matches::default(),
         }
     }
 
     /// The results [`Step::Emit`] said were ready, leaving the job's
     /// chunk empty.
     #[inline]
-    pub fn take_chunk(&mut self) -> FlowChunk {
-        self.chunk.take()
+    pub fn take_chunk(&mut self) -> JobResults {
+        match self.spec.kind {
+            JobKind::Query => JobResults::Records(self.chunk.take()),
+            JobKind::Capture | JobKind::Flush => JobResults::Taken(self.taken.take()),
+        }
+    }
+
+    /// Whether the results in hand fill a chunk.
+    #[inline]
+    fn chunk_full(&self) -> bool {
+        self.chunk.is_full() || self.taken.is_full()
     }
 
     /// Whether `e` is old (and young) enough, at `now`.
@@ -298,8 +407,20 @@ impl Job {
         hits
     }
 
+    /// `m` with the flows that no longer match removed.
+    #[inline]
+    fn recheck(&self, table: &FlowTable, m: Matches, end: u32) -> Matches {
+        if m.bits == 0 {
+            return m;
+        }
+        Matches {
+            bits: self.matches_in(table, m.base, BATCH.min(end - m.base), m.bits),
+            ..m
+        }
+    }
+
     /// Matches the next batch of scan keys from the cursor: the matches
-    /// become [`Job::pending`] and their entries are prefetched together.
+    /// become [`Job::ahead`] and their entries are prefetched together.
     #[inline]
     fn match_batch(&mut self, table: &FlowTable, end: u32) {
         let base = self.cursor;
@@ -308,15 +429,17 @@ impl Job {
             table.prefetch_scan_keys(base + KEYS_AHEAD + line);
         }
         let hits = self.matches_in(table, base, n, u64::MAX);
-        let mut left = hits;
+        // A batch of many matches reads runs of neighbouring entries,
+        // which the hardware prefetcher streams; asking for each of them
+        // as well only queues behind those misses.
+        let mut left = if hits.count_ones() <= SPARSE { hits } else { 0 };
         while left != 0 {
             table.prefetch_for_scan(base + left.trailing_zeros());
             left &= left - 1;
         }
         self.summary.scanned += n as u64;
         self.cursor = base + n;
-        self.batch = base;
-        self.pending = hits;
+        self.ahead = Matches { base, bits: hits };
     }
 
     /// Advances the job over `table`, spending `slice` (shared by every
@@ -328,70 +451,77 @@ impl Job {
     /// ([`RuleSet::scan_candidates`]), and the entries of the matches only. A slice may overrun by up to
     /// one batch.
     pub fn step(&mut self, table: &mut FlowTable, slice: &mut Slice, now: u64) -> Step {
-        if self.chunk.is_full() {
+        if self.chunk_full() {
             return Step::Emit;
         }
         // Nothing at or past the high-water mark is used.
         let end = table.scan_end();
         // Matches left from an earlier call may have changed since
         // (packets or another job came in between): they are checked again.
-        if self.pending != 0 {
-            self.pending =
-                self.matches_in(table, self.batch, self.cursor - self.batch, self.pending);
-        }
+        self.ready = self.recheck(table, self.ready, end);
+        self.ahead = self.recheck(table, self.ahead, end);
         let mut batches = 0u32;
         loop {
-            while self.pending != 0 {
-                let i = self.batch + self.pending.trailing_zeros();
-                self.pending &= self.pending - 1;
+            while self.ready.bits != 0 {
+                let i = self.ready.base + self.ready.bits.trailing_zeros();
+                self.ready.bits &= self.ready.bits - 1;
                 let e = table.entry(i);
                 if !self.age_fits(e, now) {
                     continue;
                 }
                 self.summary.matched += 1;
                 slice.take(COST_REPORTED);
-                let rec = FlowRecord {
-                    entry: *e,
-                    index: i,
-                };
                 match self.spec.kind {
                     JobKind::Capture => {
                         if self.reported >= self.spec.result_cap {
                             self.summary.truncated = true;
                             self.cursor = end;
-                            self.pending = 0;
+                            self.ready.bits = 0;
+                            self.ahead.bits = 0;
                             break;
                         }
                         self.reported += 1;
-                        self.chunk.push(rec);
+                        self.taken.push(TakenFlow::taken(i, e));
                     }
                     JobKind::Flush => {
-                        table.mark_flushed(i);
-                        self.summary.removed += 1;
                         if self.reported < self.spec.result_cap {
                             self.reported += 1;
-                            self.chunk.push(rec);
+                            self.taken.push(TakenFlow::taken(i, e));
                         } else {
                             self.summary.truncated = true;
                         }
+                        table.mark_flushed(i);
+                        self.summary.removed += 1;
                     }
-                    JobKind::Query => self.keep_newest(rec),
+                    JobKind::Query => {
+                        let rec = FlowRecord {
+                            entry: *e,
+                            index: i,
+                        };
+                        self.keep_newest(rec);
+                    }
                 }
-                if self.chunk.is_full() {
+                if self.chunk_full() {
                     return Step::Emit;
                 }
             }
-            if self.cursor >= end || slice.is_spent() {
+            if slice.is_spent() || (self.cursor >= end && self.ahead.bits == 0) {
                 break;
             }
-            slice.take(BATCH);
-            self.match_batch(table, end);
-            batches += 1;
-            if batches % CLOCK_EVERY == 1 {
-                slice.check_clock();
+            // The batch matched last is handled after this one is matched,
+            // so that its entries have had a batch's time to arrive (one
+            // match in a batch is otherwise a whole miss).
+            self.ready = std::mem::take(&mut self.ahead);
+            if self.cursor < end {
+                slice.take(BATCH);
+                self.match_batch(table, end);
+                batches += 1;
+                if batches % CLOCK_EVERY == 1 {
+                    slice.check_clock();
+                }
             }
         }
-        if self.cursor < end {
+        if self.cursor < end || self.ahead.bits != 0 {
             return Step::Continue;
         }
         // Scan over: a query now streams what it kept, newest first.
@@ -414,7 +544,7 @@ impl Job {
                 return Step::Emit;
             }
         }
-        if self.chunk.len > 0 {
+        if self.chunk.len > 0 || self.taken.len > 0 {
             return Step::Emit;
         }
         Step::Done
@@ -456,7 +586,7 @@ mod tests {
     use super::*;
     use crate::filter::{PortRange, Rule};
     use crate::flow::key::v4_bits;
-    use crate::flow::{AddrFamily, Tuple};
+    use crate::flow::AddrFamily;
 
     /// A table whose entry i (i % 3 != 2) is a TCP flow first seen at
     /// time i, to port 80 (even i) or 443 (odd i); entries i % 3 == 2 are free.
@@ -498,13 +628,22 @@ mod tests {
         })
     }
 
-    fn run(job: &mut Job, t: &mut FlowTable, now: u64, budget: u32) -> Vec<FlowRecord> {
+    /// The flows of a chunk, whichever kind (a query's records as a capture
+    /// would report them).
+    fn flows(c: JobResults) -> Vec<TakenFlow> {
+        match c {
+            JobResults::Records(c) => c.records().iter().map(|r| TakenFlow::of(0, r)).collect(),
+            JobResults::Taken(c) => c.records().to_vec(),
+        }
+    }
+
+    fn run(job: &mut Job, t: &mut FlowTable, now: u64, budget: u32) -> Vec<TakenFlow> {
         let mut out = Vec::new();
         loop {
             let mut slice = Slice::entries(budget);
             match job.step(t, &mut slice, now) {
                 Step::Continue => {}
-                Step::Emit => out.extend_from_slice(job.take_chunk().records()),
+                Step::Emit => out.extend_from_slice(&flows(job.take_chunk())),
                 Step::Done => return out,
             }
         }
@@ -565,7 +704,7 @@ mod tests {
         // A second flush finds nothing: flushed flows are over.
         let mut again = Job::new(spec(JobKind::Flush, &[Rule::ANY], 1000, 0));
         let out = run(&mut again, &mut t, 10_000, 1000);
-        assert!(out.iter().all(|r| r.entry.forward_tuple().dport == 443));
+        assert!(out.iter().all(|r| r.tuple.dport == 443));
         assert_eq!(again.summary.removed, t.held() as u64 - job.summary.removed);
     }
 
@@ -626,10 +765,10 @@ mod tests {
         };
         let mut job = Job::new(spec(JobKind::Capture, &[ten], u64::MAX, 0));
         let mut first = Vec::new();
-        while job.pending == 0 {
+        while job.ready.bits == 0 {
             let mut slice = Slice::entries(1000);
             match job.step(&mut t, &mut slice, 10_000) {
-                Step::Emit => first.extend_from_slice(job.take_chunk().records()),
+                Step::Emit => first.extend_from_slice(&flows(job.take_chunk())),
                 other => panic!("{other:?} before a chunk filled mid-batch"),
             }
         }
@@ -637,10 +776,12 @@ mod tests {
         // and a flow from outside 10/8 takes its entry (freed entries are
         // reused first).
         let mut waiting = Vec::new();
-        let mut m = job.pending;
-        while m != 0 {
-            waiting.push(job.batch + m.trailing_zeros());
-            m &= m - 1;
+        for w in [job.ready, job.ahead] {
+            let mut m = w.bits;
+            while m != 0 {
+                waiting.push(w.base + m.trailing_zeros());
+                m &= m - 1;
+            }
         }
         for &i in &waiting {
             t.remove(i);
@@ -664,7 +805,7 @@ mod tests {
             .collect();
         assert!(!waiting.is_empty());
         assert_eq!(got, want);
-        assert!(rest.iter().all(|r| r.entry.forward_tuple().sport != 5000));
+        assert!(rest.iter().all(|r| r.tuple.sport != 5000));
     }
 
     #[test]
@@ -698,7 +839,7 @@ mod tests {
         for newest in [1usize, 20, 500, 997, 2000] {
             let mut job = Job::new(spec(JobKind::Query, &[Rule::ANY], u64::MAX, newest));
             let out = run(&mut job, &mut t, 10_000, 13);
-            let got: Vec<u64> = out.iter().map(|r| r.entry.first_seen).collect();
+            let got: Vec<u64> = out.iter().map(|r| r.first_seen).collect();
             let want: Vec<u64> = (0..n as u64).rev().take(newest).collect();
             assert_eq!(got, want, "newest {newest}");
             assert_eq!(

@@ -676,7 +676,7 @@ mod tests {
         use flowgate_dataplane::filter::RuleSet;
         use flowgate_dataplane::flow::key::{v4_bits, v6_bits};
         use flowgate_dataplane::flow::{FlowEntry, FlowTable, FullPolicy, Insert, Tuple};
-        use flowgate_dataplane::job::{Job, JobKind, JobSpec, Slice, Step};
+        use flowgate_dataplane::job::{Job, JobKind, JobResults, JobSpec, Slice, Step};
         use proptest::prelude::*;
         use std::collections::BTreeSet;
         use std::net::IpAddr;
@@ -849,12 +849,12 @@ mod tests {
             loop {
                 match job.step(&mut table, &mut Slice::entries(7), now) {
                     Step::Continue => {}
-                    Step::Emit => out.extend(
-                        job.take_chunk()
-                            .records()
-                            .iter()
-                            .map(|r| index_of[&r.index]),
-                    ),
+                    Step::Emit => {
+                        let JobResults::Taken(c) = job.take_chunk() else {
+                            panic!("a capture reports taken flows")
+                        };
+                        out.extend(c.records().iter().map(|r| index_of[&r.index]));
+                    }
                     Step::Done => return out,
                 }
             }
