@@ -173,6 +173,8 @@ pub struct TakenFlow {
     pub worker: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<TakenFlow>() == 80);
+
 impl TakenFlow {
     /// What a capture or flush reports of entry `index`, `e`.
     #[inline]
@@ -448,7 +450,8 @@ impl Job {
     /// posts it and may call again with what is left of the slice.
     ///
     /// The scan reads the table's scan index, [`BATCH`] keys at a time
-    /// ([`RuleSet::scan_candidates`]), and the entries of the matches only. A slice may overrun by up to
+    /// ([`RuleSet::scan_candidates`]), and the entries of the matches
+    /// only, a batch after it matched them. A slice may overrun by up to
     /// one batch.
     pub fn step(&mut self, table: &mut FlowTable, slice: &mut Slice, now: u64) -> Step {
         if self.chunk_full() {
