@@ -46,6 +46,9 @@ const KEYS_AHEAD: u32 = 2 * BATCH;
 /// Most matches in a batch for which the scan prefetches the entries.
 const SPARSE: u32 = 8;
 
+/// How many entries ahead of the one it handles a dense batch asks for.
+const DENSE_AHEAD: u32 = 4;
+
 /// Scan keys per cache line.
 const KEYS_PER_LINE: u32 = 4;
 
@@ -176,16 +179,17 @@ pub struct TakenFlow {
 const _: () = assert!(std::mem::size_of::<TakenFlow>() == 80);
 
 impl TakenFlow {
-    /// What a capture or flush reports of entry `index`, `e`.
+    /// What a capture or flush reports of entry `index`, `e`, whose
+    /// forward tuple is `tuple`. Only the entry's second line is read (first
+    /// seen and the counters): for an IPv4 flow the scan key holds the
+    /// tuple, and a capture need not read the first line at all.
     #[inline]
-    pub fn taken(index: u32, e: &FlowEntry) -> TakenFlow {
-        let (pf, pr) = e.packets_fwd_rev();
-        let (bf, br) = e.bytes_fwd_rev();
+    pub fn taken(index: u32, tuple: Tuple, e: &FlowEntry) -> TakenFlow {
         TakenFlow {
-            tuple: e.forward_tuple(),
+            tuple,
             first_seen: e.first_seen,
-            packets: pf.saturating_add(pr),
-            bytes: bf.saturating_add(br),
+            packets: e.packets[0].saturating_add(e.packets[1]),
+            bytes: e.bytes[0].saturating_add(e.bytes[1]),
             index,
             worker: 0,
         }
@@ -195,8 +199,19 @@ impl TakenFlow {
     pub fn of(worker: usize, r: &FlowRecord) -> TakenFlow {
         TakenFlow {
             worker: worker as u32,
-            ..TakenFlow::taken(r.index, &r.entry)
+            ..TakenFlow::taken(r.index, r.entry.forward_tuple(), &r.entry)
         }
+    }
+}
+
+/// The forward tuple of the flow at `i`: from its scan key if IPv4 (the
+/// filters do not test the VLAN, and reports do not show it), else from
+/// its entry.
+#[inline(always)]
+fn forward_tuple(table: &FlowTable, i: u32) -> Tuple {
+    match table.scan_key(i).view() {
+        Scanned::V4(t) => t.tuple(),
+        _ => table.entry(i).forward_tuple(),
     }
 }
 
@@ -323,6 +338,9 @@ struct Matches {
     base: u32,
     /// Bit i: entry `base + i`.
     bits: u64,
+    /// Too many to prefetch together: each is asked for [`DENSE_AHEAD`]
+    /// entries before it is handled.
+    dense: bool,
 }
 
 /// What the caller should do after [`Job::step`].
@@ -431,17 +449,22 @@ impl Job {
             table.prefetch_scan_keys(base + KEYS_AHEAD + line);
         }
         let hits = self.matches_in(table, base, n, u64::MAX);
-        // A batch of many matches reads runs of neighbouring entries,
-        // which the hardware prefetcher streams; asking for each of them
-        // as well only queues behind those misses.
-        let mut left = if hits.count_ones() <= SPARSE { hits } else { 0 };
+        // A batch of many matches reads runs of neighbouring entries: they
+        // are asked for a few at a time as they are handled (see
+        // `Matches::dense`), since asking for all at once only queues.
+        let dense = hits.count_ones() > SPARSE;
+        let mut left = if dense { 0 } else { hits };
         while left != 0 {
             table.prefetch_for_scan(base + left.trailing_zeros());
             left &= left - 1;
         }
         self.summary.scanned += n as u64;
         self.cursor = base + n;
-        self.ahead = Matches { base, bits: hits };
+        self.ahead = Matches {
+            base,
+            bits: hits,
+            dense,
+        };
     }
 
     /// Advances the job over `table`, spending `slice` (shared by every
@@ -468,6 +491,9 @@ impl Job {
             while self.ready.bits != 0 {
                 let i = self.ready.base + self.ready.bits.trailing_zeros();
                 self.ready.bits &= self.ready.bits - 1;
+                if self.ready.dense {
+                    table.prefetch_for_scan(i + DENSE_AHEAD);
+                }
                 let e = table.entry(i);
                 if !self.age_fits(e, now) {
                     continue;
@@ -484,12 +510,14 @@ impl Job {
                             break;
                         }
                         self.reported += 1;
-                        self.taken.push(TakenFlow::taken(i, e));
+                        self.taken
+                            .push(TakenFlow::taken(i, forward_tuple(table, i), e));
                     }
                     JobKind::Flush => {
                         if self.reported < self.spec.result_cap {
                             self.reported += 1;
-                            self.taken.push(TakenFlow::taken(i, e));
+                            self.taken
+                                .push(TakenFlow::taken(i, forward_tuple(table, i), e));
                         } else {
                             self.summary.truncated = true;
                         }
