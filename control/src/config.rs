@@ -587,7 +587,7 @@ impl Default for OperationsConfig {
             retention_seconds: 3600,
             retention_count: 100,
             worker_timeout_ms: 5000,
-            busy_share_percent: 5,
+            busy_share_percent: 4,
         }
     }
 }
