@@ -204,6 +204,16 @@ impl TakenFlow {
     }
 }
 
+/// The positions of the set bits of `m`, lowest first.
+#[inline(always)]
+fn set_bits(mut m: u64) -> impl Iterator<Item = u32> {
+    std::iter::from_fn(move || {
+        let k = (m != 0).then(|| m.trailing_zeros())?;
+        m &= m - 1;
+        Some(k)
+    })
+}
+
 /// The forward tuple of the flow at `i`: from its scan key if IPv4 (the
 /// filters do not test the VLAN, and reports do not show it), else from
 /// its entry.
@@ -406,20 +416,14 @@ impl Job {
         let found = filters.scan_candidates(table.scan_keys(base, n));
         let mut hits = found.v4 & of;
         if !filters.v4_candidates_exact() {
-            let mut unsure = hits;
-            while unsure != 0 {
-                let k = unsure.trailing_zeros();
-                unsure &= unsure - 1;
+            for k in set_bits(hits) {
                 let view = table.scan_key(base + k).view();
                 if !matches!(view, Scanned::V4(t) if filters.any_match_v4(&t)) {
                     hits &= !(1 << k);
                 }
             }
         }
-        let mut v6 = found.in_entry & of;
-        while v6 != 0 {
-            let k = v6.trailing_zeros();
-            v6 &= v6 - 1;
+        for k in set_bits(found.in_entry & of) {
             if filters.any_match(&table.entry(base + k).forward_tuple()) {
                 hits |= 1 << k;
             }
@@ -453,10 +457,8 @@ impl Job {
         // are asked for a few at a time as they are handled (see
         // `Matches::dense`), since asking for all at once only queues.
         let dense = hits.count_ones() > SPARSE;
-        let mut left = if dense { 0 } else { hits };
-        while left != 0 {
-            table.prefetch_for_scan(base + left.trailing_zeros());
-            left &= left - 1;
+        for k in set_bits(if dense { 0 } else { hits }) {
+            table.prefetch_for_scan(base + k);
         }
         self.summary.scanned += n as u64;
         self.cursor = base + n;
@@ -808,11 +810,7 @@ mod tests {
         // reused first).
         let mut waiting = Vec::new();
         for w in [job.ready, job.ahead] {
-            let mut m = w.bits;
-            while m != 0 {
-                waiting.push(w.base + m.trailing_zeros());
-                m &= m - 1;
-            }
+            waiting.extend(set_bits(w.bits).map(|k| w.base + k));
         }
         for &i in &waiting {
             t.remove(i);
