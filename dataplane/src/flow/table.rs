@@ -76,6 +76,8 @@ pub struct FlowTable {
     high_water: u32,
     policy: FullPolicy,
     hand: u32,
+    /// Bumped whenever a scan key changes (insert, flush, remove).
+    changes: u64,
 }
 
 impl std::fmt::Debug for FlowTable {
@@ -133,6 +135,7 @@ impl FlowTable {
             high_water: 0,
             policy,
             hand: 0,
+            changes: 0,
         })
     }
 
@@ -163,6 +166,13 @@ impl FlowTable {
     #[inline]
     pub fn scan_end(&self) -> u32 {
         self.high_water
+    }
+
+    /// A count of scan key changes (inserts, flushes, removals): a job
+    /// that finds it as it left it knows the matches it holds still hold.
+    #[inline(always)]
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// What a scan reads of entry `idx` (below [`FlowTable::scan_end`]).
@@ -210,6 +220,7 @@ impl FlowTable {
             self.flushed += 1;
             let k = &mut self.scan[idx as usize];
             *k = k.flushed();
+            self.changes += 1;
         }
     }
 
@@ -441,6 +452,7 @@ impl FlowTable {
         self.free_len -= 1;
         let idx = self.free[self.free_len as usize];
         self.scan[idx as usize] = ScanKey::of(&entry);
+        self.changes += 1;
         self.entries[idx as usize] = entry;
         self.high_water = self.high_water.max(idx + 1);
         let bucket = &mut self.buckets[b as usize];
@@ -472,6 +484,7 @@ impl FlowTable {
                     }
                     self.entries[idx as usize] = FlowEntry::default();
                     self.scan[idx as usize] = ScanKey::FREE;
+                    self.changes += 1;
                     self.free[self.free_len as usize] = idx;
                     self.free_len += 1;
                     self.len -= 1;
@@ -589,6 +602,32 @@ mod tests {
         }));
         assert_eq!(t.len(), 8);
         assert_eq!(t.held() - t.len(), 0, "no flushed entry left");
+    }
+
+    #[test]
+    fn every_scan_key_change_is_counted() {
+        let mut t = FlowTable::new(8, FullPolicy::DropNew).unwrap();
+        let mut last = t.changes();
+        let mut changed = |t: &FlowTable| {
+            let moved = t.changes() != last;
+            last = t.changes();
+            moved
+        };
+        add(&mut t, key(1), 0);
+        assert!(changed(&t), "insert");
+        let k = key(1);
+        let i = t.lookup(&k, k.hash()).unwrap();
+        t.entry_mut(i).packets[0] += 1;
+        assert!(
+            !changed(&t),
+            "a packet's counters are not a scan key change"
+        );
+        t.mark_flushed(i);
+        assert!(changed(&t), "flush");
+        t.mark_flushed(i);
+        assert!(!changed(&t), "flushed already");
+        t.remove(i);
+        assert!(changed(&t), "remove");
     }
 
     #[test]
