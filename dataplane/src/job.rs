@@ -403,6 +403,16 @@ impl Job {
         self.chunk.is_full() || self.taken.is_full()
     }
 
+    /// Whether the job reads only the second line of a matched entry
+    /// (first seen and the counters): a capture, since an IPv4 flow's
+    /// tuple is in its scan key. Asking for the first line too doubled a
+    /// match-all capture's memory traffic for the few IPv6 flows that need
+    /// it; a flush writes the first line and a query copies both.
+    #[inline]
+    fn reads_counters_only(&self) -> bool {
+        self.spec.kind == JobKind::Capture
+    }
+
     /// Whether `e` is old (and young) enough, at `now`.
     #[inline]
     fn age_fits(&self, e: &FlowEntry, now: u64) -> bool {
@@ -457,12 +467,13 @@ impl Job {
             table.prefetch_scan_keys(base + KEYS_AHEAD + line);
         }
         let hits = self.matches_in(table, base, n, u64::MAX);
+        let counters_only = self.reads_counters_only();
         // A batch of many matches reads runs of neighbouring entries: they
         // are asked for a few at a time as they are handled (see
         // `Matches::dense`), since asking for all at once only queues.
         let dense = hits.count_ones() > SPARSE;
         for k in set_bits(if dense { 0 } else { hits }) {
-            table.prefetch_for_scan(base + k);
+            table.prefetch_for_scan(base + k, counters_only);
         }
         self.summary.scanned += n as u64;
         self.cursor = base + n;
@@ -506,13 +517,14 @@ impl Job {
         }
         // Nothing at or past the high-water mark is used.
         let end = table.scan_end();
+        let counters_only = self.reads_counters_only();
         let mut batches = 0u32;
         loop {
             while self.ready.bits != 0 {
                 let i = self.ready.base + self.ready.bits.trailing_zeros();
                 self.ready.bits &= self.ready.bits - 1;
                 if self.ready.dense {
-                    table.prefetch_for_scan(i + DENSE_AHEAD);
+                    table.prefetch_for_scan(i + DENSE_AHEAD, counters_only);
                 }
                 let e = table.entry(i);
                 if !self.age_fits(e, now) {

@@ -198,11 +198,15 @@ impl FlowTable {
     }
 
     /// Asks for entry `idx`, which a scan is about to read, without
-    /// evicting the flows packets are using. Out of range: nothing.
+    /// evicting the flows packets are using: both lines, or with
+    /// `counters_only` the second (first seen and the counters, all a
+    /// capture reads of an IPv4 flow). Out of range: nothing.
     #[inline(always)]
-    pub fn prefetch_for_scan(&self, idx: u32) {
+    pub fn prefetch_for_scan(&self, idx: u32, counters_only: bool) {
         if let Some(e) = self.entries.get(idx as usize) {
-            prefetch_nta(e);
+            if !counters_only {
+                prefetch_nta(e);
+            }
             prefetch_nta((e as *const FlowEntry).cast::<u8>().wrapping_add(64));
         }
     }
