@@ -222,10 +222,17 @@ impl FlowTable {
         if !e.is_flushed() {
             e.flags |= super::entry::flags::FLUSHED;
             self.flushed += 1;
-            let k = &mut self.scan[idx as usize];
-            *k = k.flushed();
-            self.changes += 1;
+            let k = self.scan[idx as usize].flushed();
+            self.set_scan_key(idx, k);
         }
+    }
+
+    /// The one writer of the scan index, so that every change is counted
+    /// in [`FlowTable::changes`].
+    #[inline(always)]
+    fn set_scan_key(&mut self, idx: u32, k: ScanKey) {
+        self.scan[idx as usize] = k;
+        self.changes += 1;
     }
 
     /// Memory of the whole table divided by its capacity.
@@ -455,8 +462,7 @@ impl FlowTable {
 
         self.free_len -= 1;
         let idx = self.free[self.free_len as usize];
-        self.scan[idx as usize] = ScanKey::of(&entry);
-        self.changes += 1;
+        self.set_scan_key(idx, ScanKey::of(&entry));
         self.entries[idx as usize] = entry;
         self.high_water = self.high_water.max(idx + 1);
         let bucket = &mut self.buckets[b as usize];
@@ -487,8 +493,7 @@ impl FlowTable {
                         self.flushed -= 1;
                     }
                     self.entries[idx as usize] = FlowEntry::default();
-                    self.scan[idx as usize] = ScanKey::FREE;
-                    self.changes += 1;
+                    self.set_scan_key(idx, ScanKey::FREE);
                     self.free[self.free_len as usize] = idx;
                     self.free_len += 1;
                     self.len -= 1;
