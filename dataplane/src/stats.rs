@@ -38,6 +38,9 @@ pub struct WorkerCounters {
     /// TSC ticks of the loop iterations that received packets while a
     /// flow operation ran (packet work and operation work together).
     pub busy_ticks: u64,
+    /// TSC ticks spent on flow operations in loop iterations that received
+    /// nothing: spare time, which took nothing from forwarding.
+    pub job_idle_ticks: u64,
     /// New flows refused because the table was full (their packets dropped).
     pub table_full_drops: u64,
     /// TCP packets of unknown flows without SYN (stream exception policy).
@@ -85,6 +88,7 @@ impl Default for WorkerCounters {
             flows_evicted: 0,
             flows_flushed: 0,
             job_busy_ticks: 0,
+            job_idle_ticks: 0,
             busy_ticks: 0,
             table_full_drops: 0,
             midstream_packets: 0,
@@ -120,6 +124,7 @@ impl WorkerCounters {
         self.flows_evicted += o.flows_evicted;
         self.flows_flushed += o.flows_flushed;
         self.job_busy_ticks += o.job_busy_ticks;
+        self.job_idle_ticks += o.job_idle_ticks;
         self.busy_ticks += o.busy_ticks;
         self.table_full_drops += o.table_full_drops;
         self.midstream_packets += o.midstream_packets;

@@ -415,6 +415,12 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     );
     counters(
         reg,
+        "worker_job_idle_ticks",
+        "TSC ticks flow operations took from loop iterations that received nothing (spare time)",
+        worker(|c| c.job_idle_ticks),
+    );
+    counters(
+        reg,
         "worker_table_full_drops",
         "Packets of new flows dropped because the table was full",
         worker(|c| c.table_full_drops),
