@@ -72,3 +72,30 @@ def test_operations_take_their_share_of_a_busy_worker(tmp_path, share):
         assert metric(url, "flowgate_worker_flows_flushed_total") == FLOWS
     finally:
         assert fg.stop() == 0, fg.text()
+
+
+def test_an_idle_worker_lends_its_spare_time(tmp_path):
+    """Once the one-pass replay is over no packet arrives, so every loop is
+    idle: the operation runs in the idle slices only (counted in
+    flowgate_worker_job_idle_ticks), takes nothing from forwarding, and the
+    many time-bounded slices still report every flow once."""
+    pcap = tmp_path / "bulk.pcap"
+    subprocess.run([str(REPO / "target/release/flowgate-pcapgen"), "flows", "--count", str(FLOWS),
+                    "--dport", "7777", "--out", str(pcap)], check=True, capture_output=True)
+    ports = [("bulk", f"net_pcap0,rx_pcap={pcap}", None), ("bulk_out", "net_null0,no-rx=1", None)]
+    fg, url = start(tmp_path, ports, ops={"result_cap": 2 * FLOWS}, pairs='[["bulk", "bulk_out"]]')
+    try:
+        fg.wait_output(lambda _: metric(url, "flowgate_port_rx_packets_total", port="bulk") >= FLOWS,
+                       "the one-pass replay")
+        nfw = client(url)
+        filters = [{"DestinationPort": "7777", "Protocols": ["17"]}]
+        idle0 = metric(url, "flowgate_worker_job_idle_ticks_total")
+        job0, busy0 = shares(url)
+        d, flows = run(nfw, "capture", filters)
+        assert d["FlowOperationStatus"] == "COMPLETED", d
+        assert len(flows) == FLOWS
+        assert len({(f["SourceAddress"]["AddressDefinition"], f["SourcePort"]) for f in flows}) == FLOWS
+        assert metric(url, "flowgate_worker_job_idle_ticks_total") > idle0
+        assert shares(url) == (job0, busy0)
+    finally:
+        assert fg.stop() == 0, fg.text()

@@ -21,6 +21,7 @@ COUNTERS = [
     "flowgate_worker_tx_dropped", "flowgate_worker_loops", "flowgate_worker_busy_loops",
     "flowgate_worker_flows_created", "flowgate_worker_flows_expired", "flowgate_worker_flows_evicted",
     "flowgate_worker_flows_flushed", "flowgate_worker_job_busy_ticks", "flowgate_worker_busy_ticks",
+    "flowgate_worker_job_idle_ticks",
     "flowgate_worker_table_full_drops",
     "flowgate_worker_midstream_packets", "flowgate_worker_malformed_packets",
     "flowgate_worker_malformed_dropped", "flowgate_worker_not_ip_packets",
