@@ -28,8 +28,9 @@ pub const MAX_JOBS: usize = 8;
 /// packets (the time share usually stops them first).
 pub const BUSY_SCAN: u32 = 8192;
 
-/// Most table entries the jobs examine in an idle loop iteration (the time
-/// bound usually stops them first).
+/// Most table entries the jobs examine in an idle loop iteration: a
+/// selective scan reaches this first, one that reports every flow reaches
+/// [`IDLE_SLICE_MICROS`] first.
 pub const IDLE_SCAN: u32 = 4096;
 
 /// Longest slice (µs) the jobs take in an idle loop iteration. Frames that

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO, SAMPLE
-from nfw_helpers import client, run, start
+from nfw_helpers import client, flow_key, run, start
 
 FLOWS = 50_000
 
@@ -26,6 +26,20 @@ def metric(url, name, **labels):
                if line.startswith(name + "{") and all(w in line for w in want))
 
 
+def bulk_pcap(tmp_path):
+    """FLOWS UDP flows to port 7777, one frame each."""
+    pcap = tmp_path / "bulk.pcap"
+    subprocess.run([str(REPO / "target/release/flowgate-pcapgen"), "flows", "--count", str(FLOWS),
+                    "--dport", "7777", "--out", str(pcap)], check=True, capture_output=True)
+    return pcap
+
+
+def wait_for_bulk(fg, url):
+    """Until the one-pass replay of bulk_pcap has been received."""
+    fg.wait_output(lambda _: metric(url, "flowgate_port_rx_packets_total", port="bulk") >= FLOWS,
+                   "the one-pass replay")
+
+
 def shares(url):
     return (metric(url, "flowgate_worker_job_busy_ticks_total"),
             metric(url, "flowgate_worker_busy_ticks_total"))
@@ -33,9 +47,7 @@ def shares(url):
 
 @pytest.mark.parametrize("share", [5, 100])
 def test_operations_take_their_share_of_a_busy_worker(tmp_path, share):
-    pcap = tmp_path / "bulk.pcap"
-    subprocess.run([str(REPO / "target/release/flowgate-pcapgen"), "flows", "--count", str(FLOWS),
-                    "--dport", "7777", "--out", str(pcap)], check=True, capture_output=True)
+    pcap = bulk_pcap(tmp_path)
     ports = [
         ("bulk", f"net_pcap0,rx_pcap={pcap}", None),
         ("bulk_out", "net_null0,no-rx=1", None),
@@ -45,8 +57,7 @@ def test_operations_take_their_share_of_a_busy_worker(tmp_path, share):
     fg, url = start(tmp_path, ports, ops={"busy_share_percent": share, "result_cap": 2 * FLOWS},
                     pairs='[["bulk", "bulk_out"], ["inside", "outside"]]')
     try:
-        fg.wait_output(lambda _: metric(url, "flowgate_port_rx_packets_total", port="bulk") >= FLOWS,
-                       "the one-pass replay")
+        wait_for_bulk(fg, url)
         active = metric(url, "flowgate_worker_flows_active")
         assert active >= FLOWS
         nfw = client(url)
@@ -79,14 +90,11 @@ def test_an_idle_worker_lends_its_spare_time(tmp_path):
     idle: the operation runs in the idle slices only (counted in
     flowgate_worker_job_idle_ticks), takes nothing from forwarding, and the
     many time-bounded slices still report every flow once."""
-    pcap = tmp_path / "bulk.pcap"
-    subprocess.run([str(REPO / "target/release/flowgate-pcapgen"), "flows", "--count", str(FLOWS),
-                    "--dport", "7777", "--out", str(pcap)], check=True, capture_output=True)
+    pcap = bulk_pcap(tmp_path)
     ports = [("bulk", f"net_pcap0,rx_pcap={pcap}", None), ("bulk_out", "net_null0,no-rx=1", None)]
     fg, url = start(tmp_path, ports, ops={"result_cap": 2 * FLOWS}, pairs='[["bulk", "bulk_out"]]')
     try:
-        fg.wait_output(lambda _: metric(url, "flowgate_port_rx_packets_total", port="bulk") >= FLOWS,
-                       "the one-pass replay")
+        wait_for_bulk(fg, url)
         nfw = client(url)
         filters = [{"DestinationPort": "7777", "Protocols": ["17"]}]
         idle0 = metric(url, "flowgate_worker_job_idle_ticks_total")
@@ -94,7 +102,7 @@ def test_an_idle_worker_lends_its_spare_time(tmp_path):
         d, flows = run(nfw, "capture", filters)
         assert d["FlowOperationStatus"] == "COMPLETED", d
         assert len(flows) == FLOWS
-        assert len({(f["SourceAddress"]["AddressDefinition"], f["SourcePort"]) for f in flows}) == FLOWS
+        assert len({flow_key(f) for f in flows}) == FLOWS
         assert metric(url, "flowgate_worker_job_idle_ticks_total") > idle0
         assert shares(url) == (job0, busy0)
     finally:
