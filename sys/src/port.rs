@@ -52,6 +52,44 @@ pub struct DeviceInfo {
     pub rss_key_size: u8,
     /// NUMA socket of the device (-1 unknown).
     pub socket: i32,
+    /// The fastest link speed the device supports, Mb/s (0: the driver
+    /// does not say, as virtual devices do not).
+    pub max_speed_mbps: u32,
+}
+
+/// Every speed `rte_eth_dev_info.speed_capa` can name, slowest first.
+const SPEEDS_MBPS: [u32; 13] = [
+    ffi::RTE_ETH_SPEED_NUM_10M,
+    ffi::RTE_ETH_SPEED_NUM_100M,
+    ffi::RTE_ETH_SPEED_NUM_1G,
+    ffi::RTE_ETH_SPEED_NUM_2_5G,
+    ffi::RTE_ETH_SPEED_NUM_5G,
+    ffi::RTE_ETH_SPEED_NUM_10G,
+    ffi::RTE_ETH_SPEED_NUM_20G,
+    ffi::RTE_ETH_SPEED_NUM_25G,
+    ffi::RTE_ETH_SPEED_NUM_40G,
+    ffi::RTE_ETH_SPEED_NUM_50G,
+    ffi::RTE_ETH_SPEED_NUM_56G,
+    ffi::RTE_ETH_SPEED_NUM_100G,
+    ffi::RTE_ETH_SPEED_NUM_200G,
+];
+
+/// The bit `speed_capa` uses for `mbps` at full duplex. The bits are
+/// `RTE_BIT32` macros bindgen cannot evaluate; DPDK's own function maps
+/// them, so no bit position is written down here.
+fn speed_bit(mbps: u32) -> u32 {
+    // SAFETY: a pure function of its arguments; it needs no EAL.
+    unsafe { ffi::rte_eth_speed_bitflag(mbps, ffi::RTE_ETH_LINK_FULL_DUPLEX as i32) }
+}
+
+/// The fastest speed (Mb/s) in a `speed_capa` mask; 0 when it names none.
+pub fn max_speed_mbps(speed_capa: u32) -> u32 {
+    SPEEDS_MBPS
+        .iter()
+        .rev()
+        .copied()
+        .find(|&s| speed_capa & speed_bit(s) != 0)
+        .unwrap_or(0)
 }
 
 /// Link state.
@@ -59,7 +97,8 @@ pub struct DeviceInfo {
 pub struct LinkStatus {
     /// Link up.
     pub up: bool,
-    /// Speed in Mb/s (0 unknown).
+    /// Speed in Mb/s (0 unknown; DPDK's `RTE_ETH_SPEED_NUM_UNKNOWN`
+    /// is reported as 0 too).
     pub speed_mbps: u32,
     /// Full duplex.
     pub full_duplex: bool,
@@ -150,6 +189,7 @@ pub struct Port {
 pub struct RxQueue {
     port: u16,
     queue: u16,
+    descriptors: u16,
     _token: Arc<QueueToken>,
 }
 
@@ -227,6 +267,7 @@ impl Port {
             rss_offloads: info.flow_type_rss_offloads,
             rss_key_size: info.hash_key_size,
             socket,
+            max_speed_mbps: max_speed_mbps(info.speed_capa),
         })
     }
 
@@ -331,6 +372,7 @@ impl Port {
             .map(|q| RxQueue {
                 port: id.0,
                 queue: q,
+                descriptors: rx_desc,
                 _token: token.clone(),
             })
             .collect();
@@ -465,7 +507,11 @@ impl Port {
         }
         LinkStatus {
             up: l.link_status() != 0,
-            speed_mbps: l.link_speed,
+            speed_mbps: if l.link_speed == ffi::RTE_ETH_SPEED_NUM_UNKNOWN {
+                0
+            } else {
+                l.link_speed
+            },
             full_duplex: l.link_duplex() != 0,
         }
     }
@@ -492,6 +538,11 @@ impl RxQueue {
     /// Port id and queue id.
     pub fn ids(&self) -> (PortId, u16) {
         (PortId(self.port), self.queue)
+    }
+
+    /// The queue's ring size, as the driver adjusted it.
+    pub fn descriptors(&self) -> u16 {
+        self.descriptors
     }
 
     /// Receives up to `burst.room()` packets, appended to `burst`.
@@ -561,5 +612,35 @@ impl TxQueue {
         let mut b = MbufBurst::<1>::new();
         let _ = b.push(m);
         self.tx_burst(&mut b).sent == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_speed_has_its_own_bit() {
+        let bits: Vec<u32> = SPEEDS_MBPS.iter().map(|&s| speed_bit(s)).collect();
+        for (i, b) in bits.iter().enumerate() {
+            assert_eq!(b.count_ones(), 1, "{} Mb/s", SPEEDS_MBPS[i]);
+            assert!(
+                !bits[..i].contains(b),
+                "{} Mb/s shares a bit",
+                SPEEDS_MBPS[i]
+            );
+        }
+    }
+
+    #[test]
+    fn the_fastest_speed_a_mask_names_wins() {
+        assert_eq!(max_speed_mbps(0), 0);
+        // Bit 0 is RTE_ETH_LINK_SPEED_FIXED, a mode, not a speed.
+        assert_eq!(max_speed_mbps(1), 0);
+        for &s in &SPEEDS_MBPS {
+            assert_eq!(max_speed_mbps(speed_bit(s) | 1), s);
+        }
+        let nic = speed_bit(1000) | speed_bit(10_000) | speed_bit(25_000);
+        assert_eq!(max_speed_mbps(nic), 25_000);
     }
 }

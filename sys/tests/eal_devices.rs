@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use flowgate_sys::{lcore, Eal, MbufBurst, Mempool, Port, PortSetup};
+use flowgate_sys::{lcore, Eal, LinkStatus, MbufBurst, Mempool, Port, PortSetup};
 
 fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     let mut f = std::fs::File::create(path).unwrap();
@@ -128,7 +128,18 @@ fn wrappers_work_on_virtual_devices() {
     port1.start().unwrap();
     assert!(!port0.rss_enabled(), "one queue: no RSS");
     let _ = port0.mac();
-    assert!(port1.link().up || !port1.link().up);
+    // net_null reports a fixed 10 Gb/s full-duplex link, up once started.
+    assert_eq!(
+        port1.link(),
+        LinkStatus {
+            up: true,
+            speed_mbps: 10_000,
+            full_duplex: true
+        }
+    );
+    // Virtual devices name no speed capability.
+    assert_eq!(Port::device_info(p1).unwrap().max_speed_mbps, 0);
+    assert_eq!(rx1.first().map(|q| q.descriptors()), Some(setup.rx_desc));
 
     // Receive every frame of the capture on a worker lcore, send it back out
     // of the pcap port (written to out.pcap) and count on the null port.
