@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use flowgate_dataplane::command::{ring_pair, ControlEnd};
 use flowgate_dataplane::stats::WorkerCounters;
 use flowgate_dataplane::track::Tracker;
-use flowgate_dataplane::worker::{Processing, RxPath, Worker};
+use flowgate_dataplane::worker::{idle_slice_nanos, Processing, RxPath, Worker};
 use flowgate_sys::lcore::{self, LcoreTask};
 use flowgate_sys::{Eal, Mempool, Port, PortId, PortSetup};
 
@@ -163,8 +163,10 @@ impl Appliance {
         let mut tx: Vec<Vec<flowgate_sys::TxQueue>> = (0..workers).map(|_| Vec::new()).collect();
         let mut pending_rx: Vec<Vec<(usize, flowgate_sys::RxQueue)>> =
             (0..workers).map(|_| Vec::new()).collect();
+        let mut max_speed = Vec::new();
         for (i, (p, &id)) in c.ports.iter().zip(&ids).enumerate() {
             let dev = Port::device_info(id).map_err(|e| BringUpError::Dpdk(e.to_string()))?;
+            max_speed.push(dev.max_speed_mbps);
             if (dev.max_tx_queues as usize) < workers {
                 return Err(l
                     .error(
@@ -212,15 +214,6 @@ impl Appliance {
             });
             ports.push(port);
         }
-        for (w, list) in pending_rx.into_iter().enumerate() {
-            for (i, q) in list {
-                rx[w].push(RxPath {
-                    in_port: i,
-                    queue: q,
-                    out: peer[i].expect("only paired ports are polled"),
-                });
-            }
-        }
         for (port, v) in ports.iter_mut().zip(&views) {
             port.start()
                 .map_err(|e| BringUpError::Dpdk(format!("port {}: {e}", v.name)))?;
@@ -236,6 +229,36 @@ impl Appliance {
                 } else {
                     "single queue"
                 }
+            );
+        }
+        // What fills an rx ring fastest: the device's top speed, or the
+        // link's when the device names none (virtual devices report a
+        // link once started).
+        let line_rate: Vec<u32> = ids
+            .iter()
+            .zip(&max_speed)
+            .map(|(&id, &capa)| {
+                let link = Port::link_of(id);
+                capa.max(if link.up { link.speed_mbps } else { 0 })
+            })
+            .collect();
+        for (w, list) in pending_rx.into_iter().enumerate() {
+            for (i, q) in list {
+                rx[w].push(RxPath {
+                    in_port: i,
+                    queue: q,
+                    out: peer[i].expect("only paired ports are polled"),
+                    line_rate_mbps: line_rate[i],
+                });
+            }
+            let slice = idle_slice_nanos(
+                rx[w]
+                    .iter()
+                    .map(|p| (p.queue.descriptors(), p.line_rate_mbps)),
+            );
+            println!(
+                "flowgate: worker {w} gives flow operations at most {:.1} µs per idle loop",
+                slice as f64 / 1000.0
             );
         }
 

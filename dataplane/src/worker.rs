@@ -30,27 +30,56 @@ pub const BUSY_SCAN: u32 = 8192;
 
 /// Most table entries the jobs examine in an idle loop iteration: a
 /// selective scan reaches this first, one that reports every flow reaches
-/// [`IDLE_SLICE_MICROS`] first.
+/// the iteration's time bound ([`idle_slice_nanos`]) first.
 pub const IDLE_SCAN: u32 = 4096;
 
 /// Longest slice (µs) the jobs take in an idle loop iteration. Frames that
 /// arrive meanwhile wait in the rx ring: 20 µs is 300 frames at 10GbE line
 /// rate and 750 at 25GbE, inside a 1024-descriptor ring. Bounded by entries
 /// alone, a match-all capture took 4096 entries in 100-200 µs, long enough
-/// for a line-rate burst after an idle spell to overflow the ring.
+/// for a line-rate burst after an idle spell to overflow the ring. Faster
+/// ports or smaller rings shorten it (see [`idle_slice_nanos`]).
 const IDLE_SLICE_MICROS: u64 = 20;
 
-/// Most TSC ticks of credit the jobs may bank (about 40 µs), so a job
-/// that waited on a full reply ring does not then take a long bite.
-const MAX_CREDIT: i64 = 100_000;
+/// The shortest idle slice (ns), whatever the ports. The scan looks at the
+/// clock after its first batch, so a shorter bound would not be kept anyway.
+const MIN_IDLE_SLICE_NANOS: u64 = 1_000;
 
-/// Least credit (TSC ticks, a few µs) the jobs wait for on a busy worker
-/// before they run. A 5 % share of one burst is a couple of hundred ns:
-/// spent every iteration, it bought a table entry or two per resume, and
-/// resuming (reading the clock, the job's state, restarting the prefetch
-/// stream) cost more than the entries. Banked into a few µs, each resume
-/// covers tens of entries; the share over time is unchanged.
-const JOB_QUANTUM: i64 = 8_192;
+/// Bits a minimum frame occupies on the wire: 64 bytes, the preamble and
+/// the inter-frame gap (84 bytes), which is what fills a ring fastest.
+const MIN_FRAME_WIRE_BITS: u64 = 84 * 8;
+
+/// Most credit (ns) the jobs may bank, so a job that waited on a full
+/// reply ring does not then take a long bite.
+const MAX_CREDIT_NANOS: u64 = 40_000;
+
+/// Least credit (ns) the jobs wait for on a busy worker before they run.
+/// A 5 % share of one burst is a couple of hundred ns: spent every
+/// iteration, it bought a table entry or two per resume, and resuming
+/// (reading the clock, the job's state, restarting the prefetch stream)
+/// cost more than the entries. Banked into a few µs, each resume covers
+/// tens of entries; the share over time is unchanged.
+const JOB_QUANTUM_NANOS: u64 = 3_400;
+
+/// How long (ns) an idle iteration may lend the jobs, given each rx
+/// queue's ring size and its port's line rate in Mb/s (0: unknown):
+/// [`IDLE_SLICE_MICROS`], or half the time the quickest of the rings takes
+/// to fill with minimum frames at line rate when that is shorter, so that
+/// traffic resuming mid-slice still finds room.
+pub fn idle_slice_nanos(rings: impl IntoIterator<Item = (u16, u32)>) -> u64 {
+    rings
+        .into_iter()
+        .filter(|&(_, mbps)| mbps > 0)
+        // bits / (Mb/s) is µs; ×1000 for ns.
+        .map(|(desc, mbps)| u64::from(desc) * MIN_FRAME_WIRE_BITS * 1000 / u64::from(mbps) / 2)
+        .fold(IDLE_SLICE_MICROS * 1000, u64::min)
+        .max(MIN_IDLE_SLICE_NANOS)
+}
+
+/// `nanos` in ticks of a `hz` clock, at least one.
+fn ticks(nanos: u64, hz: u64) -> u64 {
+    (u128::from(nanos) * u128::from(hz) / 1_000_000_000).max(1) as u64
+}
 
 /// An rx queue and where its packets go.
 #[derive(Debug)]
@@ -61,6 +90,8 @@ pub struct RxPath {
     pub in_port: usize,
     /// Index of the port its packets leave by.
     pub out: usize,
+    /// The fastest the port can receive, Mb/s (0: unknown).
+    pub line_rate_mbps: u32,
 }
 
 /// What the worker does to packets.
@@ -97,8 +128,12 @@ pub struct Worker {
     /// TSC ticks the jobs may still spend in busy iterations (negative:
     /// they overspent and wait).
     job_credit: i64,
-    /// [`IDLE_SLICE_MICROS`] in TSC ticks.
+    /// [`idle_slice_nanos`] of the worker's rx queues, in TSC ticks.
     idle_slice: u64,
+    /// [`MAX_CREDIT_NANOS`] in TSC ticks.
+    max_credit: i64,
+    /// [`JOB_QUANTUM_NANOS`] in TSC ticks.
+    job_quantum: i64,
     /// Mirror copies waiting to be sent, per port.
     mirror_bursts: Vec<MbufBurst<BURST_SIZE>>,
 }
@@ -117,6 +152,12 @@ impl Worker {
         processing: Processing,
     ) -> Self {
         let ports = tx.len();
+        // EAL is up (the queues exist), so the clock rate is known.
+        let hz = cpu::tsc_hz();
+        let idle_slice = ticks(
+            idle_slice_nanos(rx.iter().map(|p| (p.queue.descriptors(), p.line_rate_mbps))),
+            hz,
+        );
         Self {
             id,
             rx,
@@ -130,8 +171,9 @@ impl Worker {
             // Allocated once here; the loop only pushes within capacity.
             jobs: Vec::with_capacity(MAX_JOBS),
             job_credit: 0,
-            // EAL is up (the queues exist), so the clock rate is known.
-            idle_slice: (cpu::tsc_hz() / 1_000_000).max(1) * IDLE_SLICE_MICROS,
+            idle_slice,
+            max_credit: ticks(MAX_CREDIT_NANOS, hz) as i64,
+            job_quantum: ticks(JOB_QUANTUM_NANOS, hz) as i64,
             mirror_bursts: (0..ports).map(|_| MbufBurst::new()).collect(),
         }
     }
@@ -279,9 +321,10 @@ impl Worker {
             .unwrap_or(1);
         let start = cpu::tsc();
         let spent = start.saturating_sub(now);
-        self.job_credit = (self.job_credit + Slice::allowance(spent, share) as i64).min(MAX_CREDIT);
+        self.job_credit =
+            (self.job_credit + Slice::allowance(spent, share) as i64).min(self.max_credit);
         self.counters.busy_ticks += spent;
-        if self.job_credit < JOB_QUANTUM {
+        if self.job_credit < self.job_quantum {
             return;
         }
         self.advance_jobs(now, Slice::until(start + self.job_credit as u64, BUSY_SCAN));
@@ -494,4 +537,39 @@ fn answer(pool: &Mempool, m: &Mbuf) -> Option<Mbuf> {
     let mut out = pool.alloc()?;
     out.append(len as u16)?.copy_from_slice(&buf[..len]);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_slice_leaves_half_the_quickest_ring_free() {
+        // Nothing known about the ports: the fixed bound.
+        assert_eq!(idle_slice_nanos([]), 20_000);
+        assert_eq!(idle_slice_nanos([(1024, 0)]), 20_000);
+        // 1024 descriptors at 10GbE fill in 68.8 µs: the fixed bound is shorter.
+        assert_eq!(idle_slice_nanos([(1024, 10_000)]), 20_000);
+        // At 25GbE they fill in 27.5 µs, at 100GbE in 6.9 µs.
+        assert_eq!(idle_slice_nanos([(1024, 25_000)]), 13_762);
+        assert_eq!(idle_slice_nanos([(1024, 100_000)]), 3_440);
+        // The quickest ring of the worker decides.
+        assert_eq!(
+            idle_slice_nanos([(4096, 100_000), (128, 10_000), (1024, 0)]),
+            4_300
+        );
+        // Never below the scan's own granularity.
+        assert_eq!(idle_slice_nanos([(64, 200_000)]), 1_000);
+    }
+
+    #[test]
+    fn durations_become_ticks_of_the_clock() {
+        assert_eq!(ticks(20_000, 2_400_000_000), 48_000);
+        assert_eq!(ticks(3_400, 2_400_000_000), 8_160);
+        assert_eq!(ticks(40_000, 3_000_000_000), 120_000);
+        // A clock too slow to tick within the span still gives one tick.
+        assert_eq!(ticks(1, 1_000), 1);
+        // No overflow for long spans on fast clocks.
+        assert_eq!(ticks(u64::MAX / 1_000, 5_000_000_000), u64::MAX / 1_000 * 5);
+    }
 }

@@ -124,11 +124,12 @@ class Flowgate:
         return self.proc.returncode
 
 
-def config(api_port, ports, extra="", pairs='[["inside", "outside"]]', workers="[1]", mode="track"):
+def config(api_port, ports, extra="", pairs='[["inside", "outside"]]', workers="[1]", mode="track",
+           dataplane_extra=""):
     """A test config: no huge pages, a unique prefix, one worker on CPU 1.
 
     `ports` is a list of (name, device, interface_id or None); `extra` is
-    appended verbatim (more sections)."""
+    appended verbatim (more sections), `dataplane_extra` to [dataplane]."""
     prefix = f"fgpy{os.getpid()}x{api_port}"
     text = textwrap.dedent(
         f"""\
@@ -145,6 +146,7 @@ def config(api_port, ports, extra="", pairs='[["inside", "outside"]]', workers="
         pairs = {pairs}
         stats_period = 1
         mbufs = 16383
+        {dataplane_extra}
 
         [flows]
         capacity = 65536

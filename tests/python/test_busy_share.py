@@ -85,15 +85,22 @@ def test_operations_take_their_share_of_a_busy_worker(tmp_path, share):
         assert fg.stop() == 0, fg.text()
 
 
-def test_an_idle_worker_lends_its_spare_time(tmp_path):
+@pytest.mark.parametrize("rx_desc,slice_us", [(1024, "20.0"), (128, "4.3")])
+def test_an_idle_worker_lends_its_spare_time(tmp_path, rx_desc, slice_us):
     """Once the one-pass replay is over no packet arrives, so every loop is
     idle: the operation runs in the idle slices only (counted in
     flowgate_worker_job_idle_ticks), takes nothing from forwarding, and the
-    many time-bounded slices still report every flow once."""
+    many time-bounded slices still report every flow once. A slice is at
+    most 20 µs, or half the time the worker's quickest rx ring fills at
+    line rate: net_pcap reports a 10 Gb/s link, which fills 128
+    descriptors with minimum frames in 8.6 µs."""
     pcap = bulk_pcap(tmp_path)
     ports = [("bulk", f"net_pcap0,rx_pcap={pcap}", None), ("bulk_out", "net_null0,no-rx=1", None)]
-    fg, url = start(tmp_path, ports, ops={"result_cap": 2 * FLOWS}, pairs='[["bulk", "bulk_out"]]')
+    fg, url = start(tmp_path, ports, ops={"result_cap": 2 * FLOWS}, pairs='[["bulk", "bulk_out"]]',
+                    dataplane_extra=f"rx_desc = {rx_desc}")
     try:
+        line = f"worker 0 gives flow operations at most {slice_us} µs per idle loop"
+        fg.wait_output(lambda text: line in text, line)
         wait_for_bulk(fg, url)
         nfw = client(url)
         filters = [{"DestinationPort": "7777", "Protocols": ["17"]}]
