@@ -251,11 +251,7 @@ impl Appliance {
                     line_rate_mbps: line_rate[i],
                 });
             }
-            let slice = idle_slice_nanos(
-                rx[w]
-                    .iter()
-                    .map(|p| (p.queue.descriptors(), p.line_rate_mbps)),
-            );
+            let slice = idle_slice_nanos(rx[w].iter().map(RxPath::ring));
             println!(
                 "flowgate: worker {w} gives flow operations at most {:.1} µs per idle loop",
                 slice as f64 / 1000.0

@@ -94,6 +94,14 @@ pub struct RxPath {
     pub line_rate_mbps: u32,
 }
 
+impl RxPath {
+    /// The queue's ring size and its port's line rate, what
+    /// [`idle_slice_nanos`] weighs.
+    pub fn ring(&self) -> (u16, u32) {
+        (self.queue.descriptors(), self.line_rate_mbps)
+    }
+}
+
 /// What the worker does to packets.
 pub enum Processing {
     /// Forward untouched (the testpmd-io baseline).
@@ -154,10 +162,7 @@ impl Worker {
         let ports = tx.len();
         // EAL is up (the queues exist), so the clock rate is known.
         let hz = cpu::tsc_hz();
-        let idle_slice = ticks(
-            idle_slice_nanos(rx.iter().map(|p| (p.queue.descriptors(), p.line_rate_mbps))),
-            hz,
-        );
+        let idle_slice = ticks(idle_slice_nanos(rx.iter().map(RxPath::ring)), hz);
         Self {
             id,
             rx,
