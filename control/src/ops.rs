@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
 use flowgate_dataplane::flow::AddrFamily;
+use flowgate_sys::HugeVec;
 use uuid::Uuid;
 
 use crate::dispatch::{JobOutcome, TakenFlow};
@@ -137,7 +138,7 @@ impl FlowResult {
 /// between the last worker's answer and COMPLETED.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Results {
-    flows: Vec<TakenFlow>,
+    flows: HugeVec<TakenFlow>,
     /// TSC when the operation ended: ages are as of then.
     aged_at: u64,
     tsc_hz: u64,
@@ -145,7 +146,10 @@ pub struct Results {
 
 impl Results {
     /// `flows`, in the order pages give them, aged as of TSC `aged_at`.
-    pub fn new(flows: Vec<TakenFlow>, aged_at: u64, tsc_hz: u64) -> Results {
+    /// The room beyond them goes back: they are kept as long as the
+    /// operation is.
+    pub fn new(mut flows: HugeVec<TakenFlow>, aged_at: u64, tsc_hz: u64) -> Results {
+        flows.trim();
         Results {
             flows,
             aged_at,
@@ -166,6 +170,7 @@ impl Results {
     /// Keeps the first `n`.
     pub fn truncate(&mut self, n: usize) {
         self.flows.truncate(n);
+        self.flows.trim();
     }
 
     /// From `offset`, at most `max`; the next page's offset if more remain.
@@ -677,10 +682,12 @@ mod tests {
         let summary = Some(JobSummary::default());
         let ok = JobOutcome {
             records: vec![],
-            flows: vec![
+            flows: [
                 TakenFlow::of(1, &record(true, 5, 1000)),
                 TakenFlow::of(0, &record(false, 9, 0)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             summaries: vec![summary, summary],
             refused: vec![],
             tsc_now: 10_500,

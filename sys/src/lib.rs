@@ -41,7 +41,7 @@ pub mod ffi {
 pub use eal::{Eal, EalInfo};
 pub use error::DpdkError;
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
-pub use memory::HugeArray;
+pub use memory::{HugeArray, HugeVec};
 pub use mempool::Mempool;
 pub use port::{
     DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortSetup, PortStats, RxQueue, TxQueue,

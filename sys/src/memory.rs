@@ -1,16 +1,26 @@
-//! Large, pre-faulted tables for the hot path.
+//! Memory in mappings of its own: large, pre-faulted tables for the hot
+//! path, and large buffers that control fills fast.
 //!
 //! Flow tables are hundreds of MiB. They are mapped once at start, backed by
 //! transparent huge pages where the kernel allows (fewer TLB misses), and
 //! every element is written at creation, which also faults every page in, so
 //! the packet path never takes a page fault.
 //!
-//! Invariant: the mapping lives exactly as long as the [`HugeArray`] and
-//! holds `len` initialised `T`s (written before any slice is formed).
+//! A flow operation's results can be a million flows (80 MiB) that control
+//! writes once. In ordinary pages that is 20,000 page faults, which cost
+//! control more than copying the flows; a [`HugeVec`] takes its pages from
+//! the kernel's huge page pool when it has enough free (one fault per
+//! 2 MiB, the pages reserved when mapped), and ordinary pages otherwise.
+//!
+//! Invariants: a mapping lives exactly as long as its owner; a
+//! [`HugeArray`] holds `len` initialised `T`s (written before any slice is
+//! formed); a [`HugeVec`] holds `len <= cap` initialised `T`s at the start
+//! of a mapping of `map_len` bytes, `cap * size_of::<T>() <= map_len`.
 
 use std::ptr::NonNull;
 
 const HUGE_PAGE: usize = 2 << 20;
+const PAGE: usize = 4096;
 
 /// A fixed-size array in its own (huge-page) mapping.
 pub struct HugeArray<T: Copy> {
@@ -105,6 +115,248 @@ impl<T: Copy> Drop for HugeArray<T> {
     }
 }
 
+/// A growable vector of plain values in a mapping of its own, in pages
+/// from the kernel's huge page pool when it has enough free, else in
+/// ordinary pages. Like `Vec`, it aborts when memory runs out.
+pub struct HugeVec<T: Copy> {
+    ptr: NonNull<T>,
+    len: usize,
+    cap: usize,
+    map_len: usize,
+    huge: bool,
+}
+
+// SAFETY: HugeVec owns its memory like a Vec<T>.
+unsafe impl<T: Copy + Send> Send for HugeVec<T> {}
+// SAFETY: shared access only gives &T.
+unsafe impl<T: Copy + Sync> Sync for HugeVec<T> {}
+
+/// A fresh private anonymous mapping of at least `bytes`: huge pages
+/// (reserved now, so touching them later cannot fail) when `huge` and the
+/// pool has enough free, else ordinary pages. (pointer, bytes mapped, huge).
+fn map(bytes: usize, huge: bool) -> Option<(NonNull<u8>, usize, bool)> {
+    let attempt = |len: usize, flags: libc::c_int| {
+        // SAFETY: an anonymous private mapping with no address hint has no
+        // preconditions.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then(|| NonNull::new(p.cast::<u8>()).expect("mmap gave null"))
+    };
+    if huge {
+        let len = bytes.checked_next_multiple_of(HUGE_PAGE)?;
+        if let Some(p) = attempt(len, libc::MAP_HUGETLB | libc::MAP_HUGE_2MB) {
+            return Some((p, len, true));
+        }
+    }
+    // Untouched pages cost nothing, so room for a generous guess is not
+    // charged until it is used (and trim gives back what never was).
+    let len = bytes.checked_next_multiple_of(PAGE)?;
+    attempt(len, libc::MAP_NORESERVE).map(|p| (p, len, false))
+}
+
+impl<T: Copy> HugeVec<T> {
+    /// An empty vector; nothing is mapped until the first push.
+    pub fn new() -> Self {
+        assert!(std::mem::size_of::<T>() > 0, "zero-sized elements");
+        assert!(std::mem::align_of::<T>() <= PAGE, "alignment above a page");
+        Self {
+            ptr: NonNull::dangling(),
+            len: 0,
+            cap: 0,
+            map_len: 0,
+            huge: false,
+        }
+    }
+
+    /// An empty vector with room for `cap` elements.
+    pub fn with_capacity(cap: usize) -> Self {
+        let mut v = Self::new();
+        v.remap(cap, true);
+        v
+    }
+
+    /// Like [`HugeVec::with_capacity`], in ordinary pages only.
+    pub fn with_capacity_in_small_pages(cap: usize) -> Self {
+        let mut v = Self::new();
+        v.remap(cap, false);
+        v
+    }
+
+    /// Elements it holds without remapping.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Whether its pages are huge pages.
+    pub fn is_huge(&self) -> bool {
+        self.huge
+    }
+
+    /// Bytes mapped.
+    pub fn mapped_bytes(&self) -> usize {
+        self.map_len
+    }
+
+    /// Moves the elements into a new mapping with room for `cap` (>= len).
+    fn remap(&mut self, cap: usize, huge: bool) {
+        let size = std::mem::size_of::<T>();
+        let bytes = cap
+            .max(1)
+            .checked_mul(size)
+            .expect("HugeVec capacity overflows");
+        let Some((p, map_len, huge)) = map(bytes, huge) else {
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::from_size_align(bytes, PAGE).expect("layout"),
+            );
+        };
+        let new = p.cast::<T>();
+        // SAFETY: the new mapping holds at least cap >= len elements; the
+        // old one holds len initialised elements; they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), new.as_ptr(), self.len) };
+        self.unmap();
+        self.ptr = new;
+        self.map_len = map_len;
+        self.cap = map_len / size;
+        self.huge = huge;
+    }
+
+    fn unmap(&mut self) {
+        if self.map_len > 0 {
+            // SAFETY: ptr..ptr+map_len is our mapping; no reference into it
+            // outlives this call (&mut self).
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.map_len) };
+        }
+        self.map_len = 0;
+        self.cap = 0;
+    }
+
+    /// Appends `v`, remapping to twice the room when full.
+    #[inline]
+    pub fn push(&mut self, v: T) {
+        if self.len == self.cap {
+            let cap = self.cap.saturating_mul(2).max(PAGE);
+            self.remap(cap, true);
+        }
+        // SAFETY: len < cap, so the slot lies inside the mapping.
+        unsafe { self.ptr.as_ptr().add(self.len).write(v) };
+        self.len += 1;
+    }
+
+    /// Keeps the first `n` elements.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
+    /// Gives back the pages beyond the elements it holds. Elements that
+    /// fill less than half a huge page move to ordinary pages, so that
+    /// many small vectors kept for long do not each hold a huge page.
+    pub fn trim(&mut self) {
+        if self.len == 0 {
+            self.unmap();
+            self.ptr = NonNull::dangling();
+            return;
+        }
+        let used = self.len * std::mem::size_of::<T>();
+        if self.huge && used < HUGE_PAGE / 2 {
+            self.remap(self.len, false);
+        }
+        let page = if self.huge { HUGE_PAGE } else { PAGE };
+        let keep = used.next_multiple_of(page);
+        if keep < self.map_len {
+            // SAFETY: keep is a multiple of the mapping's page size, so
+            // the tail is whole pages of our mapping, past every element.
+            unsafe {
+                libc::munmap(
+                    self.ptr.as_ptr().cast::<u8>().add(keep).cast(),
+                    self.map_len - keep,
+                )
+            };
+            self.map_len = keep;
+            self.cap = keep / std::mem::size_of::<T>();
+        }
+    }
+}
+
+impl<T: Copy> Default for HugeVec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Copy> Drop for HugeVec<T> {
+    fn drop(&mut self) {
+        self.unmap();
+    }
+}
+
+impl<T: Copy> std::ops::Deref for HugeVec<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: the first len elements are initialised (a dangling,
+        // aligned pointer is valid for an empty slice).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> std::ops::DerefMut for HugeVec<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in deref; &mut self is exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> Extend<T> for HugeVec<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for v in iter {
+            self.push(v);
+        }
+    }
+}
+
+impl<T: Copy> FromIterator<T> for HugeVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut v = Self::new();
+        v.extend(iter);
+        v
+    }
+}
+
+impl<T: Copy> Clone for HugeVec<T> {
+    fn clone(&self) -> Self {
+        let mut v = Self::with_capacity(self.len);
+        v.extend(self.iter().copied());
+        v
+    }
+}
+
+impl<T: Copy + PartialEq> PartialEq for HugeVec<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Copy + Eq> Eq for HugeVec<T> {}
+
+impl<T: Copy> std::fmt::Debug for HugeVec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HugeVec")
+            .field("len", &self.len)
+            .field("bytes", &self.map_len)
+            .field("huge", &self.huge)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +371,102 @@ mod tests {
         assert_eq!(a.mapped_bytes() % (2 << 20), 0);
         let empty = HugeArray::<u8>::new(0, 0).unwrap();
         assert!(empty.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod huge_vec_tests {
+    use super::*;
+
+    type Flow = [u64; 10];
+
+    fn check(mut v: HugeVec<Flow>) {
+        let n = 100_000u64;
+        v.extend((0..n).map(|i| [i; 10]));
+        assert_eq!(v.len(), n as usize);
+        assert!(v
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f[0] == i as u64 && f[9] == i as u64));
+        assert!(v.capacity() >= v.len());
+        v[5][3] = 7;
+        assert_eq!(v[5][3], 7);
+        let copy = v.clone();
+        assert_eq!(copy, v);
+        v.truncate(30_000);
+        v.trim();
+        assert_eq!(v.len(), 30_000);
+        assert!(v.mapped_bytes() >= 30_000 * 80);
+        assert!(v.mapped_bytes() < 30_000 * 80 + (2 << 20));
+        assert_eq!(v[29_999], [29_999; 10]);
+        // Still usable after the trim.
+        v.push([1; 10]);
+        assert_eq!(v.len(), 30_001);
+        assert_eq!(copy.len(), n as usize);
+        v.truncate(0);
+        v.trim();
+        assert_eq!(v.mapped_bytes(), 0);
+        assert!(v.is_empty());
+        v.push([2; 10]);
+        assert_eq!(&v[..], &[[2; 10]]);
+    }
+
+    fn free_huge_pages() -> u64 {
+        std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn takes_huge_pages_when_the_pool_has_them() {
+        // Other processes may take pages meanwhile: ask only with room to spare.
+        if free_huge_pages() >= 16 {
+            let v = HugeVec::<Flow>::with_capacity(1000);
+            assert!(v.is_huge());
+            assert_eq!(v.mapped_bytes(), 2 << 20);
+            assert_eq!(v.capacity(), (2 << 20) / 80);
+            // A few elements kept: moved to ordinary pages.
+            let mut small = v.clone();
+            small.extend([[1; 10]; 100]);
+            small.trim();
+            assert!(!small.is_huge());
+            assert_eq!(small.mapped_bytes(), 8192);
+            assert_eq!(&small[..], &[[1; 10]; 100]);
+            // Many: they keep their huge pages, the room beyond goes back.
+            let mut big = HugeVec::<Flow>::with_capacity(100_000);
+            big.extend((0..30_000).map(|i| [i; 10]));
+            big.trim();
+            assert!(big.is_huge());
+            assert_eq!(big.mapped_bytes(), 4 << 20);
+        }
+    }
+
+    #[test]
+    fn grows_holds_trims_in_either_kind_of_page() {
+        check(HugeVec::with_capacity(1000));
+        check(HugeVec::with_capacity_in_small_pages(1000));
+        check(HugeVec::new());
+        check(HugeVec::default());
+    }
+
+    #[test]
+    fn small_pages_are_not_huge_and_trim_by_the_page() {
+        let mut v = HugeVec::<u8>::with_capacity_in_small_pages(3 * 4096);
+        assert!(!v.is_huge());
+        assert_eq!(v.mapped_bytes(), 3 * 4096);
+        v.extend(std::iter::repeat_n(9, 5000));
+        v.trim();
+        assert_eq!(v.mapped_bytes(), 2 * 4096);
+    }
+
+    #[test]
+    fn collects_and_compares() {
+        let a: HugeVec<u32> = (0..10).collect();
+        let b: HugeVec<u32> = (0..10).collect();
+        let c: HugeVec<u32> = (1..11).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(format!("{a:?}").contains("len: 10"));
     }
 }

@@ -679,6 +679,8 @@ async fn answer(
             min_age_secs: 0,
             max_age_secs: (q.seconds > 0).then_some(q.seconds),
             result_cap: max as u64,
+            // A query's records come back in its own preallocated buffer.
+            room_per_worker: 0,
             newest: max,
             deadline: Duration::from_millis(config.f5.deadline_ms),
             busy_share: config.f5.busy_share_percent,

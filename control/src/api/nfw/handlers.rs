@@ -72,6 +72,7 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
         min_age_secs: req.min_age.map_or(0, |a| a.max(0) as u64),
         max_age_secs: None,
         result_cap: o.result_cap,
+        room_per_worker: o.result_cap.min(state.config.flows.capacity as u64),
         newest: 0,
         deadline: Duration::from_millis(o.worker_timeout_ms),
         busy_share: o.busy_share_percent,
