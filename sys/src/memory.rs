@@ -9,18 +9,26 @@
 //! A flow operation's results can be a million flows (80 MiB) that control
 //! writes once. In ordinary pages that is 20,000 page faults, which cost
 //! control more than copying the flows; a [`HugeVec`] takes its pages from
-//! the kernel's huge page pool when it has enough free (one fault per
-//! 2 MiB, the pages reserved when mapped), and ordinary pages otherwise.
+//! the kernel's huge page pool when it has enough free (reserved when
+//! mapped, faulted in 16 MiB at a time ahead of the elements), and
+//! ordinary pages otherwise. Huge pages are faulted in with
+//! `MADV_POPULATE_WRITE`, which fails with an error where a plain write
+//! would die of SIGBUS (a cgroup's huge page limit below the pool's free
+//! pages): the vector then moves to ordinary pages.
 //!
 //! Invariants: a mapping lives exactly as long as its owner; a
 //! [`HugeArray`] holds `len` initialised `T`s (written before any slice is
 //! formed); a [`HugeVec`] holds `len <= cap` initialised `T`s at the start
-//! of a mapping of `map_len` bytes, `cap * size_of::<T>() <= map_len`.
+//! of a mapping of `map_len` bytes, `cap * size_of::<T>() <= map_len`, and
+//! only its first `ready` bytes are ever written (all of them in ordinary
+//! pages).
 
 use std::ptr::NonNull;
 
 const HUGE_PAGE: usize = 2 << 20;
 const PAGE: usize = 4096;
+/// Bytes of huge pages faulted in at a time, ahead of the elements.
+const POPULATE_STEP: usize = 8 * HUGE_PAGE;
 
 /// A fixed-size array in its own (huge-page) mapping.
 pub struct HugeArray<T: Copy> {
@@ -123,6 +131,7 @@ pub struct HugeVec<T: Copy> {
     len: usize,
     cap: usize,
     map_len: usize,
+    ready: usize,
     huge: bool,
 }
 
@@ -131,10 +140,34 @@ unsafe impl<T: Copy + Send> Send for HugeVec<T> {}
 // SAFETY: shared access only gives &T.
 unsafe impl<T: Copy + Sync> Sync for HugeVec<T> {}
 
-/// A fresh private anonymous mapping of at least `bytes`: huge pages
-/// (reserved now, so touching them later cannot fail) when `huge` and the
-/// pool has enough free, else ordinary pages. (pointer, bytes mapped, huge).
-fn map(bytes: usize, huge: bool) -> Option<(NonNull<u8>, usize, bool)> {
+/// Faults in `len` bytes at `p` without writing them; false where a write
+/// would have raised SIGBUS, or where the kernel predates
+/// `MADV_POPULATE_WRITE` (5.14).
+fn populate(p: *mut u8, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    #[cfg(test)]
+    if POPULATE_FAILS.get() {
+        return false;
+    }
+    // SAFETY: callers pass a range inside one of their own mappings; the
+    // advice writes nothing (it faults pages in, zero-filled).
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_POPULATE_WRITE) == 0 }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's populates fail, as a cgroup's huge page limit
+    /// would (it cannot be set up here).
+    static POPULATE_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A fresh private anonymous mapping of at least `bytes`, in huge pages
+/// when `huge` and the pool has enough free (the first `ready` bytes
+/// faulted in), else in ordinary pages. (pointer, bytes mapped, bytes
+/// ready to write, huge).
+fn map(bytes: usize, ready: usize, huge: bool) -> Option<(NonNull<u8>, usize, usize, bool)> {
     let attempt = |len: usize, flags: libc::c_int| {
         // SAFETY: an anonymous private mapping with no address hint has no
         // preconditions.
@@ -153,13 +186,18 @@ fn map(bytes: usize, huge: bool) -> Option<(NonNull<u8>, usize, bool)> {
     if huge {
         let len = bytes.checked_next_multiple_of(HUGE_PAGE)?;
         if let Some(p) = attempt(len, libc::MAP_HUGETLB | libc::MAP_HUGE_2MB) {
-            return Some((p, len, true));
+            let ready = ready.next_multiple_of(POPULATE_STEP).min(len);
+            if populate(p.as_ptr(), ready) {
+                return Some((p, len, ready, true));
+            }
+            // SAFETY: p..p+len is the mapping just made, never shared.
+            unsafe { libc::munmap(p.as_ptr().cast(), len) };
         }
     }
     // Untouched pages cost nothing, so room for a generous guess is not
     // charged until it is used (and trim gives back what never was).
     let len = bytes.checked_next_multiple_of(PAGE)?;
-    attempt(len, libc::MAP_NORESERVE).map(|p| (p, len, false))
+    attempt(len, libc::MAP_NORESERVE).map(|p| (p, len, len, false))
 }
 
 impl<T: Copy> HugeVec<T> {
@@ -172,6 +210,7 @@ impl<T: Copy> HugeVec<T> {
             len: 0,
             cap: 0,
             map_len: 0,
+            ready: 0,
             huge: false,
         }
     }
@@ -212,20 +251,36 @@ impl<T: Copy> HugeVec<T> {
             .max(1)
             .checked_mul(size)
             .expect("HugeVec capacity overflows");
-        let Some((p, map_len, huge)) = map(bytes, huge) else {
+        let Some((p, map_len, ready, huge)) = map(bytes, self.len * size, huge) else {
             std::alloc::handle_alloc_error(
                 std::alloc::Layout::from_size_align(bytes, PAGE).expect("layout"),
             );
         };
         let new = p.cast::<T>();
-        // SAFETY: the new mapping holds at least cap >= len elements; the
-        // old one holds len initialised elements; they do not overlap.
+        // SAFETY: the new mapping holds at least cap >= len elements, the
+        // first len ready to write; the old one holds len initialised
+        // elements; they do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), new.as_ptr(), self.len) };
         self.unmap();
         self.ptr = new;
         self.map_len = map_len;
+        self.ready = ready;
         self.cap = map_len / size;
         self.huge = huge;
+    }
+
+    /// Faults in the next step of a huge mapping; where that fails, moves
+    /// to ordinary pages.
+    #[cold]
+    fn populate_more(&mut self) {
+        let end = (self.ready + POPULATE_STEP).min(self.map_len);
+        // SAFETY: ready <= end <= map_len: inside our mapping.
+        let from = unsafe { self.ptr.as_ptr().cast::<u8>().add(self.ready) };
+        if populate(from, end - self.ready) {
+            self.ready = end;
+        } else {
+            self.remap(self.cap, false);
+        }
     }
 
     fn unmap(&mut self) {
@@ -235,6 +290,7 @@ impl<T: Copy> HugeVec<T> {
             unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.map_len) };
         }
         self.map_len = 0;
+        self.ready = 0;
         self.cap = 0;
     }
 
@@ -245,7 +301,12 @@ impl<T: Copy> HugeVec<T> {
             let cap = self.cap.saturating_mul(2).max(PAGE);
             self.remap(cap, true);
         }
-        // SAFETY: len < cap, so the slot lies inside the mapping.
+        if (self.len + 1) * std::mem::size_of::<T>() > self.ready {
+            self.populate_more();
+        }
+        // SAFETY: len < cap and the slot's bytes are ready: it lies inside
+        // the mapping, in pages already faulted in (huge) or that fault in
+        // like any memory (ordinary).
         unsafe { self.ptr.as_ptr().add(self.len).write(v) };
         self.len += 1;
     }
@@ -280,6 +341,7 @@ impl<T: Copy> HugeVec<T> {
                 )
             };
             self.map_len = keep;
+            self.ready = self.ready.min(keep);
             self.cap = keep / std::mem::size_of::<T>();
         }
     }
@@ -352,6 +414,7 @@ impl<T: Copy> std::fmt::Debug for HugeVec<T> {
         f.debug_struct("HugeVec")
             .field("len", &self.len)
             .field("bytes", &self.map_len)
+            .field("ready", &self.ready)
             .field("huge", &self.huge)
             .finish()
     }
@@ -421,7 +484,7 @@ mod huge_vec_tests {
     #[test]
     fn takes_huge_pages_when_the_pool_has_them() {
         // Other processes may take pages meanwhile: ask only with room to spare.
-        if free_huge_pages() >= 16 {
+        if free_huge_pages() >= 96 {
             let v = HugeVec::<Flow>::with_capacity(1000);
             assert!(v.is_huge());
             assert_eq!(v.mapped_bytes(), 2 << 20);
@@ -439,6 +502,30 @@ mod huge_vec_tests {
             big.trim();
             assert!(big.is_huge());
             assert_eq!(big.mapped_bytes(), 4 << 20);
+            // Past several steps of faulting in, and past the room made.
+            let mut more = HugeVec::<Flow>::with_capacity(200_000);
+            more.extend((0..500_000).map(|i| [i; 10]));
+            assert!(more.is_huge());
+            assert!(more.iter().enumerate().all(|(i, f)| f[9] == i as u64));
+        }
+    }
+
+    #[test]
+    fn huge_pages_that_cannot_be_faulted_in_give_way_to_ordinary_ones() {
+        if free_huge_pages() >= 96 {
+            let mut v = HugeVec::<Flow>::with_capacity(300_000);
+            v.extend((0..10).map(|i| [i; 10]));
+            assert!(v.is_huge());
+            POPULATE_FAILS.set(true);
+            // Past the first 16 MiB faulted in: the next step fails.
+            v.extend((10..250_000).map(|i| [i; 10]));
+            assert!(!v.is_huge());
+            assert!(v.iter().enumerate().all(|(i, f)| f[0] == i as u64));
+            // A new one does not get huge pages it could not fault in.
+            let mut w: HugeVec<Flow> = HugeVec::new();
+            w.extend((0..250_000).map(|i| [i; 10]));
+            assert!(!w.is_huge());
+            POPULATE_FAILS.set(false);
         }
     }
 
