@@ -18,8 +18,8 @@
 //!
 //! Invariants: a mapping lives exactly as long as its owner; a
 //! [`HugeArray`] holds `len` initialised `T`s (written before any slice is
-//! formed); a [`HugeVec`] holds `len <= cap` initialised `T`s at the start
-//! of a mapping of `map_len` bytes, `cap * size_of::<T>() <= map_len`, and
+//! formed); a [`HugeVec`] holds `len` initialised `T`s at the start of a
+//! mapping of `map_len >= len * size_of::<T>()` bytes, and
 //! only its first `ready` bytes are ever written (all of them in ordinary
 //! pages).
 
@@ -29,6 +29,24 @@ const HUGE_PAGE: usize = 2 << 20;
 const PAGE: usize = 4096;
 /// Bytes of huge pages faulted in at a time, ahead of the elements.
 const POPULATE_STEP: usize = 8 * HUGE_PAGE;
+
+/// A fresh private anonymous mapping of `len` bytes with extra mmap
+/// `flags`; `None` when the kernel refuses (errno says why).
+fn map_anonymous(len: usize, flags: libc::c_int) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping with no address hint has no
+    // preconditions.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then(|| NonNull::new(p.cast::<u8>()).expect("mmap gave null"))
+}
 
 /// A fixed-size array in its own (huge-page) mapping.
 pub struct HugeArray<T: Copy> {
@@ -55,7 +73,7 @@ impl<T: Copy> HugeArray<T> {
     /// Maps `len` elements, each set to `fill`. Fails only if the kernel
     /// refuses memory.
     pub fn new(len: usize, fill: T) -> std::io::Result<Self> {
-        assert!(std::mem::align_of::<T>() <= 4096, "alignment above a page");
+        assert!(std::mem::align_of::<T>() <= PAGE, "alignment above a page");
         let bytes = len
             .max(1)
             .checked_mul(std::mem::size_of::<T>().max(1))
@@ -63,25 +81,11 @@ impl<T: Copy> HugeArray<T> {
                 std::io::Error::new(std::io::ErrorKind::OutOfMemory, "table size overflows")
             })?;
         let map_len = bytes.div_ceil(HUGE_PAGE) * HUGE_PAGE;
-        // SAFETY: an anonymous private mapping with no address hint has no
-        // preconditions.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        let p = map_anonymous(map_len, 0).ok_or_else(std::io::Error::last_os_error)?;
         // SAFETY: p..p+map_len is our fresh mapping; the advice is a hint
         // (ordinary pages remain if THP is off).
-        unsafe { libc::madvise(p, map_len, libc::MADV_HUGEPAGE) };
-        let ptr = NonNull::new(p.cast::<T>()).expect("mmap returned null");
+        unsafe { libc::madvise(p.as_ptr().cast(), map_len, libc::MADV_HUGEPAGE) };
+        let ptr = p.cast::<T>();
         for i in 0..len {
             // SAFETY: i < len and len * size_of::<T>() <= map_len; the
             // mapping is page aligned, hence aligned for T.
@@ -129,7 +133,6 @@ impl<T: Copy> Drop for HugeArray<T> {
 pub struct HugeVec<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
-    cap: usize,
     map_len: usize,
     ready: usize,
     huge: bool,
@@ -168,24 +171,9 @@ thread_local! {
 /// faulted in), else in ordinary pages. (pointer, bytes mapped, bytes
 /// ready to write, huge).
 fn map(bytes: usize, ready: usize, huge: bool) -> Option<(NonNull<u8>, usize, usize, bool)> {
-    let attempt = |len: usize, flags: libc::c_int| {
-        // SAFETY: an anonymous private mapping with no address hint has no
-        // preconditions.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
-                -1,
-                0,
-            )
-        };
-        (p != libc::MAP_FAILED).then(|| NonNull::new(p.cast::<u8>()).expect("mmap gave null"))
-    };
     if huge {
         let len = bytes.checked_next_multiple_of(HUGE_PAGE)?;
-        if let Some(p) = attempt(len, libc::MAP_HUGETLB | libc::MAP_HUGE_2MB) {
+        if let Some(p) = map_anonymous(len, libc::MAP_HUGETLB | libc::MAP_HUGE_2MB) {
             let ready = ready.next_multiple_of(POPULATE_STEP).min(len);
             if populate(p.as_ptr(), ready) {
                 return Some((p, len, ready, true));
@@ -197,7 +185,7 @@ fn map(bytes: usize, ready: usize, huge: bool) -> Option<(NonNull<u8>, usize, us
     // Untouched pages cost nothing, so room for a generous guess is not
     // charged until it is used (and trim gives back what never was).
     let len = bytes.checked_next_multiple_of(PAGE)?;
-    attempt(len, libc::MAP_NORESERVE).map(|p| (p, len, len, false))
+    map_anonymous(len, libc::MAP_NORESERVE).map(|p| (p, len, len, false))
 }
 
 impl<T: Copy> HugeVec<T> {
@@ -208,7 +196,6 @@ impl<T: Copy> HugeVec<T> {
         Self {
             ptr: NonNull::dangling(),
             len: 0,
-            cap: 0,
             map_len: 0,
             ready: 0,
             huge: false,
@@ -223,7 +210,8 @@ impl<T: Copy> HugeVec<T> {
     }
 
     /// Like [`HugeVec::with_capacity`], in ordinary pages only.
-    pub fn with_capacity_in_small_pages(cap: usize) -> Self {
+    #[cfg(test)]
+    fn with_capacity_in_small_pages(cap: usize) -> Self {
         let mut v = Self::new();
         v.remap(cap, false);
         v
@@ -231,7 +219,7 @@ impl<T: Copy> HugeVec<T> {
 
     /// Elements it holds without remapping.
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.map_len / std::mem::size_of::<T>()
     }
 
     /// Whether its pages are huge pages.
@@ -244,7 +232,8 @@ impl<T: Copy> HugeVec<T> {
         self.map_len
     }
 
-    /// Moves the elements into a new mapping with room for `cap` (>= len).
+    /// Moves the elements into a new mapping with room for `cap` (>= len)
+    /// elements.
     fn remap(&mut self, cap: usize, huge: bool) {
         let size = std::mem::size_of::<T>();
         let bytes = cap
@@ -265,7 +254,6 @@ impl<T: Copy> HugeVec<T> {
         self.ptr = new;
         self.map_len = map_len;
         self.ready = ready;
-        self.cap = map_len / size;
         self.huge = huge;
     }
 
@@ -279,7 +267,7 @@ impl<T: Copy> HugeVec<T> {
         if populate(from, end - self.ready) {
             self.ready = end;
         } else {
-            self.remap(self.cap, false);
+            self.remap(self.capacity(), false);
         }
     }
 
@@ -291,20 +279,19 @@ impl<T: Copy> HugeVec<T> {
         }
         self.map_len = 0;
         self.ready = 0;
-        self.cap = 0;
     }
 
     /// Appends `v`, remapping to twice the room when full.
     #[inline]
     pub fn push(&mut self, v: T) {
-        if self.len == self.cap {
-            let cap = self.cap.saturating_mul(2).max(PAGE);
+        if self.len == self.capacity() {
+            let cap = self.capacity().saturating_mul(2).max(PAGE);
             self.remap(cap, true);
         }
         if (self.len + 1) * std::mem::size_of::<T>() > self.ready {
             self.populate_more();
         }
-        // SAFETY: len < cap and the slot's bytes are ready: it lies inside
+        // SAFETY: len < capacity and the slot's bytes are ready: it lies inside
         // the mapping, in pages already faulted in (huge) or that fault in
         // like any memory (ordinary).
         unsafe { self.ptr.as_ptr().add(self.len).write(v) };
@@ -342,7 +329,6 @@ impl<T: Copy> HugeVec<T> {
             };
             self.map_len = keep;
             self.ready = self.ready.min(keep);
-            self.cap = keep / std::mem::size_of::<T>();
         }
     }
 }
