@@ -257,7 +257,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         for ring in rings.iter_mut() {
                             // A full ring means that worker is not keeping
                             // up; it shows as not answering.
-                            let _ = ring.post(Command::ReadCounters { seq });
+                            let _ = ring.post(Command::ReadCounters { seq, into: Box::default() });
                         }
                         let got = vec![None; rings.len()];
                         counters.insert(seq, PendingCounters { got, deadline: Instant::now() + deadline, answer });
@@ -298,18 +298,19 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         match reply {
                             Reply::Counters { seq, counters: c } => {
                                 if let Some(p) = counters.get_mut(&seq) {
-                                    p.got[w] = Some(c);
+                                    p.got[w] = Some(*c);
                                 }
                             }
                             Reply::Flows { op, chunk } => {
                                 if let Some(p) = jobs.get_mut(&op) {
-                                    match chunk {
+                                    match &*chunk {
                                         JobResults::Records(c) => p.outcome.records.extend(c.records().iter().map(|r| (w, *r))),
                                         JobResults::Taken(c) => p.outcome.flows.extend(
                                             c.records().iter().map(|f| TakenFlow { worker: w as u32, ..*f }),
                                         ),
                                     }
                                 }
+                                ring.give_back(chunk);
                             }
                             // The spec is dropped here, on control.
                             Reply::JobDone { op, summary, spec: _ } => {

@@ -1,8 +1,9 @@
 //! What a flow operation costs the worker per table entry, outside DPDK
 //! and without packets: a 1M-flow table (UDP to port 7), a capture or
 //! flush run in slices of a given size, its chunks taken by a second
-//! thread as control takes them. Each match-all case runs a second time
-//! with its chunks dropped on the worker instead ("kept"), which splits
+//! thread as control takes them (from the same pool of 1024 chunks as in
+//! the appliance). Each match-all case runs a second time with its chunks
+//! kept on the worker instead ("kept", one chunk overwritten), which splits
 //! the cost of reading and reporting a flow from the cost of handing its
 //! record to another core. A tool for looking at the scan, not a
 //! benchmark of record (that is `benches/run.py ops`, on the real binary).
@@ -17,7 +18,7 @@ use flowgate_dataplane::command::{ring_pair, Reply};
 use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
 use flowgate_dataplane::flow::key::v4_bits;
 use flowgate_dataplane::flow::{AddrFamily, FlowEntry, FlowTable, FullPolicy, Tuple};
-use flowgate_dataplane::job::{Job, JobKind, JobSpec, Slice, Step};
+use flowgate_dataplane::job::{Job, JobKind, JobResults, JobSpec, Slice, Step};
 
 const FLOWS: u32 = 1 << 20;
 
@@ -50,14 +51,17 @@ enum Chunks {
 /// Runs one job to the end in slices of `slice` entries; (seconds, flows
 /// reported).
 fn run(t: &mut FlowTable, kind: JobKind, rule: Rule, slice: u32, to: Chunks) -> (f64, u64) {
-    let (mut control, mut worker) = ring_pair(64, 4096);
+    let (mut control, mut worker) = ring_pair(64, 4096, 1024);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let taker = std::thread::spawn(move || {
         let mut got = 0u64;
         loop {
             match control.take_reply() {
-                Some(Reply::Flows { chunk, .. }) => got += chunk.len() as u64,
+                Some(Reply::Flows { chunk, .. }) => {
+                    got += chunk.len() as u64;
+                    control.give_back(chunk);
+                }
                 Some(_) => {}
                 None if stopped.load(Ordering::Relaxed) => return got,
                 None => std::hint::spin_loop(),
@@ -76,6 +80,7 @@ fn run(t: &mut FlowTable, kind: JobKind, rule: Rule, slice: u32, to: Chunks) -> 
         busy_share: 100,
     }));
     let mut dropped = 0u64;
+    let mut kept = JobResults::Taken(Default::default());
     let t0 = Instant::now();
     'job: loop {
         let mut s = Slice::entries(slice);
@@ -83,15 +88,17 @@ fn run(t: &mut FlowTable, kind: JobKind, rule: Rule, slice: u32, to: Chunks) -> 
             match job.step(t, &mut s, 1 << 40) {
                 Step::Continue => break,
                 Step::Emit if to == Chunks::Kept => {
-                    let chunk = job.take_chunk();
-                    dropped += chunk.len() as u64;
-                    std::hint::black_box(chunk);
+                    job.take_chunk(&mut kept);
+                    dropped += kept.len() as u64;
+                    std::hint::black_box(&kept);
                 }
                 Step::Emit => {
-                    let mut r = Reply::Flows {
-                        op: 1,
-                        chunk: job.take_chunk(),
+                    let Some(mut chunk) = worker.spare_chunk() else {
+                        std::hint::spin_loop();
+                        continue;
                     };
+                    job.take_chunk(&mut chunk);
+                    let mut r = Reply::Flows { op: 1, chunk };
                     while let Err(back) = worker.post(r) {
                         r = back;
                         std::hint::spin_loop();

@@ -6,6 +6,13 @@
 //! nothing). The ends are not `Clone`, which makes each ring single-producer,
 //! single-consumer by construction. Neither side ever waits on the other: a
 //! full ring is reported to the caller, which retries later.
+//!
+//! A job's results travel in chunks from a fixed pool that [`ring_pair`]
+//! allocates and touches up front, as mbufs come from a mempool: the worker
+//! takes an empty chunk from the pool's ring, fills it, and posts it in a
+//! [`Reply::Flows`]; control reads it and gives it back. So the worker
+//! never allocates, a reply stays small whatever a chunk holds, and a chunk
+//! is copied once on each side instead of through every move of a reply.
 
 use std::sync::Arc;
 
@@ -22,6 +29,9 @@ pub enum Command {
     ReadCounters {
         /// Echoed in the reply, to pair it with the request.
         seq: u64,
+        /// Where to write them, lent by control (the worker never
+        /// allocates) and sent back in the reply.
+        into: Box<WorkerCounters>,
     },
     /// Start a capture, flush or query over the worker's flow table.
     StartJob(Box<JobSpec>),
@@ -37,25 +47,24 @@ pub enum Command {
 }
 
 /// A worker's answer.
-///
-/// Result chunks travel inline (a few KiB) rather than boxed: the ring's
-/// slots are allocated once by control, and the worker never allocates.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     /// Counters as of the moment the command was handled.
     Counters {
         /// The request's sequence number.
         seq: u64,
-        /// The snapshot.
-        counters: WorkerCounters,
+        /// The snapshot (boxed: every reply is as large as its largest
+        /// variant, and a reply per result chunk copied 368 bytes of
+        /// counters' room across cores).
+        counters: Box<WorkerCounters>,
     },
     /// Some results of a job.
     Flows {
         /// The job's operation id.
         op: u64,
-        /// The results.
-        chunk: JobResults,
+        /// The results, in a chunk of the pool: control gives it back with
+        /// [`ControlEnd::give_back`].
+        chunk: Box<JobResults>,
     },
     /// A job finished; its spec comes back so control frees it.
     JobDone {
@@ -83,9 +92,15 @@ pub enum Reply {
     },
 }
 
+// A reply is posted per result chunk: it stays within a cache line
+// (anything large travels boxed).
+const _: () = assert!(std::mem::size_of::<Reply>() <= 64);
+
 struct Rings {
     commands: ArrayQueue<Command>,
     replies: ArrayQueue<Reply>,
+    /// The empty result chunks (control → worker).
+    spare: ArrayQueue<Box<JobResults>>,
 }
 
 /// Control's end: posts commands, collects replies.
@@ -110,11 +125,19 @@ impl std::fmt::Debug for WorkerEnd {
     }
 }
 
-/// Makes a ring pair holding up to `commands` commands and `replies` replies.
-pub fn ring_pair(commands: usize, replies: usize) -> (ControlEnd, WorkerEnd) {
+/// Makes a ring pair holding up to `commands` commands and `replies`
+/// replies, with a pool of `chunks` result chunks (at least one).
+pub fn ring_pair(commands: usize, replies: usize, chunks: usize) -> (ControlEnd, WorkerEnd) {
+    let spare = ArrayQueue::new(chunks.max(1));
+    while !spare.is_full() {
+        // Built whole here, on control, so that the worker's first use of
+        // a chunk takes no page fault.
+        let _ = spare.push(Box::new(JobResults::Taken(Default::default())));
+    }
     let rings = Arc::new(Rings {
         commands: ArrayQueue::new(commands.max(1)),
         replies: ArrayQueue::new(replies.max(1)),
+        spare,
     });
     (
         ControlEnd {
@@ -135,6 +158,13 @@ impl ControlEnd {
         self.rings.replies.pop()
     }
 
+    /// Returns a chunk from a [`Reply::Flows`] to the pool.
+    pub fn give_back(&mut self, chunk: Box<JobResults>) {
+        // Every chunk came from the pool, so there is room for it; were
+        // there none, the chunk would be freed here, on control.
+        let _ = self.rings.spare.push(chunk);
+    }
+
     /// Whether the worker has dropped its end (it has stopped).
     pub fn worker_gone(&self) -> bool {
         Arc::strong_count(&self.rings) == 1
@@ -150,9 +180,15 @@ impl WorkerEnd {
 
     /// Posts a reply; gives it back if the ring is full.
     #[inline]
-    #[allow(clippy::result_large_err)]
     pub fn post(&mut self, r: Reply) -> Result<(), Reply> {
         self.rings.replies.push(r)
+    }
+
+    /// An empty result chunk from the pool, if control has given one back
+    /// (none: control is behind on reading results; try again later).
+    #[inline]
+    pub fn spare_chunk(&mut self) -> Option<Box<JobResults>> {
+        self.rings.spare.pop()
     }
 }
 
@@ -160,24 +196,31 @@ impl WorkerEnd {
 mod tests {
     use super::*;
 
+    fn read(seq: u64) -> Command {
+        Command::ReadCounters {
+            seq,
+            into: Box::default(),
+        }
+    }
+
     #[test]
     fn full_rings_give_values_back() {
-        let (mut c, mut w) = ring_pair(2, 1);
-        assert!(c.post(Command::ReadCounters { seq: 1 }).is_ok());
-        assert!(c.post(Command::ReadCounters { seq: 2 }).is_ok());
-        assert!(c.post(Command::ReadCounters { seq: 3 }).is_err());
+        let (mut c, mut w) = ring_pair(2, 1, 1);
+        assert!(c.post(read(1)).is_ok());
+        assert!(c.post(read(2)).is_ok());
+        assert!(c.post(read(3)).is_err());
         assert!(matches!(
             w.take_command(),
-            Some(Command::ReadCounters { seq: 1 })
+            Some(Command::ReadCounters { seq: 1, .. })
         ));
         let r = Reply::Counters {
             seq: 1,
-            counters: WorkerCounters::default(),
+            counters: Box::default(),
         };
         assert!(w.post(r).is_ok());
         let r = Reply::Counters {
             seq: 2,
-            counters: WorkerCounters::default(),
+            counters: Box::default(),
         };
         assert!(w.post(r).is_err());
         assert!(matches!(
@@ -191,15 +234,15 @@ mod tests {
 
     #[test]
     fn rings_cross_threads_in_order() {
-        let (mut c, mut w) = ring_pair(64, 64);
+        let (mut c, mut w) = ring_pair(64, 64, 1);
         let t = std::thread::spawn(move || {
             let mut next = 0;
             while next < 10_000 {
-                if let Some(Command::ReadCounters { seq }) = w.take_command() {
+                if let Some(Command::ReadCounters { seq, into }) = w.take_command() {
                     assert_eq!(seq, next);
                     let mut r = Reply::Counters {
                         seq,
-                        counters: WorkerCounters::default(),
+                        counters: into,
                     };
                     while let Err(back) = w.post(r) {
                         r = back;
@@ -212,7 +255,7 @@ mod tests {
         let mut sent = 0;
         let mut got = 0;
         while got < 10_000 {
-            if sent < 10_000 && c.post(Command::ReadCounters { seq: sent }).is_ok() {
+            if sent < 10_000 && c.post(read(sent)).is_ok() {
                 sent += 1;
             }
             if let Some(Reply::Counters { seq, .. }) = c.take_reply() {
@@ -221,5 +264,29 @@ mod tests {
             }
         }
         t.join().unwrap();
+    }
+
+    #[test]
+    fn result_chunks_come_from_a_fixed_pool_and_go_back_to_it() {
+        let (mut c, mut w) = ring_pair(1, 8, 2);
+        let a = w.spare_chunk().expect("first chunk");
+        let b = w.spare_chunk().expect("second chunk");
+        assert!(w.spare_chunk().is_none(), "the pool holds two");
+        let (pa, pb) = (&*a as *const JobResults, &*b as *const JobResults);
+        assert!(w.post(Reply::Flows { op: 7, chunk: a }).is_ok());
+        assert!(w.post(Reply::Flows { op: 7, chunk: b }).is_ok());
+        for _ in 0..2 {
+            let Some(Reply::Flows { op: 7, chunk }) = c.take_reply() else {
+                panic!("expected a chunk");
+            };
+            c.give_back(chunk);
+        }
+        // The same two chunks again: nothing was allocated or freed.
+        let mut again =
+            [w.spare_chunk().unwrap(), w.spare_chunk().unwrap()].map(|x| &*x as *const JobResults);
+        again.sort();
+        let mut first = [pa, pb];
+        first.sort();
+        assert_eq!(again, first);
     }
 }

@@ -8,7 +8,8 @@
 //! iteration, between bursts, so forwarding continues while a million-flow
 //! table is scanned. Results go back on the reply ring in fixed-size chunks
 //! ([`JobResults`]: whole records for a query, [`TakenFlow`]s for a capture
-//! or flush); when the reply ring is full the job simply waits. The
+//! or flush) from the ring pair's pool; when the pool is empty or the
+//! reply ring full, the job simply waits. The
 //! spec travels back in [`crate::command::Reply::JobDone`] so that control,
 //! not the worker, frees it.
 
@@ -20,10 +21,11 @@ use crate::flow::{FlowEntry, FlowTable, Scanned, Tuple};
 /// Whole records per chunk (a query's results).
 pub const CHUNK: usize = 16;
 
-/// Flows per chunk of a capture's or flush's results: the chunk is about
-/// the size of a chunk of whole records, so each reply carries almost
-/// twice the flows.
-pub const TAKEN_CHUNK: usize = 28;
+/// Flows per chunk of a capture's or flush's results (8.75 KiB). Handing a
+/// chunk over costs a few hundred ns whatever it holds (two trips through
+/// rings shared with control's core); at 28 flows a chunk that was about
+/// a third of a match-all capture's cost on the worker.
+pub const TAKEN_CHUNK: usize = 112;
 
 /// Budget a reported flow costs on top of examining its entry: copying
 /// the record out and posting it weighs about as much as examining a few
@@ -269,6 +271,15 @@ impl<T: Copy + Default, const N: usize> Chunk<T, N> {
         full
     }
 
+    /// Moves the results into `to`, leaving this chunk empty; copies the
+    /// valid ones only.
+    #[inline]
+    fn move_into(&mut self, to: &mut Chunk<T, N>) {
+        to.flows[..self.len].copy_from_slice(&self.flows[..self.len]);
+        to.len = self.len;
+        self.len = 0;
+    }
+
     #[inline]
     fn push(&mut self, r: T) {
         self.flows[self.len] = r;
@@ -278,7 +289,11 @@ impl<T: Copy + Default, const N: usize> Chunk<T, N> {
 
 /// Results ready to post: whole records for a query, reported flows for
 /// a capture or flush.
+///
+/// One chunk of the ring pair's pool holds either kind in turn, so it is
+/// as large as the larger; it travels boxed.
 #[derive(Debug, Clone, Copy)]
+#[allow(clippy::large_enum_variant)]
 pub enum JobResults {
     /// A query's records.
     Records(FlowChunk),
@@ -361,9 +376,9 @@ struct Matches {
 pub enum Step {
     /// Keep going next time.
     Continue,
-    /// A chunk is ready: post [`Job::take_chunk`], then call again. (The
-    /// chunk stays in the job until then, so it is copied once, into the
-    /// reply, rather than through every return value on the way.)
+    /// A chunk is ready: move it out with [`Job::take_chunk`], post it,
+    /// then call again. (The chunk stays in the job until then, so it is
+    /// copied once, into the chunk that is posted.)
     Emit,
     /// Finished: post the summary (and the spec back).
     Done,
@@ -387,13 +402,16 @@ impl Job {
         }
     }
 
-    /// The results [`Step::Emit`] said were ready, leaving the job's
-    /// chunk empty.
+    /// Moves the results [`Step::Emit`] said were ready into `into` (a
+    /// chunk of the pool, whatever it held), leaving the job's chunk empty.
     #[inline]
-    pub fn take_chunk(&mut self) -> JobResults {
-        match self.spec.kind {
-            JobKind::Query => JobResults::Records(self.chunk.take()),
-            JobKind::Capture | JobKind::Flush => JobResults::Taken(self.taken.take()),
+    pub fn take_chunk(&mut self, into: &mut JobResults) {
+        match (self.spec.kind, into) {
+            (JobKind::Query, JobResults::Records(c)) => self.chunk.move_into(c),
+            (JobKind::Capture | JobKind::Flush, JobResults::Taken(c)) => self.taken.move_into(c),
+            // A chunk last used by another kind of job.
+            (JobKind::Query, into) => *into = JobResults::Records(self.chunk.take()),
+            (_, into) => *into = JobResults::Taken(self.taken.take()),
         }
     }
 
@@ -693,11 +711,20 @@ mod tests {
 
     /// The flows of a chunk, whichever kind (a query's records as a capture
     /// would report them).
-    fn flows(c: JobResults) -> Vec<TakenFlow> {
+    fn flows(c: &JobResults) -> Vec<TakenFlow> {
         match c {
             JobResults::Records(c) => c.records().iter().map(|r| TakenFlow::of(0, r)).collect(),
             JobResults::Taken(c) => c.records().to_vec(),
         }
+    }
+
+    /// The flows of the chunk the job has ready, moved into a chunk as the
+    /// pool gives them (of a capture's kind: a query's results take the
+    /// path for a chunk last used by another kind of job).
+    fn emitted(job: &mut Job) -> Vec<TakenFlow> {
+        let mut c = JobResults::Taken(Default::default());
+        job.take_chunk(&mut c);
+        flows(&c)
     }
 
     fn run(job: &mut Job, t: &mut FlowTable, now: u64, budget: u32) -> Vec<TakenFlow> {
@@ -706,7 +733,7 @@ mod tests {
             let mut slice = Slice::entries(budget);
             match job.step(t, &mut slice, now) {
                 Step::Continue => {}
-                Step::Emit => out.extend_from_slice(&flows(job.take_chunk())),
+                Step::Emit => out.extend_from_slice(&emitted(job)),
                 Step::Done => return out,
             }
         }
@@ -783,6 +810,54 @@ mod tests {
         assert_eq!(out.len(), (20..=50).filter(|i| i % 3 != 2).count());
     }
 
+    /// Steps `job` until it has a chunk ready (or is done).
+    fn until_emit(job: &mut Job, t: &mut FlowTable) -> Step {
+        loop {
+            let mut slice = Slice::entries(64);
+            match job.step(t, &mut slice, 10_000) {
+                Step::Continue => {}
+                other => return other,
+            }
+        }
+    }
+
+    #[test]
+    fn one_pool_chunk_serves_every_kind_of_job_in_turn() {
+        let mut t = table(1000);
+        let mut all = Vec::new();
+        let mut whole = Job::new(spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0));
+        while until_emit(&mut whole, &mut t) == Step::Emit {
+            all.extend(emitted(&mut whole));
+        }
+        let mut c = JobResults::Records(FlowChunk::default());
+        // A capture's chunk into a chunk a query used, a query's into the
+        // capture's and into a query's, and a capture's last, short chunk
+        // into a full one: each time exactly the job's results come out.
+        let mut capture = Job::new(spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0));
+        let mut got = Vec::new();
+        while until_emit(&mut capture, &mut t) == Step::Emit {
+            capture.take_chunk(&mut c);
+            assert!(matches!(c, JobResults::Taken(_)));
+            got.extend(flows(&c));
+            // Twice: into the capture's chunk, then into a query's.
+            for newest in [3, 2] {
+                let mut query = Job::new(spec(JobKind::Query, &[Rule::ANY], u64::MAX, newest));
+                assert_eq!(until_emit(&mut query, &mut t), Step::Emit);
+                query.take_chunk(&mut c);
+                let JobResults::Records(r) = &c else {
+                    panic!("a query's results are records");
+                };
+                assert_eq!(r.records().len(), newest);
+            }
+            c = JobResults::Taken(TakenChunk {
+                len: TAKEN_CHUNK,
+                ..Default::default()
+            });
+        }
+        assert_eq!(got, all);
+        assert!(all.len() % TAKEN_CHUNK != 0, "the last chunk is short");
+    }
+
     #[test]
     fn query_keeps_the_newest_newest_first() {
         let mut t = table(1000);
@@ -831,7 +906,7 @@ mod tests {
         while job.ready.bits == 0 {
             let mut slice = Slice::entries(1000);
             match job.step(&mut t, &mut slice, 10_000) {
-                Step::Emit => first.extend_from_slice(&flows(job.take_chunk())),
+                Step::Emit => first.extend_from_slice(&emitted(&mut job)),
                 other => panic!("{other:?} before a chunk filled mid-batch"),
             }
         }

@@ -268,10 +268,13 @@ impl Worker {
                 return;
             };
             let reply = match cmd {
-                Command::ReadCounters { seq } => Reply::Counters {
-                    seq,
-                    counters: self.snapshot(),
-                },
+                Command::ReadCounters { seq, mut into } => {
+                    *into = self.snapshot();
+                    Reply::Counters {
+                        seq,
+                        counters: into,
+                    }
+                }
                 Command::Stall { millis } => {
                     std::thread::sleep(std::time::Duration::from_millis(millis as u64));
                     continue;
@@ -361,9 +364,15 @@ impl Worker {
             match step {
                 Step::Continue => j += 1,
                 Step::Emit => {
+                    // No chunk left in the pool: control has yet to read
+                    // the ones posted; the job waits, with its results.
+                    let Some(mut chunk) = self.ring.spare_chunk() else {
+                        return;
+                    };
+                    job.take_chunk(&mut chunk);
                     let r = Reply::Flows {
                         op: job.spec.op,
-                        chunk: job.take_chunk(),
+                        chunk,
                     };
                     if let Err(r) = self.ring.post(r) {
                         self.pending_reply = Some(r);

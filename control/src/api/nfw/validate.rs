@@ -850,7 +850,9 @@ mod tests {
                 match job.step(&mut table, &mut Slice::entries(7), now) {
                     Step::Continue => {}
                     Step::Emit => {
-                        let JobResults::Taken(c) = job.take_chunk() else {
+                        let mut chunk = JobResults::Taken(Default::default());
+                        job.take_chunk(&mut chunk);
+                        let JobResults::Taken(c) = chunk else {
                             panic!("a capture reports taken flows")
                         };
                         out.extend(c.records().iter().map(|r| index_of[&r.index]));
