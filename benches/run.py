@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -557,7 +558,7 @@ def ops(cfg, res):
         subprocess.run([os.path.join(BIN, "flowgate-pcapgen"), "flows", "--count", "65536", "--dport", "53",
                         "--seed", "7", "--out", load], check=True, stdout=subprocess.DEVNULL)
     hugepages_for(65536)
-    out = {"flows": n, "load_flows": 65536}
+    out = {"flows": n, "load_flows": 65536, "job_cost": job_cost()}
     # The appliance's default share, a far larger one and all of it: the
     # dip against the duration. Then a worker with nothing else to do, where
     # an operation runs as fast as the worker and control can take it.
@@ -570,6 +571,21 @@ def ops(cfg, res):
             out[f"share{share}"] = r
     out["idle"] = ops_run(cfg, n, bulk, None, default_share)
     res["ops"] = out
+
+
+def job_cost():
+    """What an operation costs the worker per table entry on a core of its
+    own, without DPDK or packets (`dataplane/examples/job_cost.rs`, 1M
+    flows): {"capture, all/handed over": ns, ...}, slices of 4096."""
+    log("ops: job_cost (the scan alone, 1M flows)")
+    r = subprocess.run(["cargo", "run", "--release", "-q", "-p", "flowgate-dataplane", "--example", "job_cost"],
+                       cwd=ROOT, capture_output=True, text=True, check=True)
+    out = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"(.+?)\s+slices of\s+(\d+):.*?([\d.]+) ns per entry, \d+ flows (.+)$", line)
+        if m and m.group(2) == "4096":
+            out[f"{m.group(1)}/{m.group(4)}"] = float(m.group(3))
+    return out
 
 
 # Runs of the selective capture per share (the median is reported).
@@ -738,8 +754,12 @@ def machine():
     mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
     dpdk = subprocess.run(["pkg-config", "--modversion", "libdpdk"], capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 2**20, 1),
-            "kernel": platform.release(), "dpdk": dpdk,
+            "kernel": platform.release(), "dpdk": dpdk, "tsc_hz": tsc_hz(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def machine_line(m):
+    return f"{m['cpu']}, {m['cores']} vCPUs, {m['memory_gib']} GiB, kernel {m['kernel']}"
 
 
 def fmt(s):
@@ -748,9 +768,58 @@ def fmt(s):
     return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
 
 
+def ops_cost(o):
+    """Why the figures are what they are: what an operation costs the worker
+    per flow on a core of its own (`job_cost`) and under load (its share of
+    the worker's time over the operation's duration), from this run."""
+    jc = o.get("job_cost") or {}
+
+    def under_load(kind):
+        r = o.get(kind) or {}
+        if not r.get("worker_share") or not r.get("seconds"):
+            return None
+        return r["worker_share"] * r["seconds"] * 1e9 / o["flows"]
+
+    cap, flush = jc.get("capture, all/handed over"), jc.get("flush, all/handed over")
+    if cap is None or flush is None:
+        return [""]
+    share = o.get("busy_share_percent") or 4
+    floor = min(cap, flush) * o["flows"] / (share / 100) / 1e9
+    loaded = {k: under_load(k) for k in ("selective", "capture", "flush")}
+    text = ("A match-all operation at a small share cannot meet both: it reads and reports every flow. "
+            f"On a core of its own, without packets, that costs {cap:.0f} ns per flow for a capture and "
+            f"{flush:.0f} ns for a flush (`cargo run --release -p flowgate-dataplane --example job_cost`, "
+            "run by this bench; bound by memory)")
+    kc, kf = jc.get("capture, all/kept"), jc.get("flush, all/kept")
+    if kc is not None and kf is not None:
+        text += (f"; with the results kept on the worker instead of handed to control, {kc:.0f} and "
+                 f"{kf:.0f} ns")
+    text += f"; so at {share} % a million flows take at least {floor:.1f} s."
+    if loaded["capture"] and loaded["flush"]:
+        text += (f" Under load the worker spent {loaded['capture']:.0f} ns per flow on the capture and "
+                 f"{loaded['flush']:.0f} on the flush (its share of its time over the operation's duration).")
+    sel = jc.get("capture, 1 in 256/handed over")
+    if sel is not None:
+        text += f" A selective operation reads 16-byte scan keys: {sel:.1f} ns per table entry on its own core"
+        text += (f", {loaded['selective']:.1f} under load." if loaded["selective"] else ".")
+    return [text, ""]
+
+
 def report(res, cfg, path):
-    m = res["machine"]
-    hz = tsc_hz()
+    m = host = res["machine"]
+    measured_on = res.get("measured_on", {})
+
+    def hz_of(scenario):
+        # Cycles are counted at the clock of the machine the figures came
+        # from, which a --merge may have kept from another machine.
+        return measured_on.get(scenario, host).get("tsc_hz") or tsc_hz()
+
+    def measured(scenario):
+        # A section kept by --merge from another run says where it ran.
+        r = measured_on.get(scenario)
+        if r is None or (machine_line(r) == machine_line(host) and r["date"] == host["date"]):
+            return []
+        return [f"Measured on {machine_line(r)}, {r['date']}: `{r['command']}`.", ""]
     L = ["# flowgate benchmark results", "",
          "Written by `benches/run.py` (`make bench`); do not edit by hand. "
          "Saturated-core rates (the source never runs dry), not RFC 2544 zero-loss rates. "
@@ -760,7 +829,7 @@ def report(res, cfg, path):
          "and the same buffer size (512-byte data room). "
          "Mpps are medians of the windows, (min–max) their spread.", "",
          "| | |", "|---|---|",
-         f"| machine | {m['cpu']}, {m['cores']} vCPUs, {m['memory_gib']} GiB, kernel {m['kernel']} |",
+         f"| machine | {machine_line(m)} |",
          f"| DPDK | {m['dpdk']} (Debian packages) |",
          f"| date | {m['date']} |",
          f"| command | `{res['command']}` |",
@@ -770,14 +839,14 @@ def report(res, cfg, path):
         L += [f"Note: {cfg.note}", ""]
     if "forward" in res:
         f = res["forward"]
-        L += ["## Forwarding only (issue 2)", "",
+        L += ["## Forwarding only (issue 2)", ""] + measured("forward") + [
               "flowgate `mode = \"forward\"` against `dpdk-testpmd --forward-mode=io`, 1,024-frame capture.", "",
               "| system | Mpps |", "|---|---|",
               f"| testpmd io | {fmt(f['testpmd'])} |",
               f"| flowgate forward | {fmt(f['flowgate'])} |",
               f"| **ratio** | **{f['ratio']:.2f}** (target ≥ 0.95) |", ""]
     if "flows" in res:
-        L += ["## Flow-count sweep (issue 3)", "",
+        L += ["## Flow-count sweep (issue 3)", ""] + measured("flows") + [
               "flowgate tracks every packet (parse, key, lookup/insert, per-direction counters, "
               "TCP state, default policy). Table capacity: 1,048,576, or twice the flow count "
               "above that. cycles/pkt = TSC Hz / pps on the one forwarding core.", "",
@@ -786,7 +855,7 @@ def report(res, cfg, path):
         for n, row in res["flows"].items():
             fg, sw = row.get("flowgate track", {}), row.get("testpmd 5tswap", {})
             ratio = (fg["median"] / sw["median"]) if "median" in fg and "median" in sw else None
-            cyc = (hz / (fg["median"] * 1e6)) if "median" in fg and hz else None
+            cyc = (hz_of("flows") / (fg["median"] * 1e6)) if "median" in fg else None
             L.append(f"| {int(n):,} | {fmt(row['testpmd io'])} | {fmt(row['testpmd macswap'])} | "
                      f"{fmt(row['testpmd 5tswap'])} | {fmt(row['testpmd csum'])} | {fmt(fg)} | "
                      f"{'%.2f' % ratio if ratio else '-'} | {'%.0f' % cyc if cyc else '-'} | "
@@ -818,7 +887,7 @@ def report(res, cfg, path):
     if "ops" in res:
         o = res["ops"]
         base = o["baseline"]["median"]
-        L += ["## Flow operations under load (issue 4)", "",
+        L += ["## Flow operations under load (issue 4)", ""] + measured("ops") + [
               f"A table of {o['flows']:,} idle flows (UDP to port 7, created by a one-pass replay on "
               f"their own port pair) while a {o['load_flows']:,}-flow capture (UDP to port 53) "
               f"keeps the worker saturated on a second pair; baseline {fmt(o['baseline'])} Mpps. "
@@ -863,12 +932,7 @@ def report(res, cfg, path):
         if "after_flush_capture" in o:
             L += ["", f"A capture after the flush found {o['after_flush_capture']:,} of the flushed flows."]
         L += ["", "Targets: an operation over 1M flows completes in < 100 ms; forwarding dip < 5 %.", "",
-              "A match-all operation at a small share cannot meet both: it reads and reports every flow. "
-              "On a core of its own, with no packets, that costs 24–31 ns per flow "
-              "(`cargo run --release -p flowgate-dataplane --example job_cost`; bound by memory, about 8 GB/s "
-              "of entry reads and result writes), so at 4 % a million flows take at least 0.7 s; under load the "
-              "worker measured 40–50 ns per flow (`flowgate_worker_job_busy_ticks_total`). A selective "
-              "operation reads 16-byte scan keys, about 1–2 ns per flow idle.", ""]
+              ] + ops_cost(o)
         for kind in ("capture", "flush"):
             if os.path.exists(os.path.join(os.path.dirname(path), f"{kind}.png")):
                 L += [f"![forwarding during the {kind}]({kind}.png)", ""]
@@ -877,7 +941,7 @@ def report(res, cfg, path):
               " ".join(f"{t:.1f}:{x:.1f}" for t, x in o["flush"]["samples"]), "```", ""]
     if "api" in res:
         a = res["api"]
-        L += ["## matching_flows latency (issue 6)", "",
+        L += ["## matching_flows latency (issue 6)", ""] + measured("api") + [
               f"100 sequential F5 `matching_flows` requests (`dest_port` 7, UDP: every flow matches; the newest 1,024 come back) against a "
               f"{a['flows']:,}-flow table while forwarding.", "",
               "| p50 | p99 | max | forwarding before | forwarding during |", "|---|---|---|---|---|",
@@ -895,7 +959,7 @@ def report(res, cfg, path):
     if "mirror" in res:
         m = res["mirror"]
         base = m["no sessions"]["forward"]["median"]
-        L += ["## Mirroring cost (issue 5)", "",
+        L += ["## Mirroring cost (issue 5)", ""] + measured("mirror") + [
               f"flowgate tracking {m['flows']:,} flows, one worker; sessions set with boto3 through the EC2 "
               "API (`benches/mirror_setup.py`); copies are VXLAN-encapsulated and sent to a third "
               "port (`net_null2`). Mpps forwarded, copies per second, and cycles per forwarded packet "
@@ -906,18 +970,22 @@ def report(res, cfg, path):
                 continue
             med = r["forward"]["median"]
             L.append(f"| {name} | {fmt(r['forward'])} | {fmt(r['copies'])} | "
-                     f"{hz / (med * 1e6):.0f} | {base / med:.2f}× cycles |")
+                     f"{hz_of('mirror') / (med * 1e6):.0f} | {base / med:.2f}× cycles |")
         L += ["", "Target: mirroring 100 % costs no more than 2× the per-packet cycles of not mirroring.", ""]
     # Results kept by other tools (the soak script, the long fuzz runs).
     for name in ("soak-results.md", "fuzz-results.md"):
         extra = os.path.join(ROOT, "benches", name)
         if os.path.exists(extra):
             L += [open(extra).read().rstrip(), ""]
-    L += ["## Not measured yet", "",
-          "- Open vSwitch with DPDK as the stateful peer (`ct(commit)`): see "
-          "`../shared/bench-notes.md` for figures taken on this kind of machine; not yet run by "
-          "this runner.",
-          "- Plots (issue 8).", ""]
+    missing = []
+    if not any("ovs conntrack" in row for row in res.get("flows", {}).values()):
+        missing.append("- Open vSwitch with DPDK as the stateful peer (`ct(commit)`): see "
+                       "`../shared/bench-notes.md` for figures taken on this kind of machine "
+                       "(left out with `--no-ovs`, or it failed to start).")
+    if not os.path.exists(os.path.join(os.path.dirname(path), "flows.png")):
+        missing.append("- Plots: `flowgate-plot` was not built.")
+    if missing:
+        L += ["## Not measured in this run", ""] + missing + [""]
     with open(path, "w") as f:
         f.write("\n".join(L))
 
@@ -965,9 +1033,13 @@ def main():
         for k in ("forward", "flows", "ops", "api", "mirror"):
             if k in old and k not in cfg.scenarios:
                 res[k] = old[k]
-        res["command"] = old.get("command", "") + "; then " + res["command"]
+                # Where and how it was measured (a file from before this
+                # was recorded: the machine and command of that file).
+                res.setdefault("measured_on", {})[k] = old.get("measured_on", {}).get(
+                    k, dict(old["machine"], command=old.get("command", "")))
     for s in cfg.scenarios:
         {"forward": forward, "flows": flows, "ops": ops, "api": api, "mirror": mirror}[s](cfg, res)
+        res.setdefault("measured_on", {})[s] = dict(res["machine"], command=res["command"])
         with open(os.path.join(WORK, "results.json"), "w") as f:
             json.dump(res, f, indent=1)
     with open(saved, "w") as f:
