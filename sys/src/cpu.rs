@@ -46,7 +46,8 @@ pub fn prefetch0<T>(p: *const T) {
 
 /// Hints the CPU to fetch the cache line holding `p` close to the core
 /// while disturbing the outer caches as little as it can: for data read
-/// once (a table scan) that must not push the hot flows out. Never faults.
+/// once that must not push hot data out. Never faults. (The flow table's
+/// scan measured faster with [`prefetch0`], for the same forwarding dip.)
 #[inline(always)]
 pub fn prefetch_nta<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
