@@ -41,7 +41,8 @@ fn table() -> FlowTable {
 }
 
 /// Where a job's chunks go: to a second thread over the reply ring, as in
-/// the appliance, or nowhere (dropped where they are made).
+/// the appliance, or nowhere (each moved into one chunk kept on the
+/// worker, overwritten by the next).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Chunks {
     HandedOver,

@@ -44,26 +44,6 @@ pub fn prefetch0<T>(p: *const T) {
     }
 }
 
-/// Hints the CPU to fetch the cache line holding `p` close to the core
-/// while disturbing the outer caches as little as it can: for data read
-/// once that must not push hot data out. Never faults. (The flow table's
-/// scan measured faster with [`prefetch0`], for the same forwarding dip.)
-#[inline(always)]
-pub fn prefetch_nta<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: prefetch is a hint; the CPU ignores invalid addresses and it
-        // has no architectural effect on memory.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_NTA }>(p.cast())
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        prefetch0(p)
-    }
-}
-
 /// One CRC32C (Castagnoli) step over 8 bytes, little-endian, without the
 /// initial/final inversion (callers chain steps and invert themselves).
 #[inline(always)]
@@ -267,9 +247,6 @@ mod tests {
         prefetch0(x.as_ptr());
         prefetch0(std::ptr::null::<u8>());
         prefetch0(usize::MAX as *const u8);
-        prefetch_nta(x.as_ptr());
-        prefetch_nta(std::ptr::null::<u8>());
-        prefetch_nta(usize::MAX as *const u8);
         // SAFETY: fg_prefetch0 issues a prefetch hint, which never faults.
         unsafe { crate::ffi::fg_prefetch0(std::ptr::null()) };
     }
