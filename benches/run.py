@@ -786,7 +786,9 @@ def ops_cost(o):
     share = o.get("busy_share_percent") or 4
     floor = min(cap, flush) * o["flows"] / (share / 100) / 1e9
     loaded = {k: under_load(k) for k in ("selective", "capture", "flush")}
-    text = ("A match-all operation reads and reports every flow. "
+    text = ("A match-all capture reads and reports every flow; a flush also removes it (the worker "
+            "removes what it matched before it goes back to packets, so the removals are in the operation's "
+            "share, not left to the expiry sweep). "
             f"On a core of its own, without packets, that costs {cap:.0f} ns per flow for a capture and "
             f"{flush:.0f} ns for a flush (`cargo run --release -p flowgate-dataplane --example job_cost`, "
             "run by this bench; bound by memory)")
@@ -929,6 +931,16 @@ def report(res, cfg, path):
                          f"{r['status']} | {r.get('flows', 0):,} | "
                          f"{'%.1f %%' % (ws * 100) if ws is not None else '-'} | "
                          f"{dip(d['median'])} | {dip(d['min'])} |")
+        after = []
+        for kind in ("capture", "flush"):
+            r = o.get(kind) or {}
+            later = [x for t, x in r.get("samples", []) if r.get("ended_at", 1e9) + 0.1 < t <= r.get("ended_at", 0) + 2.0]
+            b = o["baseline"]["median"]
+            if later and b > 0:
+                after.append(f"the {kind} {min(later):.2f} Mpps ({(min(later) / b - 1) * 100:+.1f} %)")
+        if after:
+            L += ["", f"Lowest 100 ms sample in the 2 s after the operation ended ({o['busy_share_percent']} %): "
+                  + ", ".join(after) + "."]
         if "after_flush_capture" in o:
             L += ["", f"A capture after the flush found {o['after_flush_capture']:,} of the flushed flows."]
         L += ["", "Targets: an operation over 1M flows completes in < 100 ms; forwarding dip < 5 %.", "",

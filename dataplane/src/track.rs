@@ -396,7 +396,7 @@ impl Tracker {
                 }
                 return (Self::verdict_action(e.verdict, c), Some(idx));
             }
-            // Timed out (or flushed) but not yet swept, or a new connection
+            // Timed out but not yet swept, or a new connection
             // on a closed tuple: the old flow is over.
             self.end_flow(idx, c);
         }
@@ -494,20 +494,27 @@ impl Tracker {
         let n = due.min(SWEEP_MAX);
         // Advance the clock by exactly the work done, so none is lost.
         self.sweep_clock += mul_div(n, self.sweep_period, cap);
+        // Found first, removed together, so the bucket misses of the
+        // removals overlap (after a mass flush or a burst of short flows
+        // most of a call's entries go).
+        let mut over = [0u32; SWEEP_MAX as usize];
+        let mut found = 0;
         for _ in 0..n {
             let i = self.sweep_cursor;
             self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
-                self.end_flow(i, c);
+                over[found] = i;
+                found += 1;
             }
         }
+        c.flows_expired += found as u64;
+        self.table.remove_all(&over[..found]);
     }
 
-    /// Removes the flow at `idx`, which is over, counting it as expired
-    /// unless an operation flushed it (counted as flushed then).
+    /// Removes the flow at `idx`, which is over, counting it as expired.
     fn end_flow(&mut self, idx: u32, c: &mut WorkerCounters) {
-        c.flows_expired += u64::from(!self.table.entry(idx).is_flushed());
+        c.flows_expired += 1;
         self.table.remove(idx);
     }
 }
@@ -832,30 +839,55 @@ mod tests {
     }
 
     #[test]
-    fn a_flushed_flow_is_over_for_its_next_packet_and_for_the_sweep() {
-        let mut t = tracker(small(), Policy::pass_all());
+    fn a_flushed_flow_is_gone_when_the_flush_returns_and_its_next_packet_is_mid_stream() {
+        use crate::filter::{Rule, RuleSet};
+        use crate::job::{Job, JobKind, JobSpec, Slice, Step};
+        let mut t = tracker(
+            TrackSettings {
+                stream_exception: StreamException::Drop,
+                ..small()
+            },
+            Policy::pass_all(),
+        );
         let mut c = WorkerCounters::default();
-        run(&mut t, &[udp(C, S, b"x"), udp(S, C, b"y")], 0, &mut c);
-        let idx = (0..t.table().capacity())
-            .find(|&i| t.table().entry(i).is_used())
-            .unwrap();
-        t.table_mut().mark_flushed(idx);
-        assert_eq!(t.table().len(), 0, "gone for scans and counts at once");
-        // The next packet starts a new flow; the flushed one is not
-        // counted again as expired.
-        run(&mut t, &[udp(C, S, b"x")], 10, &mut c);
+        let opened = [
+            tcp(C, S, SYN, &[]),
+            tcp(S, C, SYN | ACK, &[]),
+            tcp(C, S, ACK, &[]),
+        ];
+        run(&mut t, &opened, 0, &mut c);
+        run(&mut t, &[udp(C, S, b"x")], 0, &mut c);
+        assert_eq!(t.table().len(), 2);
+        let mut flush = Job::new(Box::new(JobSpec {
+            op: 1,
+            kind: JobKind::Flush,
+            filters: Arc::new(RuleSet::compile(&[Rule::ANY])),
+            min_age: 0,
+            max_age: u64::MAX,
+            result_cap: u64::MAX,
+            newest: 0,
+            buffer: Vec::new(),
+            busy_share: 5,
+        }));
+        // One step between two bursts, as the worker runs it: the flows
+        // are reported and already gone.
+        let step = flush.step(t.table_mut(), &mut Slice::entries(1 << 20), 10);
+        assert_eq!(step, Step::Emit);
+        let mut flushed = crate::job::JobResults::Taken(Default::default());
+        flush.take_chunk(&mut flushed);
+        assert_eq!((flushed.len(), flush.summary.removed), (2, 2));
+        assert!(t.table().is_empty(), "removed by the flush, not the sweep");
+        let step = flush.step(t.table_mut(), &mut Slice::entries(1 << 20), 10);
+        assert_eq!(step, Step::Done);
+        // The TCP flow's next segment arrives mid-stream, and goes by the
+        // stream exception policy; the UDP flow starts again. Neither old
+        // flow counts as expired.
+        let a = run(&mut t, &[tcp(C, S, ACK, b"x"), udp(C, S, b"x")], 20, &mut c);
+        assert_eq!(a, vec![Action::Drop, Action::Forward]);
+        assert_eq!(c.midstream_packets, 1);
         let e = only_flow(&t);
-        assert_eq!((e.first_seen, e.packets[0] + e.packets[1]), (10, 1));
-        assert_eq!((c.flows_created, c.flows_expired), (2, 0));
-        // A flushed flow nobody sends to is pruned by the sweep, uncounted.
-        let idx = (0..t.table().capacity())
-            .find(|&i| t.table().entry(i).is_used())
-            .unwrap();
-        t.table_mut().mark_flushed(idx);
-        for now in (20..3_000_000).step_by(1000) {
-            t.sweep(now, &mut c);
-        }
-        assert_eq!((t.table().held(), c.flows_expired), (0, 0));
+        assert_eq!((e.key.proto, e.first_seen), (17, 20));
+        assert_eq!((c.flows_created, c.flows_expired), (3, 0));
     }
 
     #[test]

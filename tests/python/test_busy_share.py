@@ -4,7 +4,7 @@ TSC accounting (flowgate_worker_job_busy_ticks over
 flowgate_worker_busy_ticks), while it scans and reports 50,000 flows with
 boto3 driving it. The flows are created by a one-pass replay on their own
 port pair; the sample replayed forever on a second pair keeps the worker
-busy. A flush marks the flows it matches: they are gone for the next
+busy. A flush removes the flows it matches: they are gone for the next
 capture and for the flow count at once."""
 
 import subprocess

@@ -112,9 +112,6 @@ pub mod flags {
     pub const OPENED_BY_HI: u8 = 1 << 0;
     /// First seen mid-stream (TCP without a SYN), tracked anyway.
     pub const MIDSTREAM: u8 = 1 << 1;
-    /// Flushed by an operation: over for traffic and for later scans, and
-    /// removed from the table by the expiry sweep (or the next packet).
-    pub const FLUSHED: u8 = 1 << 2;
 }
 
 /// One flow.
@@ -194,18 +191,6 @@ impl FlowEntry {
     #[inline(always)]
     pub fn is_used(&self) -> bool {
         self.key.is_used()
-    }
-
-    /// Whether an operation flushed it (it waits for the sweep to remove it).
-    #[inline(always)]
-    pub fn is_flushed(&self) -> bool {
-        self.flags & flags::FLUSHED != 0
-    }
-
-    /// Whether the entry holds a flow that is not flushed.
-    #[inline(always)]
-    pub fn is_live(&self) -> bool {
-        self.is_used() && !self.is_flushed()
     }
 
     /// The flow's tuple as its opener sent it (source = opener).

@@ -74,10 +74,10 @@ impl Timeouts {
         }
     }
 
-    /// Whether `e` is over at `now`: idle past its timeout, or flushed.
+    /// Whether `e` is over at `now`: idle past its timeout.
     #[inline]
     pub fn expired(&self, e: &FlowEntry, now: u64) -> bool {
-        e.is_flushed() || now.saturating_sub(e.last_seen) > self.of(e)
+        now.saturating_sub(e.last_seen) > self.of(e)
     }
 }
 
@@ -114,9 +114,5 @@ mod tests {
         assert!(t.expired(&entry(47, TcpState::None, 0), 60_001));
         // A clock that went backwards never expires anything.
         assert!(!t.expired(&entry(17, TcpState::None, 500), 100));
-        // A flushed flow is over however recently it was seen.
-        let mut e = entry(6, TcpState::Established, 100);
-        e.flags |= crate::flow::entry::flags::FLUSHED;
-        assert!(t.expired(&e, 100));
     }
 }

@@ -35,7 +35,7 @@ const PROTO_STATE: usize = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum State {
-    /// No flow, or a flushed one: scans pass over it.
+    /// No flow: scans pass over it.
     Skip = 0,
     /// An IPv4 flow; the key holds its forward tuple.
     V4 = 1,
@@ -96,7 +96,7 @@ impl V4Tuple {
 /// What a scan learns from a [`ScanKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scanned {
-    /// Nothing to look at (free or flushed).
+    /// Nothing to look at (a free entry).
     Skip,
     /// A live IPv4 flow with this forward tuple.
     V4(V4Tuple),
@@ -117,9 +117,13 @@ fn proto_state(proto: u8, state: State) -> u16 {
 
 impl ScanKey {
     /// The key of a free entry.
-    pub const FREE: ScanKey = ScanKey([0; 8]);
+    pub const FREE: ScanKey = {
+        let mut k = [0; 8];
+        k[PROTO_STATE] = (State::Skip as u16) << 8;
+        ScanKey(k)
+    };
 
-    /// The key of `e` (a used, unflushed entry).
+    /// The key of `e` (a used entry).
     pub fn of(e: &FlowEntry) -> ScanKey {
         match V4Tuple::of(&e.forward_tuple()) {
             Some(t) => {
@@ -142,13 +146,6 @@ impl ScanKey {
                 k
             }
         }
-    }
-
-    /// This key once its flow is flushed: scans pass over it.
-    pub fn flushed(self) -> ScanKey {
-        let mut k = self;
-        k.0[PROTO_STATE] = proto_state(self.0[PROTO_STATE] as u8, State::Skip);
-        k
     }
 
     #[inline(always)]
@@ -248,13 +245,8 @@ mod tests {
         };
         assert_eq!(got.tuple(), Tuple { vlan: 0, ..t });
         assert_eq!(V4Tuple::of(&t), Some(got));
-        assert_eq!(ScanKey::of(&e).flushed().view(), Scanned::Skip);
         assert_eq!(ScanKey::FREE.view(), Scanned::Skip);
         assert_eq!(ScanKey::default(), ScanKey::FREE);
-        assert_eq!(
-            ScanKey::of(&e).flushed().flushed(),
-            ScanKey::of(&e).flushed()
-        );
     }
 
     #[test]
