@@ -491,7 +491,9 @@ impl Tracker {
         if due == 0 {
             return;
         }
-        let n = due.min(SWEEP_MAX);
+        // Never past a whole pass: an entry met twice in one call would be
+        // removed twice.
+        let n = due.min(SWEEP_MAX).min(cap);
         // Advance the clock by exactly the work done, so none is lost.
         self.sweep_clock += mul_div(n, self.sweep_period, cap);
         // Found first, removed together, so the bucket misses of the
@@ -801,6 +803,35 @@ mod tests {
             );
             assert_eq!(t.table().len(), 1, "the good packet is tracked");
         }
+    }
+
+    #[test]
+    fn one_sweep_call_after_a_long_idle_spell_removes_each_flow_once() {
+        // A table smaller than a sweep call's most entries.
+        let mut t = tracker(
+            TrackSettings {
+                capacity: 8,
+                ..small()
+            },
+            Policy::pass_all(),
+        );
+        let mut c = WorkerCounters::default();
+        let frames: Vec<Vec<u8>> = (0..8)
+            .map(|n| udp(([10, 0, 0, n], 1000), S, b"x"))
+            .collect();
+        run(&mut t, &frames, 0, &mut c);
+        assert_eq!(t.table().len(), 8);
+        t.sweep(1, &mut c);
+        t.sweep(1_000_000, &mut c);
+        assert_eq!((t.table().len(), c.flows_expired), (0, 8));
+        // The room of each flow came back once: eight new flows fit, a
+        // ninth does not.
+        let frames: Vec<Vec<u8>> = (0..9)
+            .map(|n| udp(([10, 0, 1, n], 1000), S, b"x"))
+            .collect();
+        run(&mut t, &frames, 1_000_001, &mut c);
+        assert_eq!(t.table().len(), 8);
+        assert_eq!(c.table_full_drops, 1);
     }
 
     #[test]
