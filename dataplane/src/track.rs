@@ -136,6 +136,9 @@ pub struct Tracker {
     sweep_clock: u64,
     /// TSC ticks per full pass.
     sweep_period: u64,
+    /// The flows one sweep call found over (kept here, not on the stack,
+    /// so that a call that finds two does not first zero 1 KiB).
+    swept: [u32; SWEEP_MAX as usize],
 }
 
 /// Most entries one sweep call examines (after an idle spell the rest
@@ -184,6 +187,7 @@ impl Tracker {
             settings,
             sweep_cursor: 0,
             sweep_clock: 0,
+            swept: [0; SWEEP_MAX as usize],
         })
     }
 
@@ -497,21 +501,20 @@ impl Tracker {
         // Advance the clock by exactly the work done, so none is lost.
         self.sweep_clock += mul_div(n, self.sweep_period, cap);
         // Found first, removed together, so the bucket misses of the
-        // removals overlap (after a mass flush or a burst of short flows
-        // most of a call's entries go).
-        let mut over = [0u32; SWEEP_MAX as usize];
+        // removals overlap (after a burst of short flows most of a call's
+        // entries may go).
         let mut found = 0;
         for _ in 0..n {
             let i = self.sweep_cursor;
             self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
-                over[found] = i;
+                self.swept[found] = i;
                 found += 1;
             }
         }
         c.flows_expired += found as u64;
-        self.table.remove_all(&over[..found]);
+        self.table.remove_all(&self.swept[..found]);
     }
 
     /// Removes the flow at `idx`, which is over, counting it as expired.
