@@ -768,6 +768,13 @@ def fmt(s):
     return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
 
 
+def before(r):
+    """Median forwarding rate over the second before operation `r` started
+    (None without enough samples)."""
+    pre = [x for t, x in r.get("samples", []) if t <= r.get("started_at", 0)]
+    return statistics.median(pre) if len(pre) >= 5 else None
+
+
 def ops_cost(o):
     """Why the figures are what they are: what an operation costs the worker
     per flow on a core of its own (`job_cost`) and under load (its share of
@@ -908,20 +915,24 @@ def report(res, cfg, path):
               "(TSC ticks in the operation over ticks of its forwarding iterations meanwhile); the Mpps "
               "columns carry this VM's noise (see the spread of the baseline) and the cache and "
               "memory-bandwidth cost of the scan and of control absorbing the results on the other CPU.", "",
+              "*Before* is the median of the ten 100 ms samples of the second just before the operation "
+              "started, and the dips are against it, not against the baseline measured earlier: this VM's "
+              "rate drifts by a few percent over a minute.", "",
               "| operation | busy_share_percent | completion | status | flows | worker share | "
-              "median while running | lowest 100 ms sample |",
-              "|---|---|---|---|---|---|---|---|"]
+              "before | median while running | lowest 100 ms sample |",
+              "|---|---|---|---|---|---|---|---|---|"]
         runs = [o] + [o[k] for k in sorted(o, key=lambda k: int(k[5:]) if k[5:].isdigit() else 0)
                       if k.startswith("share")] + ([o["idle"]] if "idle" in o else [])
         for run in runs:
             base = run["baseline"]["median"]
             share = run.get("busy_share_percent")
-            # Without a load (the idle worker) there is no rate to dip.
-            dip = (lambda x, base=base: f"{x:.2f} Mpps ({(x / base - 1) * 100:+.1f} %)") if base > 0 else (lambda x: "-")
             for kind in ("selective", "capture", "flush"):
                 if kind not in run:
                     continue
                 r = run[kind]
+                ref = before(r) or base
+                # Without a load (the idle worker) there is no rate to dip.
+                dip = (lambda x, ref=ref: f"{x:.2f} Mpps ({(x / ref - 1) * 100:+.1f} %)") if base > 0 else (lambda x: "-")
                 d = r.get("during") or {"min": 0, "median": 0}
                 ws = r.get("worker_share")
                 spread = r.get("runs_seconds")
@@ -930,12 +941,12 @@ def report(res, cfg, path):
                 L.append(f"| {'capture, 1 in 256 match' if kind == 'selective' else kind} | {'%d %%' % share if share else 'idle worker'} | {took} | "
                          f"{r['status']} | {r.get('flows', 0):,} | "
                          f"{'%.1f %%' % (ws * 100) if ws is not None else '-'} | "
-                         f"{dip(d['median'])} | {dip(d['min'])} |")
+                         f"{f'{ref:.2f} Mpps' if base > 0 else '-'} | {dip(d['median'])} | {dip(d['min'])} |")
         after = []
         for kind in ("capture", "flush"):
             r = o.get(kind) or {}
             later = [x for t, x in r.get("samples", []) if r.get("ended_at", 1e9) + 0.1 < t <= r.get("ended_at", 0) + 2.0]
-            b = o["baseline"]["median"]
+            b = before(r) or o["baseline"]["median"]
             if later and b > 0:
                 after.append(f"the {kind} {min(later):.2f} Mpps ({(min(later) / b - 1) * 100:+.1f} %)")
         if after:
