@@ -136,9 +136,10 @@ pub struct Tracker {
     sweep_clock: u64,
     /// TSC ticks per full pass.
     sweep_period: u64,
-    /// The flows one sweep call found over (kept here, not on the stack,
-    /// so that a call that finds two does not first zero 1 KiB).
-    swept: [u32; SWEEP_MAX as usize],
+    /// The flows one sweep call found over: not on the stack, where each
+    /// call zeroed 1 KiB, nor inline, where the tracker's extra 1 KiB cost
+    /// forwarding 2-11 % at 1K flows (the same build boxed: 0-3 %).
+    swept: Box<[u32; SWEEP_MAX as usize]>,
 }
 
 /// Most entries one sweep call examines (after an idle spell the rest
@@ -187,7 +188,7 @@ impl Tracker {
             settings,
             sweep_cursor: 0,
             sweep_clock: 0,
-            swept: [0; SWEEP_MAX as usize],
+            swept: Box::new([0; SWEEP_MAX as usize]),
         })
     }
 
@@ -513,8 +514,10 @@ impl Tracker {
                 found += 1;
             }
         }
-        c.flows_expired += found as u64;
-        self.table.remove_all(&self.swept[..found]);
+        if found > 0 {
+            c.flows_expired += found as u64;
+            self.table.remove_all(&self.swept[..found]);
+        }
     }
 
     /// Removes the flow at `idx`, which is over, counting it as expired.
