@@ -768,10 +768,15 @@ def fmt(s):
     return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
 
 
+def rates_between(r, lo, hi):
+    """Operation `r`'s forwarding samples (Mpps) taken at lo < t <= hi."""
+    return [x for t, x in r.get("samples", []) if lo < t <= hi]
+
+
 def before(r):
     """Median forwarding rate over the second before operation `r` started
     (None without enough samples)."""
-    pre = [x for t, x in r.get("samples", []) if t <= r.get("started_at", 0)]
+    pre = rates_between(r, float("-inf"), r.get("started_at", 0))
     return statistics.median(pre) if len(pre) >= 5 else None
 
 
@@ -945,7 +950,8 @@ def report(res, cfg, path):
         after = []
         for kind in ("capture", "flush"):
             r = o.get(kind) or {}
-            later = [x for t, x in r.get("samples", []) if r.get("ended_at", 1e9) + 0.1 < t <= r.get("ended_at", 0) + 2.0]
+            end = r.get("ended_at")
+            later = rates_between(r, end + 0.1, end + 2.0) if end is not None else []
             b = before(r) or o["baseline"]["median"]
             if later and b > 0:
                 after.append(f"the {kind} {min(later):.2f} Mpps ({(min(later) / b - 1) * 100:+.1f} %)")

@@ -514,10 +514,8 @@ impl Tracker {
                 found += 1;
             }
         }
-        if found > 0 {
-            c.flows_expired += found as u64;
-            self.table.remove_all(&self.swept[..found]);
-        }
+        c.flows_expired += found as u64;
+        self.table.remove_all(&self.swept[..found]);
     }
 
     /// Removes the flow at `idx`, which is over, counting it as expired.
@@ -913,7 +911,11 @@ mod tests {
         let mut flushed = crate::job::JobResults::Taken(Default::default());
         flush.take_chunk(&mut flushed);
         assert_eq!((flushed.len(), flush.summary.removed), (2, 2));
-        assert!(t.table().is_empty(), "removed by the flush, not the sweep");
+        assert!(t.table().is_empty());
+        assert!(
+            (0..t.table().capacity()).all(|i| !t.table().entry(i).is_used()),
+            "removed by the flush, not left for the sweep"
+        );
         let step = flush.step(t.table_mut(), &mut Slice::entries(1 << 20), 10);
         assert_eq!(step, Step::Done);
         // The TCP flow's next segment arrives mid-stream, and goes by the

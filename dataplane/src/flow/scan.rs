@@ -111,7 +111,7 @@ fn halves(v: u32) -> [u16; 2] {
 }
 
 #[inline(always)]
-fn proto_state(proto: u8, state: State) -> u16 {
+const fn proto_state(proto: u8, state: State) -> u16 {
     proto as u16 | (state as u16) << 8
 }
 
@@ -119,7 +119,7 @@ impl ScanKey {
     /// The key of a free entry.
     pub const FREE: ScanKey = {
         let mut k = [0; 8];
-        k[PROTO_STATE] = (State::Skip as u16) << 8;
+        k[PROTO_STATE] = proto_state(0, State::Skip);
         ScanKey(k)
     };
 
