@@ -64,13 +64,19 @@ class Flowgate:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
 
     def _drain(self):
         for line in self.proc.stdout:
             self.output.append(line)
 
     def text(self):
+        # Once the process has exited, its last lines may still sit in the
+        # pipe: `proc.wait()` returns before the drain thread has read them.
+        # Reading up to EOF first keeps an exit message from being missed.
+        if self.proc.poll() is not None:
+            self._drainer.join(timeout=10)
         return "".join(self.output)
 
     def wait_ready(self, url, limit=60):
@@ -121,6 +127,7 @@ class Flowgate:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError(f"flowgate ignored SIGTERM:\n{self.text()}")
+        self._drainer.join(timeout=10)
         return self.proc.returncode
 
 
