@@ -91,8 +91,11 @@ pub enum Action {
     Reject,
 }
 
-/// What [`Tracker::process`] decides per packet of a burst.
-#[derive(Debug, Clone, Copy)]
+/// What [`Tracker::process`] decides per packet of a burst, and the
+/// scratch it decides in. Made once per worker and reused for every burst:
+/// `process` writes each field it later reads, and building the 2 KiB of
+/// scratch afresh per burst cost more than the stages that fill it.
+#[derive(Debug)]
 pub struct BurstOut {
     /// What to do with each packet.
     pub actions: [Action; BURST_SIZE],
@@ -100,6 +103,7 @@ pub struct BurstOut {
     pub mirror: [u16; BURST_SIZE],
     /// The flow hash (valid where `mirror` is non-zero).
     pub hash: [u32; BURST_SIZE],
+    stage: Burst,
 }
 
 impl Default for BurstOut {
@@ -108,6 +112,15 @@ impl Default for BurstOut {
             actions: [Action::Forward; BURST_SIZE],
             mirror: [0; BURST_SIZE],
             hash: [0; BURST_SIZE],
+            stage: Burst {
+                keys: [FlowKey::default(); BURST_SIZE],
+                hashes: [0; BURST_SIZE],
+                sides: [Side::LoToHi; BURST_SIZE],
+                tcp_flags: [0; BURST_SIZE],
+                ttls: [0; BURST_SIZE],
+                hints: [u32::MAX; BURST_SIZE],
+                tracked: 0,
+            },
         }
     }
 }
@@ -156,6 +169,9 @@ impl std::fmt::Debug for Tracker {
 
 /// The per-burst scratch of the staged lookup, as parallel arrays so each
 /// stage reads exactly what the previous one wrote, at the same width.
+/// Only the entries of packets whose `tracked` bit is set are meaningful:
+/// stage 1 writes them before any later stage reads them.
+#[derive(Debug)]
 struct Burst {
     keys: [FlowKey; BURST_SIZE],
     hashes: [u32; BURST_SIZE],
@@ -240,15 +256,8 @@ impl Tracker {
         let actions = &mut out.actions;
         let (in_port, out_port) = ports;
         let n = frames.len().min(BURST_SIZE);
-        let mut b = Burst {
-            keys: [FlowKey::default(); BURST_SIZE],
-            hashes: [0; BURST_SIZE],
-            sides: [Side::LoToHi; BURST_SIZE],
-            tcp_flags: [0; BURST_SIZE],
-            ttls: [0; BURST_SIZE],
-            hints: [u32::MAX; BURST_SIZE],
-            tracked: 0,
-        };
+        let b = &mut out.stage;
+        b.tracked = 0;
 
         let mirroring = self.mirror.watches(in_port as usize, out_port as usize);
         // Stage 1: parse, key, hash; fetch buckets.
@@ -519,6 +528,10 @@ impl Tracker {
     }
 
     /// Removes the flow at `idx`, which is over, counting it as expired.
+    /// Out of line: a packet rarely finds its flow over, and the removal
+    /// inlined into the per-packet path grew it by 2 KiB.
+    #[inline(never)]
+    #[cold]
     fn end_flow(&mut self, idx: u32, c: &mut WorkerCounters) {
         c.flows_expired += 1;
         self.table.remove(idx);
@@ -807,6 +820,68 @@ mod tests {
             );
             assert_eq!(t.table().len(), 1, "the good packet is tracked");
         }
+    }
+
+    #[test]
+    fn a_reused_burst_out_decides_as_a_fresh_one() {
+        // The worker keeps one BurstOut for all its bursts. Nothing a
+        // burst leaves in it may reach the next: here a full burst of
+        // tracked flows, then a shorter one whose first packets are not
+        // tracked at all (malformed, a runt, not IP).
+        let mut bad = udp(C, S, b"hello");
+        bad[14] = 0x44;
+        let mut arp = udp(C, S, b"x");
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        let bursts: Vec<Vec<Vec<u8>>> = vec![
+            (0..BURST_SIZE as u8)
+                .map(|n| udp(([10, 0, 0, n], 1000), S, b"x"))
+                .collect(),
+            vec![
+                bad,
+                vec![0; 9],
+                arp,
+                tcp(C, S, ACK, &[]),
+                udp(([10, 0, 0, 4], 1000), S, b"y"),
+            ],
+            (0..3)
+                .map(|n| tcp(([10, 0, 1, n], 1000), S, SYN, &[]))
+                .collect(),
+        ];
+        let settings = || TrackSettings {
+            stream_exception: StreamException::Drop,
+            malformed: MalformedAction::Drop,
+            ..small()
+        };
+        let (mut reusing, mut fresh) = (
+            tracker(settings(), Policy::pass_all()),
+            tracker(settings(), Policy::pass_all()),
+        );
+        let (mut cr, mut cf) = (WorkerCounters::default(), WorkerCounters::default());
+        let mut kept = BurstOut::default();
+        let mut decided = Vec::new();
+        for (now, frames) in bursts.iter().enumerate() {
+            let slices: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+            let lens: Vec<u32> = frames.iter().map(|f| f.len() as u32).collect();
+            let n = frames.len();
+            reusing.process(&slices, &lens, (3, 4), now as u64, &mut kept, &mut cr);
+            let mut new = BurstOut::default();
+            fresh.process(&slices, &lens, (3, 4), now as u64, &mut new, &mut cf);
+            assert_eq!(kept.actions[..n], new.actions[..n], "burst {now}");
+            assert_eq!(kept.mirror[..n], new.mirror[..n], "burst {now}");
+            decided.push(kept.actions[..n].to_vec());
+        }
+        use Action::{Drop, Forward};
+        assert_eq!(decided[1], [Drop, Drop, Forward, Drop, Forward]);
+        assert_eq!(cr, cf);
+        let flows = |t: &Tracker| {
+            (0..t.table().capacity())
+                .map(|i| *t.table().entry(i))
+                .filter(|e| e.is_used())
+                .map(|e| (e.key, e.packets))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(flows(&reusing), flows(&fresh));
+        assert_eq!(reusing.table().len(), BURST_SIZE as u32 + 3);
     }
 
     #[test]

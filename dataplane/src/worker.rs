@@ -187,6 +187,7 @@ impl Worker {
     /// queues are released when this returns (self is consumed).
     pub fn run(mut self) -> WorkerCounters {
         let mut burst = MbufBurst::<BURST_SIZE>::new();
+        let mut decided = Box::<BurstOut>::default();
         while !self.stop.load(Ordering::Relaxed) {
             let now = cpu::tsc();
             let mut busy = false;
@@ -209,7 +210,15 @@ impl Worker {
                             pool: &self.pool,
                             mirror: &mut self.mirror_bursts,
                         };
-                        track_burst(tracker, &mut burst, path, &mut o, now, &mut self.counters);
+                        track_burst(
+                            tracker,
+                            &mut burst,
+                            &mut decided,
+                            path,
+                            &mut o,
+                            now,
+                            &mut self.counters,
+                        );
                     }
                 }
             }
@@ -424,6 +433,7 @@ struct Outputs<'a> {
 fn track_burst(
     tracker: &mut Tracker,
     burst: &mut MbufBurst<BURST_SIZE>,
+    out: &mut BurstOut,
     path: &RxPath,
     o: &mut Outputs<'_>,
     now: u64,
@@ -431,7 +441,6 @@ fn track_burst(
 ) {
     let n = burst.len();
     let mut lens = [0u32; BURST_SIZE];
-    let mut out = BurstOut::default();
     {
         let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
         for (i, m) in burst.as_slice().iter().enumerate() {
@@ -439,7 +448,7 @@ fn track_burst(
             lens[i] = m.pkt_len();
         }
         let ports = (path.in_port as u8, path.out as u8);
-        tracker.process(&frames[..n], &lens[..n], ports, now, &mut out, c);
+        tracker.process(&frames[..n], &lens[..n], ports, now, out, c);
     }
     c.rx_bytes += lens[..n].iter().map(|&l| l as u64).sum::<u64>();
 
