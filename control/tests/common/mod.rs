@@ -100,9 +100,11 @@ pub struct Flowgate {
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
     pub api_port: u16,
+    /// The threads reading stdout and stderr; each ends at its pipe's end.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = BufReader::new(r);
         let mut line = String::new();
@@ -110,7 +112,7 @@ fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
             into.lock().unwrap().push_str(&line);
             line.clear();
         }
-    });
+    })
 }
 
 impl Flowgate {
@@ -125,13 +127,16 @@ impl Flowgate {
             .expect("spawn flowgate");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().unwrap(), stdout.clone());
-        collect(child.stderr.take().unwrap(), stderr.clone());
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
         Flowgate {
             child,
             stdout,
             stderr,
             api_port,
+            readers,
         }
     }
 
@@ -206,8 +211,15 @@ impl Flowgate {
         let start = Instant::now();
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
-                // Let the reader threads drain the pipes.
-                std::thread::sleep(Duration::from_millis(100));
+                // The exit can be seen before the readers have read the last
+                // lines: wait for them to reach the pipes' ends (bounded, in
+                // case something else still holds a pipe open).
+                let drained = Instant::now();
+                while self.readers.iter().any(|r| !r.is_finished())
+                    && drained.elapsed() < Duration::from_secs(10)
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Some(st);
             }
             if start.elapsed() > limit {
