@@ -643,7 +643,7 @@ def ops_run(cfg, n, bulk, load, share):
             time.sleep(0.5)
         runs.sort(key=lambda r: r["seconds"])
         out["selective"] = dict(runs[len(runs) // 2], runs_seconds=[r["seconds"] for r in runs],
-                                runs_dips=sorted(r["over"] / before(r) - 1 for r in runs if before(r)))
+                                runs_dips=sorted(r["over"] / b - 1 for r in runs if (b := before(r))))
         time.sleep(2)
         for kind in ("capture", "flush"):
             log(f"ops: {kind} over {n} flows, busy_share_percent {share}")
