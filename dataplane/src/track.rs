@@ -3,12 +3,13 @@
 //! [`Tracker::process`] takes a burst of frames and decides an [`Action`]
 //! for each, in the stages of a burst lookup: parse every frame and hash
 //! its key (prefetching its bucket), prefetch candidate entries, then look
-//! up, update or create each flow in order. It works on byte slices, so it
-//! is tested without DPDK; the worker feeds it mbuf data.
+//! up, update or create each flow in order. It reads frames through
+//! [`Frame`], so the worker hands it the burst's mbufs as they are and
+//! tests and benches hand it byte buffers.
 
 use std::sync::Arc;
 
-use flowgate_sys::BURST_SIZE;
+use flowgate_sys::{Mbuf, BURST_SIZE};
 
 use crate::flow::entry::flags;
 use crate::flow::frag::{FragMap, Remembered};
@@ -22,6 +23,39 @@ use crate::mirror::{MirrorConfig, UNDECIDED};
 use crate::parse::{parse, Fragment, Parsed};
 use crate::policy::Policy;
 use crate::stats::WorkerCounters;
+
+/// A received frame as the tracker reads it.
+pub trait Frame {
+    /// The first segment's bytes: what parsing reads.
+    fn head(&self) -> &[u8];
+    /// The whole frame's length, every segment: what the flow counts.
+    fn wire_len(&self) -> u32;
+}
+
+impl Frame for Mbuf {
+    #[inline(always)]
+    fn head(&self) -> &[u8] {
+        self.data()
+    }
+
+    #[inline(always)]
+    fn wire_len(&self) -> u32 {
+        self.pkt_len()
+    }
+}
+
+/// A whole frame in one buffer (tests, benches).
+impl Frame for Vec<u8> {
+    #[inline(always)]
+    fn head(&self) -> &[u8] {
+        self
+    }
+
+    #[inline(always)]
+    fn wire_len(&self) -> u32 {
+        self.len() as u32
+    }
+}
 
 /// What happens to malformed frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,14 +275,12 @@ impl Tracker {
     }
 
     /// Decides what to do with each frame of a burst received on port
-    /// `ports.0` (whose traffic leaves by `ports.1`). `frames[i]` is the
-    /// first segment, `lens[i]` the whole frame length. Per packet, `out`
+    /// `ports.0` (whose traffic leaves by `ports.1`). Per packet, `out`
     /// gets the action, the encoded mirror [`crate::mirror::Decision`] (0:
     /// none) and the flow hash.
-    pub fn process(
+    pub fn process<F: Frame>(
         &mut self,
-        frames: &[&[u8]],
-        lens: &[u32],
+        frames: &[F],
         ports: (u8, u8),
         now: u64,
         out: &mut BurstOut,
@@ -265,7 +297,7 @@ impl Tracker {
         for i in 0..n {
             actions[i] = Action::Forward;
             out.mirror[i] = 0;
-            match parse(frames[i]) {
+            match parse(frames[i].head()) {
                 Parsed::Ip(pp) => {
                     let t = if pp.fragment == Fragment::None {
                         pp.tuple
@@ -312,7 +344,7 @@ impl Tracker {
                 hint: b.hints[i],
                 tcp_flags: b.tcp_flags[i],
                 ttl: b.ttls[i],
-                len: lens[i],
+                len: frames[i].wire_len(),
             };
             let (action, idx) = self.account(&b.keys[i], pkt, in_port, now, c);
             actions[i] = action;
@@ -625,10 +657,8 @@ mod tests {
     fn run(t: &mut Tracker, frames: &[Vec<u8>], now: u64, c: &mut WorkerCounters) -> Vec<Action> {
         let mut out = Vec::new();
         for chunk in frames.chunks(BURST_SIZE) {
-            let slices: Vec<&[u8]> = chunk.iter().map(|f| f.as_slice()).collect();
-            let lens: Vec<u32> = chunk.iter().map(|f| f.len() as u32).collect();
             let mut o = BurstOut::default();
-            t.process(&slices, &lens, (3, 4), now, &mut o, c);
+            t.process(chunk, (3, 4), now, &mut o, c);
             out.extend_from_slice(&o.actions[..chunk.len()]);
         }
         out
@@ -861,12 +891,10 @@ mod tests {
         let mut kept = BurstOut::default();
         let mut decided = Vec::new();
         for (now, frames) in bursts.iter().enumerate() {
-            let slices: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-            let lens: Vec<u32> = frames.iter().map(|f| f.len() as u32).collect();
             let n = frames.len();
-            reusing.process(&slices, &lens, (3, 4), now as u64, &mut kept, &mut cr);
+            reusing.process(frames, (3, 4), now as u64, &mut kept, &mut cr);
             let mut new = BurstOut::default();
-            fresh.process(&slices, &lens, (3, 4), now as u64, &mut new, &mut cf);
+            fresh.process(frames, (3, 4), now as u64, &mut new, &mut cf);
             assert_eq!(kept.actions[..n], new.actions[..n], "burst {now}");
             assert_eq!(kept.mirror[..n], new.mirror[..n], "burst {now}");
             decided.push(kept.actions[..n].to_vec());

@@ -440,17 +440,13 @@ fn track_burst(
     c: &mut WorkerCounters,
 ) {
     let n = burst.len();
-    let mut lens = [0u32; BURST_SIZE];
-    {
-        let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
-        for (i, m) in burst.as_slice().iter().enumerate() {
-            frames[i] = m.data();
-            lens[i] = m.pkt_len();
-        }
-        let ports = (path.in_port as u8, path.out as u8);
-        tracker.process(&frames[..n], &lens[..n], ports, now, out, c);
-    }
-    c.rx_bytes += lens[..n].iter().map(|&l| l as u64).sum::<u64>();
+    let ports = (path.in_port as u8, path.out as u8);
+    tracker.process(burst.as_slice(), ports, now, out, c);
+    c.rx_bytes += burst
+        .as_slice()
+        .iter()
+        .map(|m| m.pkt_len() as u64)
+        .sum::<u64>();
 
     // The common case: everything passes and nothing is mirrored; send the
     // burst as it came.

@@ -55,25 +55,13 @@ fn main() {
     };
     let mut t = Tracker::new(settings, Arc::new(Policy::pass_all()), hz).expect("table");
     let mut c = WorkerCounters::default();
-    let lens: Vec<u32> = frames.iter().map(|f| f.len() as u32).collect();
     let mut out = BurstOut::default();
     let mut run = |passes: u32| {
         for _ in 0..passes {
             let mut i = 0;
             while i < frames.len() {
                 let n = BURST_SIZE.min(frames.len() - i);
-                let mut slices: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
-                for k in 0..n {
-                    slices[k] = &frames[i + k];
-                }
-                t.process(
-                    &slices[..n],
-                    &lens[i..i + n],
-                    (0, 1),
-                    tsc(),
-                    &mut out,
-                    &mut c,
-                );
+                t.process(&frames[i..i + n], (0, 1), tsc(), &mut out, &mut c);
                 i += n;
             }
         }
