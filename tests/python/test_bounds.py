@@ -103,8 +103,9 @@ def test_requests_in_flight_per_client_are_bounded(tmpdir_path):
     slow = {}
     t = threading.Thread(target=lambda: slow.setdefault("r", f5(url)))
     t.start()
-    time.sleep(0.5)
-    # ...so this client's next requests are throttled, each in its protocol.
+    # ...so this client's next requests are throttled, each in its protocol
+    # (/healthz, which never waits on a worker, says when it is admitted).
+    poll(lambda: http(url, "/healthz", method="GET")[0] == 429, "the slow query to be in progress")
     status, _, body = f5(url)
     assert (status, json.loads(body)["code"]) == (429, 8)
     headers = signed_headers(url + "/", "network-firewall", b'{"FirewallArn": "%s"}' % ARN.encode(),
@@ -118,6 +119,23 @@ def test_requests_in_flight_per_client_are_bounded(tmpdir_path):
     assert status == 503 and b"<Code>RequestLimitExceeded</Code>" in body, body
     t.join()
     assert slow["r"][0] == 200
+    assert fg.stop() == 0
+
+
+def test_a_client_that_leaves_mid_request_gives_its_slot_back(tmpdir_path):
+    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\nmax_inflight_per_client = 1\n", extra="[f5]\ndeadline_ms = 3000\n")
+    stall(url, 0, 2000)
+    port = int(url.rsplit(":", 1)[1])
+    for _ in range(3):
+        # A query that waits on the wedged worker, from a client that hangs up.
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"POST " + F5.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: APIToken " + API_TOKEN.encode()
+                  + b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        poll(lambda: http(url, "/healthz", method="GET")[0] == 429, "the query to be in progress")
+        s.close()
+        # The slot comes back once the query is over, answered or abandoned.
+        poll(lambda: http(url, "/healthz", method="GET")[0] == 200, "the client's slot to come back")
+    assert f5(url)[0] == 200
     assert fg.stop() == 0
 
 

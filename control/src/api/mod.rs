@@ -257,30 +257,43 @@ async fn read(
     })
 }
 
-/// Serves the API on `listener` until the runtime stops.
 /// Requests in progress per client address (the control thread is single
 /// threaded, so plain `Rc<RefCell>` state is enough).
 #[derive(Default)]
 struct Inflight(std::cell::RefCell<std::collections::HashMap<std::net::IpAddr, usize>>);
 
+/// One request's place in its client's count. It is given back when
+/// dropped: when the request is answered, and also when hyper drops the
+/// request because the client hung up, which would otherwise leave the
+/// count one too high for good.
+struct Slot {
+    inflight: std::rc::Rc<Inflight>,
+    ip: std::net::IpAddr,
+}
+
 impl Inflight {
-    /// Counts a request in for `ip`, unless it already has `max`.
-    fn enter(&self, ip: std::net::IpAddr, max: usize) -> bool {
+    /// A slot for a request from `ip`, unless it already has `max`.
+    fn enter(self: &std::rc::Rc<Self>, ip: std::net::IpAddr, max: usize) -> Option<Slot> {
         let mut m = self.0.borrow_mut();
         let n = m.entry(ip).or_insert(0);
         if *n >= max {
-            return false;
+            return None;
         }
         *n += 1;
-        true
+        Some(Slot {
+            inflight: self.clone(),
+            ip,
+        })
     }
+}
 
-    fn leave(&self, ip: std::net::IpAddr) {
-        let mut m = self.0.borrow_mut();
-        if let Some(n) = m.get_mut(&ip) {
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.inflight.0.borrow_mut();
+        if let Some(n) = m.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&ip);
+                m.remove(&self.ip);
             }
         }
     }
@@ -331,8 +344,13 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                 let (state, inflight) = (state.clone(), inflight.clone());
                 async move {
                     let limit = state.config.api.max_body_bytes;
-                    let resp = match read(req, peer, limit).await {
-                        Ok(r) if over || !inflight.enter(peer.ip(), max_inflight) => {
+                    let request = read(req, peer, limit).await;
+                    let slot = match &request {
+                        Ok(_) if !over => inflight.enter(peer.ip(), max_inflight),
+                        _ => None,
+                    };
+                    let resp = match request {
+                        Ok(r) if slot.is_none() => {
                             let (face, op) = metrics::classify(&r);
                             let mut resp = throttled(&r);
                             if over {
@@ -344,11 +362,7 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                             state.requests.record(face, &op, resp.status().as_u16());
                             resp
                         }
-                        Ok(r) => {
-                            let resp = route(r, state).await;
-                            inflight.leave(peer.ip());
-                            resp
-                        }
+                        Ok(r) => route(r, state).await,
                         Err(resp) => resp,
                     };
                     Ok::<_, Infallible>(resp)
@@ -362,5 +376,27 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                 .await;
             open.set(open.get() - 1);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_counts_until_dropped_and_clients_are_counted_apart() {
+        let inflight = std::rc::Rc::new(Inflight::default());
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let first = inflight.enter(a, 2).expect("first");
+        let second = inflight.enter(a, 2).expect("second");
+        assert!(inflight.enter(a, 2).is_none(), "a third is over the limit");
+        let other = inflight
+            .enter(b, 2)
+            .expect("another client has its own count");
+        drop(first);
+        let third = inflight.enter(a, 2).expect("a dropped slot is given back");
+        drop((second, third, other));
+        assert!(inflight.0.borrow().is_empty(), "no client is left counted");
     }
 }
