@@ -226,7 +226,8 @@ pub struct FlowsConfig {
     pub fragment_map: u32,
     /// Seconds a first fragment's ports are remembered.
     pub fragment_timeout: u32,
-    /// Milliseconds for the expiry sweep to pass over the whole table.
+    /// Milliseconds for the expiry sweep to pass once over every entry that
+    /// has held a flow.
     pub sweep_period_ms: u32,
     /// Idle timeouts in seconds.
     pub timeouts: TimeoutsConfig,

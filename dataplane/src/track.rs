@@ -94,7 +94,8 @@ pub struct TrackSettings {
     pub fragment_map: u32,
     /// Seconds a first fragment's ports are remembered.
     pub fragment_timeout: u32,
-    /// Milliseconds for the expiry sweep to pass over the whole table once.
+    /// Milliseconds for the expiry sweep to pass once over every entry
+    /// that may hold a flow.
     pub sweep_period_ms: u32,
 }
 
@@ -526,30 +527,37 @@ impl Tracker {
     }
 
     /// Advances the expiry sweep by the entries due since the last call:
-    /// the whole table once per sweep period, so a busy loop pays a few
-    /// entries per iteration, never a stop-the-world pass.
+    /// every entry that may hold a flow (those below the table's
+    /// [`FlowTable::scan_end`]) once per sweep period, so a busy loop pays
+    /// a few entries per iteration, never a stop-the-world pass. A table
+    /// that never held more than N flows is swept over about N entries, not
+    /// its capacity: 64K flows in a million-flow table would otherwise
+    /// stream 128 MB of mostly free entries through the caches every period.
     pub fn sweep(&mut self, now: u64, c: &mut WorkerCounters) {
-        let cap = self.table.capacity() as u64;
-        if self.sweep_clock == 0 || now < self.sweep_clock {
+        let end = self.table.scan_end() as u64;
+        if self.sweep_clock == 0 || now < self.sweep_clock || end == 0 {
             self.sweep_clock = now;
             return;
         }
-        let due = mul_div(now - self.sweep_clock, cap, self.sweep_period);
+        let due = mul_div(now - self.sweep_clock, end, self.sweep_period);
         if due == 0 {
             return;
         }
         // Never past a whole pass: an entry met twice in one call would be
         // removed twice.
-        let n = due.min(SWEEP_MAX).min(cap);
+        let n = due.min(SWEEP_MAX).min(end);
         // Advance the clock by exactly the work done, so none is lost.
-        self.sweep_clock += mul_div(n, self.sweep_period, cap);
+        self.sweep_clock += mul_div(n, self.sweep_period, end);
+        if self.sweep_cursor as u64 >= end {
+            self.sweep_cursor = 0;
+        }
         // Found first, removed together, so the bucket misses of the
         // removals overlap (after a burst of short flows most of a call's
         // entries may go).
         let mut found = 0;
         for _ in 0..n {
             let i = self.sweep_cursor;
-            self.sweep_cursor = if i as u64 + 1 >= cap { 0 } else { i + 1 };
+            self.sweep_cursor = if i as u64 + 1 >= end { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
                 self.swept[found] = i;
@@ -940,6 +948,35 @@ mod tests {
         run(&mut t, &frames, 1_000_001, &mut c);
         assert_eq!(t.table().len(), 8);
         assert_eq!(c.table_full_drops, 1);
+    }
+
+    #[test]
+    fn the_sweep_passes_over_the_entries_that_held_flows_not_the_capacity() {
+        let mut t = tracker(
+            TrackSettings {
+                capacity: 1 << 16,
+                ..small()
+            },
+            Policy::pass_all(),
+        );
+        let mut c = WorkerCounters::default();
+        let frames: Vec<Vec<u8>> = (0..4)
+            .map(|n| udp(([10, 0, 0, n], 1000), S, b"x"))
+            .collect();
+        run(&mut t, &frames, 0, &mut c);
+        assert_eq!(t.table().scan_end(), 4);
+        // UDP idles out after 30 s (30,000 ticks); the sweep period is 1,000
+        // ticks. Over the capacity, one tick would be 65 entries due.
+        let mut visits = 0;
+        for now in 1..=31_000 {
+            let before = t.sweep_cursor;
+            t.sweep(now, &mut c);
+            assert!(t.sweep_cursor < 4, "at {now}: cursor {}", t.sweep_cursor);
+            visits += (t.sweep_cursor + 4 - before) % 4;
+        }
+        assert_eq!((t.table().len(), c.flows_expired), (0, 4));
+        // About four entries a period: 31 periods, give or take a wrap.
+        assert!((120..=128).contains(&visits), "{visits} visits");
     }
 
     #[test]
