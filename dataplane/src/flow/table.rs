@@ -303,6 +303,15 @@ impl FlowTable {
         self.find_in(b2, sig, key)
     }
 
+    /// Asks for the first line of the entry at `idx` (its key, state and
+    /// last-seen time: what the expiry sweep reads), if it exists.
+    #[inline(always)]
+    pub fn prefetch_index(&self, idx: u32) {
+        if let Some(e) = self.entries.get(idx as usize) {
+            prefetch0(e);
+        }
+    }
+
     /// The entry at `idx`.
     #[inline(always)]
     pub fn entry(&self, idx: u32) -> &FlowEntry {
