@@ -230,6 +230,20 @@ struct Burst {
     tracked: u32,
 }
 
+impl Burst {
+    /// Stage 2 for the first packet left in `ahead` (none: nothing): fetch
+    /// the entry its signature points at, keep that guess, and take the
+    /// packet out of `ahead`.
+    #[inline(always)]
+    fn fetch_next_entry(&mut self, table: &FlowTable, ahead: &mut u32) {
+        if *ahead != 0 {
+            let j = ahead.trailing_zeros() as usize;
+            self.hints[j] = table.prefetch_entry(self.hashes[j]);
+            *ahead &= *ahead - 1;
+        }
+    }
+}
+
 impl Tracker {
     /// A tracker with its table allocated (all memory touched now).
     pub fn new(
@@ -344,21 +358,12 @@ impl Tracker {
         // stall the loop that issues them.
         let mut ahead = b.tracked;
         for _ in 0..ENTRY_LEAD {
-            if ahead == 0 {
-                break;
-            }
-            let j = ahead.trailing_zeros() as usize;
-            b.hints[j] = self.table.prefetch_entry(b.hashes[j]);
-            ahead &= ahead - 1;
+            b.fetch_next_entry(&self.table, &mut ahead);
         }
         // Stage 3: account each packet to its flow, in order.
         let mut m = b.tracked;
         while m != 0 {
-            if ahead != 0 {
-                let j = ahead.trailing_zeros() as usize;
-                b.hints[j] = self.table.prefetch_entry(b.hashes[j]);
-                ahead &= ahead - 1;
-            }
+            b.fetch_next_entry(&self.table, &mut ahead);
             let i = m.trailing_zeros() as usize;
             let pkt = Packet {
                 side: b.sides[i],
@@ -574,9 +579,6 @@ impl Tracker {
         let n = due.min(SWEEP_MAX).min(end);
         // Advance the clock by exactly the work done, so none is lost.
         self.sweep_clock += mul_div(n, self.sweep_period, end);
-        if self.sweep_cursor as u64 >= end {
-            self.sweep_cursor = 0;
-        }
         // Found first, removed together, so the bucket misses of the
         // removals overlap (after a burst of short flows most of a call's
         // entries may go).
@@ -588,6 +590,7 @@ impl Tracker {
         for _ in 0..n {
             let i = self.sweep_cursor;
             self.table.prefetch_index(i + lead);
+            // The scan end never falls, so the cursor stays below it.
             self.sweep_cursor = if i as u64 + 1 >= end { 0 } else { i + 1 };
             let e = self.table.entry(i);
             if e.is_used() && self.timeouts.expired(e, now) {
