@@ -243,6 +243,16 @@ def test_describe_filters_and_pagination(appliance):
             if not token:
                 break
         assert seen == extra
+        # A page's token still leads to every object left when some listed
+        # before it are deleted in between.
+        kw = {"MaxResults": 5, "Filters": [{"Name": "description", "Values": ["p*"]}]}
+        first = c.describe_traffic_mirror_filters(**kw)
+        assert [x["TrafficMirrorFilterId"] for x in first["TrafficMirrorFilters"]] == extra[:5]
+        c.delete_traffic_mirror_filter(TrafficMirrorFilterId=extra[0])
+        rest = c.describe_traffic_mirror_filters(NextToken=first["NextToken"], **kw)
+        assert [x["TrafficMirrorFilterId"] for x in rest["TrafficMirrorFilters"]] == extra[5:]
+        assert "NextToken" not in rest
+        extra = extra[1:]
         pages = list(c.get_paginator("describe_traffic_mirror_filters").paginate(PaginationConfig={"PageSize": 5}))
         assert len(pages) >= 2
         # boto3 itself refuses MaxResults below 5; on the wire it is EC2's error.
@@ -260,6 +270,32 @@ def test_describe_filters_and_pagination(appliance):
             c.delete_traffic_mirror_session(TrafficMirrorSessionId=sid)
         c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
         c.delete_traffic_mirror_target(TrafficMirrorTargetId=t)
+
+
+def test_tags_are_bounded_as_ec2_bounds_them(appliance):
+    c = ec2(appliance)
+
+    def spec(tags):
+        return [{"ResourceType": "traffic-mirror-filter", "Tags": tags}]
+
+    most = [{"Key": f"k{i:02}" + "x" * 125, "Value": "v" * 256} for i in range(50)]
+    f = make_filter(c, TagSpecifications=spec(most))
+    got = c.describe_traffic_mirror_filters(TrafficMirrorFilterIds=[f])["TrafficMirrorFilters"][0]["Tags"]
+    assert sorted(got, key=lambda t: t["Key"]) == most
+    c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+    before = len(c.describe_traffic_mirror_filters()["TrafficMirrorFilters"])
+    for tags, want in [
+        (most + [{"Key": "one-more", "Value": ""}], "TagLimitExceeded"),
+        ([{"Key": "k" * 129, "Value": ""}], "InvalidParameterValue"),
+        ([{"Key": "k", "Value": "v" * 257}], "InvalidParameterValue"),
+        ([{"Key": "AWS:owner", "Value": "me"}], "InvalidParameterValue"),
+        ([{"Key": "twice", "Value": "1"}, {"Key": "twice", "Value": "2"}], "InvalidParameterValue"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            make_filter(c, TagSpecifications=spec(tags))
+        assert code(e) == want, tags[-1]["Key"][:10]
+    # Refused, and nothing was created.
+    assert len(c.describe_traffic_mirror_filters()["TrafficMirrorFilters"]) == before
 
 
 def test_dry_run_and_unknown_action(appliance):

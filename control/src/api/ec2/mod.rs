@@ -164,17 +164,24 @@ fn call(
             enis: &enis,
             limits,
         };
-        let before = store.state.clone();
+        // Kept to undo a change that fails half-way; describes change
+        // nothing, and copying every object (tags and all) for each of
+        // them was most of their cost.
+        let before = (!action.starts_with("Describe")).then(|| store.state.clone());
         let changed = match ops(action, &ctx, &mut store, &mut doc) {
             Ok(changed) => changed,
             Err(e) => {
-                store.state = before;
+                if let Some(before) = before {
+                    store.state = before;
+                }
                 return Err(e);
             }
         };
         if changed {
             if let Err(e) = store.save() {
-                store.state = before;
+                if let Some(before) = before {
+                    store.state = before;
+                }
                 return Err(Ec2Error::InternalError(e.to_string()));
             }
         }
@@ -235,8 +242,48 @@ impl Ctx<'_> {
                 });
             }
         }
+        check_tags(&out)?;
         Ok(out)
     }
+}
+
+/// Most tags on one resource, and the longest key and value (characters),
+/// as EC2 allows.
+const MAX_TAGS: usize = 50;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+
+/// EC2's bounds on a resource's tags: each object's tags are kept, saved
+/// and described with it, so without them one request could make every
+/// later save and describe carry megabytes.
+fn check_tags(tags: &[Tag]) -> Result<(), Ec2Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Ec2Error::LimitExceeded(
+            "TagLimitExceeded",
+            "The maximum number of Tags for a resource has been reached.".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tags {
+        let invalid = |m: String| Err(Ec2Error::InvalidParameterValue(m));
+        if t.key.chars().count() > MAX_TAG_KEY {
+            return invalid(format!(
+                "Tag key exceeds the maximum length of {MAX_TAG_KEY} characters"
+            ));
+        }
+        if t.value.chars().count() > MAX_TAG_VALUE {
+            return invalid(format!(
+                "Tag value exceeds the maximum length of {MAX_TAG_VALUE} characters"
+            ));
+        }
+        if t.key.to_ascii_lowercase().starts_with("aws:") {
+            return invalid("Tag keys starting with 'aws:' are reserved for internal use".into());
+        }
+        if !seen.insert(t.key.as_str()) {
+            return invalid(format!("Duplicate tag key '{}' specified", t.key));
+        }
+    }
+    Ok(())
 }
 
 fn not_found(kind: &'static str, id: &str) -> Ec2Error {
@@ -963,11 +1010,14 @@ fn describe<'a, T>(
             )));
         }
     }
-    let offset = match p.get("NextToken") {
+    // The token names the creation order of the last object listed, not
+    // a position: objects deleted (or no longer matching) between pages
+    // would otherwise shift the rest, and one would never be listed.
+    let after = match p.get("NextToken") {
         None => 0,
         Some(tok) => tok
-            .strip_prefix("fg1.")
-            .and_then(|n| n.parse::<usize>().ok())
+            .strip_prefix("fg2.")
+            .and_then(|n| n.parse::<u64>().ok())
             .ok_or(Ec2Error::InvalidPaginationToken)?,
     };
     c.dry_run()?;
@@ -980,17 +1030,13 @@ fn describe<'a, T>(
                 .any(|want| have.iter().any(|h| wildcard(want, h)))
         })
     });
+    all.retain(|t| store.seq(id_of(t)) > after);
     all.sort_by_key(|t| store.seq(id_of(t)));
-    let max = max.map_or(usize::MAX, |m| m as usize);
-    if offset > all.len() {
-        return Err(Ec2Error::InvalidPaginationToken);
-    }
-    let end = offset.saturating_add(max).min(all.len());
-    let next = (end < all.len()).then(|| format!("fg1.{end}"));
-    Ok(Page {
-        items: all[offset..end].to_vec(),
-        next,
-    })
+    let max = max.map_or(usize::MAX, |m| (m as usize).max(1));
+    let end = max.min(all.len());
+    let next = (end < all.len()).then(|| format!("fg2.{}", store.seq(id_of(all[end - 1]))));
+    all.truncate(end);
+    Ok(Page { items: all, next })
 }
 
 /// EC2 filter values: `*` matches any run of characters, `?` one.

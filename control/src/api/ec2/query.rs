@@ -63,43 +63,48 @@ impl Params {
         }
     }
 
-    /// The indices N used under `prefix.N...`, ascending.
-    fn indices(&self, prefix: &str) -> Vec<u32> {
-        let mut v: Vec<u32> = self
+    /// Every parameter under `prefix.N`, as (N, the rest of its name after
+    /// `prefix.N`, value), by N and then in the order sent. One pass over
+    /// the parameters: a lookup per index made a body of tens of thousands
+    /// of `Filter.N.Name` entries cost billions of comparisons on the
+    /// control thread.
+    fn members(&self, prefix: &str) -> Vec<(u32, &str, &str)> {
+        let mut v: Vec<(u32, &str, &str)> = self
             .0
             .iter()
-            .filter_map(|(k, _)| {
+            .filter_map(|(k, val)| {
                 let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
-                rest.split('.').next()?.parse().ok()
+                let (n, tail) = rest.split_once('.').unwrap_or((rest, ""));
+                Some((n.parse().ok()?, tail, val.as_str()))
             })
             .collect();
-        v.sort_unstable();
-        v.dedup();
+        // Stable: the first of repeated names stays first, as `get` finds it.
+        v.sort_by_key(|&(n, _, _)| n);
         v
     }
 
     /// A list of scalars: `prefix.1`, `prefix.2`, ...
     pub fn list(&self, prefix: &str) -> Vec<String> {
-        self.indices(prefix)
-            .into_iter()
-            .filter_map(|i| self.get(&format!("{prefix}.{i}")).map(str::to_string))
-            .collect()
+        let mut items = self.members(prefix);
+        items.retain(|&(_, tail, _)| tail.is_empty());
+        items.dedup_by_key(|&mut (n, _, _)| n);
+        items.into_iter().map(|(_, _, v)| v.to_string()).collect()
     }
 
     /// A list of structures: each element's own parameters, names relative.
     pub fn structs(&self, prefix: &str) -> Vec<Params> {
-        self.indices(prefix)
-            .into_iter()
-            .map(|i| {
-                let p = format!("{prefix}.{i}.");
-                Params(
-                    self.0
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.strip_prefix(&p)?.to_string(), v.clone())))
-                        .collect(),
-                )
-            })
-            .collect()
+        let mut out: Vec<(u32, Params)> = Vec::new();
+        for (n, tail, v) in self.members(prefix) {
+            if out.last().map(|(last, _)| *last) != Some(n) {
+                out.push((n, Params::default()));
+            }
+            if !tail.is_empty() {
+                if let Some((_, p)) = out.last_mut() {
+                    p.0.push((tail.to_string(), v.to_string()));
+                }
+            }
+        }
+        out.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Describe filters: (name, values).
@@ -119,6 +124,27 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_grouped_by_index_whatever_order_they_come_in() {
+        let p = Params::parse(
+            b"Filter.2.Value.2=y&Filter.10.Name=ten&Filter.2.Name=two&Filter.1.Name=one\
+              &Filter.2.Value.1=x&Filter.1.Name=again&Id.3=c&Id.1=a&Id.1=a2&Id.2.Sub=no&Filterx.1=no",
+        );
+        assert_eq!(
+            p.filters(),
+            vec![
+                ("one".into(), vec![]),
+                ("two".into(), vec!["x".into(), "y".into()]),
+                ("ten".into(), vec![]),
+            ]
+        );
+        // The first of a repeated name counts, as for a scalar member; an
+        // index with only deeper members is not a scalar of the list.
+        assert_eq!(p.list("Id"), vec!["a", "c"]);
+        assert_eq!(p.structs("Id").len(), 3);
+        assert!(p.list("Filter").is_empty());
+    }
 
     #[test]
     fn ec2_list_serialisation() {
