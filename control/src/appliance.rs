@@ -52,6 +52,10 @@ pub struct ControlHandles {
     pub ports: Vec<PortView>,
     /// One ring end per worker, in worker order.
     pub rings: Vec<ControlEnd>,
+    /// Generation of the mirror store the workers started with: the API
+    /// serves while they come up, and a change saved meanwhile must be
+    /// installed once they can be reached.
+    pub mirror_generation: u32,
 }
 
 const RUNNING: u8 = 1;
@@ -388,6 +392,7 @@ impl Appliance {
         let handles = ControlHandles {
             ports: views,
             rings,
+            mirror_generation: mirror.state.generation,
         };
         Ok((app, handles))
     }

@@ -40,6 +40,12 @@ pub fn spawn(
                 let Ok(handles) = handoff.await else { return };
                 let dispatcher = Dispatcher::spawn(handles.rings);
                 let _ = state.dispatcher.set(dispatcher.clone());
+                // EC2 changes saved while the ports came up were answered
+                // but could not be installed: the workers run the store as
+                // it was when they started.
+                if state.mirror().state.generation != handles.mirror_generation {
+                    api::ec2::install(&state);
+                }
                 // Ready only once the API can reach the workers.
                 state
                     .ready

@@ -185,7 +185,12 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
         stop_tx,
     );
 
-    let (app, handles) = match Appliance::start(&loaded, &state.mirror().snapshot()) {
+    // A statement of its own: a guard taken inside the `match` below would
+    // hold the store's lock through the whole bring-up, and the control
+    // thread, serving the API meanwhile, would block on its first EC2
+    // request until the ports were up.
+    let restored = state.mirror().snapshot();
+    let (app, handles) = match Appliance::start(&loaded, &restored) {
         Ok(x) => x,
         Err(BringUpError::Config(e)) => {
             eprintln!("flowgate: {e}");

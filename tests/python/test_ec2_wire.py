@@ -15,12 +15,14 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from conftest import Flowgate, config, free_port
-from test_ec2_boto3 import INSIDE, OUTSIDE, ec2
+from test_ec2_boto3 import INSIDE, OUTSIDE, ec2, raw
 
 COLLECTOR = "eni-0collector00000001"
 
@@ -225,3 +227,72 @@ def test_changes_take_effect_while_running(tmp_path, netns):
     inner = [r[50:] for r in read_pcap(mirror)]
     assert [len(x) for x in inner[5:]] == [60] * 5
     assert all(x[14 + 12:14 + 16] == bytes([10, 0, 0, i % 5]) for i, x in enumerate(inner))
+
+
+def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
+    """The API answers while the data plane comes up; a session created then
+    is stored at once and must reach the workers once they are up. Its
+    target, filter and rule are restored from the state file; a large flow
+    table makes the bring-up long enough to create the session in."""
+    sender = netns.ns("send")
+    dev, peer = f"{netns.tag}m", f"{netns.tag}q"
+    subprocess.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", sender], check=True)
+    mirror = tmp_path / "mirror.pcap"
+    state = tmp_path / "state.json"
+    extra = f'[mirror]\nstate_file = "{state}"\n'
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    setup = Flowgate(config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE),
+                                   ("collector", "net_null2,no-rx=1", COLLECTOR)], extra=extra), tmp_path)
+    setup.wait_ready(url)
+    c = ec2(url)
+    t = c.create_traffic_mirror_target(NetworkInterfaceId=COLLECTOR)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    f = c.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    rule(c, f, 1, "accept", Protocol=17)
+    assert setup.stop() == 0
+    session = urllib.parse.urlencode({
+        "Action": "CreateTrafficMirrorSession", "Version": "2016-11-15", "NetworkInterfaceId": INSIDE,
+        "TrafficMirrorTargetId": t, "TrafficMirrorFilterId": f, "SessionNumber": 1, "VirtualNetworkId": 601})
+    try:
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=True)
+        subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", sender, "sysctl", "-qw", f"net.ipv6.conf.{peer}.disable_ipv6=1"],
+                       check=False)
+        subprocess.run(["ip", "-n", sender, "link", "set", peer, "up"], check=True)
+        ports = [("inside", f"net_af_packet0,iface={dev}", INSIDE), ("outside", "net_null0,no-rx=1", OUTSIDE),
+                 ("collector", f"net_pcap1,tx_pcap={mirror}", COLLECTOR)]
+        fg = Flowgate(config(port, ports, extra=extra).replace("capacity = 65536", "capacity = 4194304"), tmp_path)
+        try:
+            def ready():
+                try:
+                    return urllib.request.urlopen(url + "/readyz", timeout=2).status == 200
+                except urllib.error.HTTPError:
+                    return False
+
+            deadline = time.time() + 30
+            while True:
+                try:
+                    ready()
+                    break
+                except OSError:
+                    assert time.time() < deadline, fg.text()
+                    time.sleep(0.01)
+            # Signed by hand: boto3 loads EC2's model on its first call of an
+            # operation, which can take longer than the bring-up.
+            status, text = raw(url, session)
+            assert status == 200, text
+            if ready():
+                pytest.skip("the data plane came up before the session was made")
+            fg.wait_ready(url)
+            while not ready():
+                time.sleep(0.05)
+            netns.run(sender, sys.executable, str(pathlib.Path(__file__).parent / "send_udp.py"), peer, "fwd", "5")
+            fg.wait_output(lambda _: metric(url, "flowgate_worker_rx_packets_total") >= 5, "5 packets")
+            assert metric(url, "flowgate_worker_mirror_copies_total") == 5
+        finally:
+            assert fg.stop() == 0, fg.text()
+    finally:
+        subprocess.run(["ip", "link", "del", dev], check=False)
+    vnis = subprocess.run(["tshark", "-r", str(mirror), "-d", "udp.port==4789,vxlan", "-T", "fields",
+                           "-e", "vxlan.vni"], check=True, capture_output=True, text=True).stdout.split()
+    assert vnis == ["601"] * 5
