@@ -480,6 +480,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Milliseconds a client may take to send a request's headers.
     pub header_read_timeout_ms: u64,
+    /// Milliseconds a client may take to send a request's body once its
+    /// headers are in; slower ones get 408 and the connection is closed.
+    pub body_read_timeout_ms: u64,
     /// Open connections served normally; requests on connections beyond
     /// get the protocol's throttling error and the connection is closed.
     pub max_connections: usize,
@@ -497,6 +500,7 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
             header_read_timeout_ms: 5000,
+            body_read_timeout_ms: 10_000,
             max_connections: 256,
             max_inflight_per_client: 32,
             debug_endpoints: false,
@@ -948,6 +952,7 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     for (key, v) in [
         ("api.max_body_bytes", api.max_body_bytes as u64),
         ("api.header_read_timeout_ms", api.header_read_timeout_ms),
+        ("api.body_read_timeout_ms", api.body_read_timeout_ms),
         ("api.max_connections", api.max_connections as u64),
         (
             "api.max_inflight_per_client",

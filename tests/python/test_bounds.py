@@ -153,6 +153,31 @@ def test_connections_beyond_the_limit_are_throttled_and_closed(tmpdir_path):
     assert fg.stop() == 0
 
 
+def test_a_body_that_never_comes_is_cut_off_and_frees_the_connection(tmpdir_path):
+    # Both connections the appliance serves announce a body and never send
+    # it. Unbounded, they held both places for good and every other client
+    # was throttled.
+    fg, url = start(tmpdir_path, api_extra="body_read_timeout_ms = 300\nmax_connections = 2\n")
+    port = int(url.rsplit(":", 1)[1])
+    stalled = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(2)]
+    for s in stalled:
+        s.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-amz-json-1.0\r\n"
+            b"X-Amz-Target: NetworkFirewall_20201112.ListFlowOperations\r\n"
+            b"Content-Length: 100\r\n\r\n{\"Fir"
+        )
+    for s in stalled:
+        got = b""
+        while chunk := s.recv(4096):
+            got += chunk
+        s.close()
+        assert got.startswith(b"HTTP/1.1 408"), got[:200]
+        assert b"connection: close" in got.lower()
+    poll(lambda: f5(url)[0] == 200, "service once the stalled bodies are cut off")
+    assert fg.stop() == 0
+
+
 def test_slow_headers_are_cut_off_and_big_bodies_refused(tmpdir_path):
     fg, url = start(tmpdir_path, api_extra="header_read_timeout_ms = 300\nmax_body_bytes = 1024\n")
     port = int(url.rsplit(":", 1)[1])

@@ -225,13 +225,33 @@ async fn stall_worker(req: &ApiRequest, state: &ApiState) -> HttpResponse {
     }
 }
 
+/// Reads a request's body, at most `limit` bytes within `timeout`. hyper
+/// bounds only the time the headers take: without a bound here, a client
+/// that announced a body and never sent it held its connection (and a
+/// place under `max_connections`) for good.
 async fn read(
     req: Request<Incoming>,
     peer: SocketAddr,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<ApiRequest, HttpResponse> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
+    let Ok(collected) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await
+    else {
+        let mut resp = text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {} ms\n",
+                timeout.as_millis()
+            ),
+        );
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return Err(resp);
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             let too_large = e
@@ -343,8 +363,9 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
             let svc = hyper::service::service_fn(move |req| {
                 let (state, inflight) = (state.clone(), inflight.clone());
                 async move {
-                    let limit = state.config.api.max_body_bytes;
-                    let request = read(req, peer, limit).await;
+                    let api = &state.config.api;
+                    let timeout = std::time::Duration::from_millis(api.body_read_timeout_ms);
+                    let request = read(req, peer, api.max_body_bytes, timeout).await;
                     let slot = match &request {
                         Ok(_) if !over => inflight.enter(peer.ip(), max_inflight),
                         _ => None,
