@@ -5,8 +5,16 @@
 //! posts commands, collects replies on a short timer, and answers when every
 //! worker has replied or a deadline has passed. Nothing here spins or blocks
 //! the HTTP thread, and nothing blocks a worker.
+//!
+//! A job is counted from the moment an API handler reserves it
+//! ([`Dispatcher::reserve_job`]) until every worker has given it back, not
+//! until its answer: a job whose deadline passes is cancelled on the
+//! workers, and still holds its place (and its results are still drained)
+//! until they confirm. So the API throttles before a worker would refuse,
+//! whichever face (operations or queries) took the places.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +26,7 @@ pub use flowgate_dataplane::job::TakenFlow;
 use flowgate_dataplane::job::{FlowRecord, JobKind, JobResults, JobSpec, JobSummary};
 use flowgate_dataplane::mirror::MirrorConfig;
 use flowgate_dataplane::stats::WorkerCounters;
+use flowgate_dataplane::worker::MAX_JOBS;
 use flowgate_sys::HugeVec;
 use tokio::sync::{mpsc, oneshot};
 
@@ -99,6 +108,7 @@ enum Request {
     },
     Job {
         req: JobRequest,
+        ticket: JobTicket,
         answer: oneshot::Sender<JobOutcome>,
     },
 }
@@ -108,6 +118,19 @@ enum Request {
 pub struct Dispatcher {
     tx: mpsc::Sender<Request>,
     workers: usize,
+    jobs: Arc<AtomicUsize>,
+}
+
+/// A place for one job on every worker, from [`Dispatcher::reserve_job`]:
+/// given back when dropped, which the pump does once every worker has
+/// finished, refused or dropped the job.
+#[derive(Debug)]
+pub struct JobTicket(Arc<AtomicUsize>);
+
+impl Drop for JobTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct PendingCounters {
@@ -126,7 +149,15 @@ struct PendingMirror {
 struct PendingJob {
     outcome: JobOutcome,
     deadline: Instant,
-    answer: oneshot::Sender<JobOutcome>,
+    /// `None` once answered (finished, or the deadline passed).
+    answer: Option<oneshot::Sender<JobOutcome>>,
+    /// Per worker: the job may still be there (posted, and neither done
+    /// nor refused).
+    running: Vec<bool>,
+    /// Per worker: cancelled (after the deadline).
+    cancelled: Vec<bool>,
+    /// Held until no worker runs the job.
+    _ticket: JobTicket,
 }
 
 impl Dispatcher {
@@ -135,7 +166,24 @@ impl Dispatcher {
         let (tx, rx) = mpsc::channel(64);
         let workers = rings.len();
         tokio::task::spawn_local(pump(rings, rx));
-        Dispatcher { tx, workers }
+        Dispatcher {
+            tx,
+            workers,
+            jobs: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A place for a job, unless the workers already have as many as they
+    /// run at once ([`MAX_JOBS`]; jobs past their deadline that a worker
+    /// has not yet dropped count too): then the caller answers with its
+    /// face's throttling error, where a worker would refuse the job.
+    pub fn reserve_job(&self) -> Option<JobTicket> {
+        self.jobs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_JOBS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| JobTicket(self.jobs.clone()))
     }
 
     /// Number of workers.
@@ -197,8 +245,16 @@ impl Dispatcher {
         rx.await.unwrap_or_else(|_| vec![false; self.workers])
     }
 
-    /// Runs a job on every worker and waits for all of them (or the deadline).
-    pub async fn run_job(&self, req: JobRequest) -> JobOutcome {
+    /// Jobs placed on the workers: reserved, and not yet given back by
+    /// every worker.
+    pub fn jobs_placed(&self) -> usize {
+        self.jobs.load(Ordering::Acquire)
+    }
+
+    /// Runs a job on every worker, in the place `ticket` reserved, and
+    /// waits for all of them (or the deadline, after which the workers
+    /// that have not finished are told to drop it).
+    pub async fn run_job(&self, ticket: JobTicket, req: JobRequest) -> JobOutcome {
         let (answer, rx) = oneshot::channel();
         let n = self.workers;
         let failed = || JobOutcome {
@@ -206,7 +262,12 @@ impl Dispatcher {
             refused: (0..n).collect(),
             ..JobOutcome::default()
         };
-        if self.tx.send(Request::Job { req, answer }).await.is_err() {
+        let job = Request::Job {
+            req,
+            ticket,
+            answer,
+        };
+        if self.tx.send(job).await.is_err() {
             return failed();
         }
         rx.await.unwrap_or_else(|_| failed())
@@ -277,18 +338,22 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         }
                         mirrors.push(PendingMirror { generation: cfg.generation, installed, deadline: Instant::now() + deadline, answer });
                     }
-                    Request::Job { req, answer } => {
+                    Request::Job { req, ticket, answer } => {
                         let mut outcome = JobOutcome { summaries: vec![None; rings.len()], ..JobOutcome::default() };
                         if req.kind != JobKind::Query {
                             let room = req.room_per_worker.min(MAX_ROOM_PER_WORKER).saturating_mul(rings.len() as u64);
                             outcome.flows = HugeVec::with_capacity(usize::try_from(room).unwrap_or(usize::MAX));
                         }
+                        let mut running = vec![true; rings.len()];
                         for (w, ring) in rings.iter_mut().enumerate() {
                             if ring.post(Command::StartJob(spec_for(seq, &req, tsc_hz))).is_err() {
                                 outcome.refused.push(w);
+                                running[w] = false;
                             }
                         }
-                        jobs.insert(seq, PendingJob { outcome, deadline: Instant::now() + req.deadline, answer });
+                        let cancelled = vec![false; rings.len()];
+                        let deadline = Instant::now() + req.deadline;
+                        jobs.insert(seq, PendingJob { outcome, deadline, answer: Some(answer), running, cancelled, _ticket: ticket });
                     }
                 }
             }
@@ -302,7 +367,8 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                                 }
                             }
                             Reply::Flows { op, chunk } => {
-                                if let Some(p) = jobs.get_mut(&op) {
+                                // Results of a job already answered are dropped.
+                                if let Some(p) = jobs.get_mut(&op).filter(|p| p.answer.is_some()) {
                                     match &*chunk {
                                         JobResults::Records(c) => p.outcome.records.extend(c.records().iter().map(|r| (w, *r))),
                                         JobResults::Taken(c) => p.outcome.flows.extend(
@@ -315,7 +381,10 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             // The spec is dropped here, on control.
                             Reply::JobDone { op, summary, spec: _ } => {
                                 if let Some(p) = jobs.get_mut(&op) {
-                                    p.outcome.summaries[w] = Some(summary);
+                                    p.running[w] = false;
+                                    if p.answer.is_some() {
+                                        p.outcome.summaries[w] = Some(summary);
+                                    }
                                 }
                             }
                             // The replaced configuration is dropped here, on control.
@@ -326,6 +395,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             }
                             Reply::JobRefused { op, spec: _ } => {
                                 if let Some(p) = jobs.get_mut(&op) {
+                                    p.running[w] = false;
                                     p.outcome.refused.push(w);
                                 }
                             }
@@ -351,18 +421,28 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
                 mirrors = still;
-                jobs.retain(|_, p| {
-                    let finished = (0..p.outcome.summaries.len())
-                        .all(|w| p.outcome.summaries[w].is_some() || p.outcome.refused.contains(&w));
-                    let done = finished || now >= p.deadline;
-                    if done {
+                for (&op, p) in jobs.iter_mut() {
+                    let finished = !p.running.contains(&true);
+                    if p.answer.is_some() && (finished || now >= p.deadline) {
                         p.outcome.tsc_now = flowgate_sys::cpu::tsc();
-                        let (tx, _) = oneshot::channel();
-                        let answer = std::mem::replace(&mut p.answer, tx);
-                        let _ = answer.send(std::mem::take(&mut p.outcome));
+                        if let Some(answer) = p.answer.take() {
+                            let _ = answer.send(std::mem::take(&mut p.outcome));
+                        }
                     }
-                    !done
-                });
+                    if p.answer.is_none() {
+                        // Past its deadline: the workers still at it drop
+                        // it (a flush stops removing flows for an
+                        // operation already reported failed). A full ring
+                        // is tried again on the next tick.
+                        for (w, ring) in rings.iter_mut().enumerate() {
+                            if p.running[w] && !p.cancelled[w] && ring.post(Command::CancelJob { op }).is_ok() {
+                                p.cancelled[w] = true;
+                            }
+                        }
+                    }
+                }
+                // The ticket goes with the last worker's answer.
+                jobs.retain(|_, p| p.answer.is_some() || p.running.contains(&true));
             }
         }
     }
@@ -384,6 +464,28 @@ mod tests {
             deadline: Duration::from_millis(1),
             busy_share: 7,
         }
+    }
+
+    #[test]
+    fn job_places_run_out_at_max_jobs_and_come_back_with_their_tickets() {
+        let (tx, _rx) = mpsc::channel(1);
+        let d = Dispatcher {
+            tx,
+            workers: 2,
+            jobs: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut held: Vec<JobTicket> = (0..MAX_JOBS)
+            .map(|i| d.reserve_job().unwrap_or_else(|| panic!("place {i}")))
+            .collect();
+        assert_eq!(d.jobs_placed(), MAX_JOBS);
+        assert!(d.reserve_job().is_none(), "one more than the workers run");
+        assert!(d.clone().reserve_job().is_none(), "clones share the count");
+        held.pop();
+        let again = d
+            .reserve_job()
+            .expect("a dropped ticket gives its place back");
+        drop((held, again));
+        assert_eq!(d.jobs_placed(), 0);
     }
 
     #[test]

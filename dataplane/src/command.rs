@@ -35,6 +35,13 @@ pub enum Command {
     },
     /// Start a capture, flush or query over the worker's flow table.
     StartJob(Box<JobSpec>),
+    /// Drop the job of this operation, if it still runs, and answer
+    /// [`Reply::JobDone`] with what it did so far: control gave up waiting
+    /// for it.
+    CancelJob {
+        /// The job's operation id.
+        op: u64,
+    },
     /// Use this mirror configuration from now on.
     InstallMirror(Arc<MirrorConfig>),
     /// Fault injection for tests: stop everything (forwarding and answering)

@@ -284,6 +284,18 @@ impl Worker {
                         counters: into,
                     }
                 }
+                Command::CancelJob { op } => {
+                    // Already done: its JobDone is on its way.
+                    let Some(j) = self.jobs.iter().position(|j| j.spec.op == op) else {
+                        continue;
+                    };
+                    let job = self.jobs.swap_remove(j);
+                    Reply::JobDone {
+                        op,
+                        summary: job.summary,
+                        spec: job.spec,
+                    }
+                }
                 Command::Stall { millis } => {
                     std::thread::sleep(std::time::Duration::from_millis(millis as u64));
                     continue;

@@ -4,6 +4,7 @@ error, the header read timeout, the body limit, and a worker that stops
 answering its ring (fault injection) noticed by /readyz, by operations
 (FAILED "Flow timeout") and by matching-flows (partial answer)."""
 
+import collections
 import json
 import socket
 import threading
@@ -13,6 +14,9 @@ import urllib.request
 
 import boto3
 import botocore.config
+import pytest
+
+import nfw_helpers
 
 from conftest import API_TOKEN, Flowgate, config, free_port, signed_headers
 
@@ -93,6 +97,59 @@ def test_a_wedged_worker_is_noticed_and_nothing_hangs(tmpdir_path):
     assert {k.lower(): v for k, v in headers.items()}.get("x-flowgate-partial") == "workers=0"
     # The worker comes back; so does readiness.
     poll(lambda: readyz(url) == 200, "/readyz to recover", limit=60)
+    assert fg.stop() == 0
+
+
+def worker_jobs(url):
+    """Jobs placed on the workers, from /metrics."""
+    _, _, body = http(url, "/metrics", method="GET")
+    for line in body.decode().splitlines():
+        if line.startswith("flowgate_worker_jobs "):
+            return float(line.split()[1])
+    raise AssertionError("no flowgate_worker_jobs in /metrics")
+
+
+def test_queries_and_operations_share_the_workers_job_places(tmpdir_path):
+    # Queries waiting on a wedged worker hold every job place a worker has
+    # (8): an operation is then throttled up front, not accepted and then
+    # failed by the worker's refusal.
+    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\n", extra="[f5]\ndeadline_ms = 20000\n")
+    stall(url, 0, 4000)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(f5(url)[0])) for _ in range(8)]
+    for t in threads:
+        t.start()
+    poll(lambda: worker_jobs(url) == 8, "eight queries placed on the worker")
+    client = nfw(url)
+    with pytest.raises(client.exceptions.ThrottlingException) as e:
+        client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])
+    assert "8 flow operations and queries" in str(e.value)
+    status, _, body = f5(url)
+    assert (status, json.loads(body)["code"]) == (429, 8)
+    for t in threads:
+        t.join()
+    assert answers == [200] * 8
+    poll(lambda: worker_jobs(url) == 0, "the places given back")
+    op = client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
+    assert nfw_helpers.wait_final(client, op)["FlowOperationStatus"] == "COMPLETED"
+    assert fg.stop() == 0
+
+
+def test_an_operation_past_its_deadline_is_dropped_by_the_worker(tmpdir_path):
+    # A flush that times out on a wedged worker is reported FAILED: the
+    # worker must not carry it out once it comes back.
+    fg, url = nfw_helpers.start(tmpdir_path, ops={"worker_timeout_ms": 500}, api_extra="debug_endpoints = true\n")
+    nfw_helpers.wait_sample(fg, url)
+    client = nfw_helpers.client(url)
+    stall(url, 0, 6000)
+    op = client.start_flow_flush(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
+    d = nfw_helpers.wait_final(client, op)
+    assert (d["FlowOperationStatus"], d["StatusMessage"]) == ("FAILED", "Flow timeout")
+    assert worker_jobs(url) == 1, "the flush holds its place until the worker drops it"
+    poll(lambda: worker_jobs(url) == 0, "the worker to drop the flush")
+    d, flows = nfw_helpers.run(client, "capture", [{"DestinationPort": "ANY"}])
+    assert d["FlowOperationStatus"] == "COMPLETED"
+    assert collections.Counter(nfw_helpers.flow_key(f) for f in flows) == nfw_helpers.expected()
     assert fg.stop() == 0
 
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
 use flowgate_dataplane::flow::{FlowEntry, Tuple};
 use flowgate_dataplane::job::{FlowRecord, JobKind};
+use flowgate_dataplane::worker::MAX_JOBS;
 use hyper::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -671,20 +672,33 @@ async fn answer(
             message: "the data plane is starting; try again".into(),
         });
     };
+    // Flow operations take the workers' job places too.
+    let Some(ticket) = dispatcher.reserve_job() else {
+        return Err(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: 8,
+            message: format!(
+                "the workers are running {MAX_JOBS} flow operations and queries, the most they run at once; try again"
+            ),
+        });
+    };
     let max = config.f5.max_flows;
     let outcome = dispatcher
-        .run_job(JobRequest {
-            kind: JobKind::Query,
-            filters: Arc::new(q.worker_rules()),
-            min_age_secs: 0,
-            max_age_secs: (q.seconds > 0).then_some(q.seconds),
-            result_cap: max as u64,
-            // A query's records come back in its own preallocated buffer.
-            room_per_worker: 0,
-            newest: max,
-            deadline: Duration::from_millis(config.f5.deadline_ms),
-            busy_share: config.f5.busy_share_percent,
-        })
+        .run_job(
+            ticket,
+            JobRequest {
+                kind: JobKind::Query,
+                filters: Arc::new(q.worker_rules()),
+                min_age_secs: 0,
+                max_age_secs: (q.seconds > 0).then_some(q.seconds),
+                result_cap: max as u64,
+                // A query's records come back in its own preallocated buffer.
+                room_per_worker: 0,
+                newest: max,
+                deadline: Duration::from_millis(config.f5.deadline_ms),
+                busy_share: config.f5.busy_share_percent,
+            },
+        )
         .await;
     let missing: Vec<usize> = if outcome.complete() {
         Vec::new()

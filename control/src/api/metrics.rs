@@ -160,6 +160,8 @@ pub struct Snapshot {
     pub requests: Vec<(RequestLabels, u64)>,
     /// Flow operations held, by type and status.
     pub operations: Vec<(OperationLabels, u64)>,
+    /// Jobs placed on the workers (see [`crate::dispatch::Dispatcher::jobs_placed`]).
+    pub jobs: usize,
 }
 
 /// Labels of the flow-operation gauge.
@@ -523,6 +525,13 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
         "Mirror copies dropped (no mbuf, or no room on the target's tx queue); forwarding is unaffected",
         worker(|c| c.mirror_dropped),
     );
+    let jobs = Gauge::<f64, AtomicU64>::default();
+    jobs.set(s.jobs as f64);
+    reg.register(
+        "worker_jobs",
+        "Flow operations and matching-flows queries placed on the workers, including those past their deadline that a worker has yet to drop",
+        jobs,
+    );
     gauges(
         reg,
         "flow_operations",
@@ -573,6 +582,7 @@ pub async fn metrics(req: &ApiRequest, state: &ApiState) -> HttpResponse {
         }
     }
     if let Some(d) = state.dispatcher.get() {
+        snap.jobs = d.jobs_placed();
         snap.workers = d.worker_counters(SCRAPE_DEADLINE).await;
     }
     let om = render(&snap);
@@ -673,6 +683,7 @@ mod tests {
                 },
                 3,
             )],
+            jobs: 2,
         }
     }
 
@@ -710,6 +721,7 @@ mod tests {
         assert!(
             l.contains(&"flowgate_flow_operations{type=\"FLOW_FLUSH\",status=\"COMPLETED\"} 3.0")
         );
+        assert!(l.contains(&"flowgate_worker_jobs 2.0"));
         assert_eq!(l.last(), Some(&"# EOF"));
         // A silent worker has no samples beyond worker_up.
         assert!(!out.contains("worker=\"1\"} 0\n"));

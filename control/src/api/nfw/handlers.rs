@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flowgate_dataplane::filter::RuleSet;
 use flowgate_dataplane::job::JobKind;
+use flowgate_dataplane::worker::MAX_JOBS;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -22,7 +23,7 @@ use super::model::{
 use super::{token, validate};
 use crate::api::ApiState;
 use crate::config::OperationsConfig;
-use crate::dispatch::{Dispatcher, JobRequest};
+use crate::dispatch::{Dispatcher, JobRequest, JobTicket};
 use crate::ops::{Finish, FlowResult, OpKind};
 
 /// Runs `op` on `input`; the JSON body of its output.
@@ -82,12 +83,18 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
         flow_filters: req.filters,
         scope: req.target.scope,
     };
+    // Matching-flows queries take the workers' job places too.
+    let ticket = dispatcher.reserve_job().ok_or_else(|| {
+        NfwError::Throttling(format!(
+            "The workers are running {MAX_JOBS} flow operations and queries, the most they run at once"
+        ))
+    })?;
     let id = state
         .ops()
         .start(kind, spec, SystemTime::now(), Instant::now())
         .map_err(|e| NfwError::Throttling(e.to_string()))?
         .id;
-    tokio::task::spawn_local(run(state.clone(), dispatcher, id, job));
+    tokio::task::spawn_local(run(state.clone(), dispatcher, ticket, id, job));
     json(&StartOutput {
         firewall_arn: o.firewall_arn.clone(),
         flow_operation_id: id.to_string(),
@@ -96,9 +103,15 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
 }
 
 /// Runs the job on every worker and records how it ended.
-async fn run(state: Arc<ApiState>, dispatcher: Dispatcher, id: Uuid, job: JobRequest) {
+async fn run(
+    state: Arc<ApiState>,
+    dispatcher: Dispatcher,
+    ticket: JobTicket,
+    id: Uuid,
+    job: JobRequest,
+) {
     let cap = job.result_cap;
-    let outcome = dispatcher.run_job(job).await;
+    let outcome = dispatcher.run_job(ticket, job).await;
     let finish = Finish::from_outcome(outcome, cap, flowgate_sys::cpu::tsc_hz());
     state.ops().finish(id, finish, Instant::now());
 }
