@@ -19,6 +19,7 @@ use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
 use flowgate_dataplane::flow::key::v4_bits;
 use flowgate_dataplane::flow::{AddrFamily, FlowEntry, FlowTable, FullPolicy, Tuple};
 use flowgate_dataplane::job::{Job, JobKind, JobResults, JobSpec, Slice, Step};
+use flowgate_dataplane::track::SWEEP_MAX;
 
 const FLOWS: u32 = 1 << 20;
 
@@ -150,13 +151,13 @@ fn main() {
         );
     }
     // A mass expiry: the sweep removing every flow, in index order as it
-    // meets them, one at a time or a sweep call's worth (256) together.
+    // meets them, one at a time or a sweep call's worth together.
     for together in [false, true] {
         let mut t = table();
         let all: Vec<u32> = (0..FLOWS).collect();
         let t0 = Instant::now();
         if together {
-            for some in all.chunks(256) {
+            for some in all.chunks(SWEEP_MAX as usize) {
                 t.remove_all(some);
             }
         } else {
@@ -169,9 +170,9 @@ fn main() {
         println!(
             "removing all, {:11}:       {:6.1} ms, {:5.1} ns per flow",
             if together {
-                "256 at once"
+                format!("{SWEEP_MAX} at once")
             } else {
-                "one by one"
+                "one by one".to_string()
             },
             secs * 1e3,
             secs * 1e9 / FLOWS as f64,

@@ -193,7 +193,7 @@ pub struct Tracker {
 
 /// Most entries one sweep call examines (after an idle spell the rest
 /// follows on later calls).
-const SWEEP_MAX: u64 = 256;
+pub const SWEEP_MAX: u64 = 256;
 
 /// Entries the sweep waits for before it goes (fewer in a smaller table).
 const SWEEP_BATCH: u64 = 32;
