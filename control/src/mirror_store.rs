@@ -137,6 +137,27 @@ pub struct MirrorState {
     /// Bumped on every change; the data plane's generation.
     #[serde(default)]
     pub generation: u32,
+    /// The ClientTokens of the latest creates (at most
+    /// [`MAX_CLIENT_TOKENS`]), so that a retried create answers with the
+    /// object the first attempt made.
+    #[serde(default)]
+    pub client_tokens: BTreeMap<String, ClientTokenUse>,
+}
+
+/// Most ClientTokens remembered; the oldest is forgotten first.
+pub const MAX_CLIENT_TOKENS: usize = 1024;
+
+/// What a ClientToken was used for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTokenUse {
+    /// The create action.
+    pub action: String,
+    /// SHA-256 of the request's other parameters.
+    pub parameters: String,
+    /// The object it created.
+    pub id: String,
+    /// Creation order of that object (the oldest use is forgotten first).
+    pub seq: u64,
 }
 
 /// Why the state file could not be used.
@@ -212,6 +233,41 @@ impl MirrorStore {
     pub fn created(&mut self, id: &str) {
         self.state.next_seq += 1;
         self.state.order.insert(id.to_string(), self.state.next_seq);
+    }
+
+    /// Remembers that `token` made `id` (the object created last), for
+    /// `action` with these `parameters`.
+    pub fn remember_token(&mut self, token: &str, action: &str, parameters: String, id: String) {
+        if self.state.client_tokens.len() >= MAX_CLIENT_TOKENS {
+            let oldest = self
+                .state
+                .client_tokens
+                .iter()
+                .min_by_key(|(_, u)| u.seq)
+                .map(|(t, _)| t.clone());
+            if let Some(t) = oldest {
+                self.state.client_tokens.remove(&t);
+            }
+        }
+        let seq = self.state.next_seq;
+        self.state.client_tokens.insert(
+            token.to_string(),
+            ClientTokenUse {
+                action: action.to_string(),
+                parameters,
+                id,
+                seq,
+            },
+        );
+    }
+
+    /// The object created last, if it still exists.
+    pub fn newest(&self) -> Option<&str> {
+        self.state
+            .order
+            .iter()
+            .find(|(_, &seq)| seq == self.state.next_seq)
+            .map(|(id, _)| id.as_str())
     }
 
     /// Creation order of an object (for listing).

@@ -298,6 +298,22 @@ def test_tags_are_bounded_as_ec2_bounds_them(appliance):
     assert len(c.describe_traffic_mirror_filters()["TrafficMirrorFilters"]) == before
 
 
+def test_a_create_retried_with_its_client_token_makes_one_object(appliance):
+    # boto3 fills ClientToken in and sends the same one on each retry of a
+    # create whose answer was lost; here the retry is sent by hand.
+    c = ec2(appliance)
+    before = len(c.describe_traffic_mirror_targets()["TrafficMirrorTargets"])
+    made = [c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE, Description="retried", ClientToken="tok-retry")
+            for _ in range(2)]
+    ids = {m["TrafficMirrorTarget"]["TrafficMirrorTargetId"] for m in made}
+    assert len(ids) == 1 and all(m["ClientToken"] == "tok-retry" for m in made)
+    assert len(c.describe_traffic_mirror_targets()["TrafficMirrorTargets"]) == before + 1
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE, Description="other", ClientToken="tok-retry")
+    assert code(e) == "IdempotentParameterMismatch"
+    c.delete_traffic_mirror_target(TrafficMirrorTargetId=ids.pop())
+
+
 def test_dry_run_and_unknown_action(appliance):
     c = ec2(appliance)
     with pytest.raises(botocore.exceptions.ClientError) as e:

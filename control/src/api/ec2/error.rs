@@ -27,6 +27,10 @@ pub enum Ec2Error {
     /// A configured bound is reached: (code, message).
     #[error("{1}")]
     LimitExceeded(&'static str, String),
+    /// A ClientToken already used with other parameters, or for an object
+    /// since deleted.
+    #[error("{0}")]
+    IdempotentParameterMismatch(String),
     /// The NextToken is not one we gave out.
     #[error("The specified pagination token is not valid.")]
     InvalidPaginationToken,
@@ -68,6 +72,7 @@ impl Ec2Error {
             Ec2Error::InvalidParameterCombination(_) => "InvalidParameterCombination",
             Ec2Error::NotFound(c, _) | Ec2Error::LimitExceeded(c, _) => c,
             Ec2Error::DependencyViolation(_) => "DependencyViolation",
+            Ec2Error::IdempotentParameterMismatch(_) => "IdempotentParameterMismatch",
             Ec2Error::InvalidPaginationToken => "InvalidPaginationToken",
             Ec2Error::InvalidAction(_) => "InvalidAction",
             Ec2Error::DryRunOperation => "DryRunOperation",

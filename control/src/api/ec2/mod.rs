@@ -20,7 +20,7 @@ use self::xml::Xml;
 use crate::api::{respond, ApiRequest, ApiState, HttpResponse};
 use crate::auth::Caller;
 use crate::mirror_store::{
-    new_id, Filter, FilterRule, MirrorStore, Ports, Session, Tag, Target, TunnelConfig,
+    new_id, Filter, FilterRule, MirrorState, MirrorStore, Ports, Session, Tag, Target, TunnelConfig,
 };
 
 /// EC2 answers XML with this content type.
@@ -154,7 +154,7 @@ fn call(
     let owner = state.config.mirror.owner_id.clone();
     let enis = port_enis(state);
     let mut doc = Xml::response(action, request_id);
-    let changed = {
+    {
         let mut store = state.mirror();
         let limits = &state.config.mirror;
         let ctx = Ctx {
@@ -164,33 +164,109 @@ fn call(
             enis: &enis,
             limits,
         };
-        // Kept to undo a change that fails half-way; describes change
-        // nothing, and copying every object (tags and all) for each of
-        // them was most of their cost.
-        let before = (!action.starts_with("Describe")).then(|| store.state.clone());
-        let changed = match ops(action, &ctx, &mut store, &mut doc) {
-            Ok(changed) => changed,
-            Err(e) => {
-                if let Some(before) = before {
-                    store.state = before;
-                }
-                return Err(e);
-            }
+        let Some(before) = apply(action, &ctx, &mut store, &mut doc)? else {
+            return Ok(doc.finish(action));
         };
-        if changed {
-            if let Err(e) = store.save() {
-                if let Some(before) = before {
-                    store.state = before;
-                }
-                return Err(Ec2Error::InternalError(e.to_string()));
-            }
+        if let Err(e) = store.save() {
+            store.state = *before;
+            return Err(Ec2Error::InternalError(e.to_string()));
         }
-        changed
-    };
-    if changed {
-        install(state);
     }
+    install(state);
     Ok(doc.finish(action))
+}
+
+/// Carries out `action` on `store`, all or nothing, writing the answer
+/// into `doc`. Returns the state before when the store changed (to undo
+/// it if saving fails), `None` when it did not.
+fn apply(
+    action: &str,
+    c: &Ctx,
+    store: &mut MirrorStore,
+    doc: &mut Xml,
+) -> Result<Option<Box<MirrorState>>, Ec2Error> {
+    // A create retried with its ClientToken (boto3 fills one in and sends
+    // the same on every retry) answers with what the first attempt made,
+    // and changes nothing.
+    let token =
+        c.p.get("ClientToken")
+            .filter(|_| action.starts_with("Create"));
+    let parameters = token.map(|_| {
+        c.p.digest_without(&["ClientToken", "Action", "Version", "DryRun"])
+    });
+    if let (Some(token), Some(parameters)) = (token, &parameters) {
+        if let Some(used) = store.state.client_tokens.get(token).cloned() {
+            if used.action != action || used.parameters != *parameters {
+                return Err(Ec2Error::IdempotentParameterMismatch(format!(
+                    "Client token '{token}' was already used with different parameters."
+                )));
+            }
+            c.dry_run()?;
+            replay(action, &used.id, c, store, doc)?;
+            doc.opt("clientToken", Some(token));
+            return Ok(None);
+        }
+    }
+    // Kept to undo a change that fails half-way; describes change nothing,
+    // and copying every object (tags and all) for each of them was most of
+    // their cost.
+    let before = (!action.starts_with("Describe")).then(|| Box::new(store.state.clone()));
+    match ops(action, c, store, doc) {
+        Ok(true) => {}
+        Ok(false) => return Ok(None),
+        Err(e) => {
+            if let Some(before) = before {
+                store.state = *before;
+            }
+            return Err(e);
+        }
+    }
+    if let (Some(token), Some(parameters)) = (token, parameters) {
+        if let Some(id) = store.newest().map(str::to_string) {
+            store.remember_token(token, action, parameters, id);
+        }
+    }
+    Ok(before)
+}
+
+/// The answer to a create retried with its ClientToken: the object the
+/// first attempt made, as it is now.
+fn replay(
+    action: &str,
+    id: &str,
+    c: &Ctx,
+    store: &MirrorStore,
+    doc: &mut Xml,
+) -> Result<(), Ec2Error> {
+    let st = &store.state;
+    let found = match action {
+        "CreateTrafficMirrorTarget" => st.targets.get(id).map(|t| {
+            doc.open("trafficMirrorTarget")
+                .target(t, c.owner)
+                .close("trafficMirrorTarget");
+        }),
+        "CreateTrafficMirrorFilter" => st.filters.get(id).map(|f| {
+            doc.open("trafficMirrorFilter")
+                .filter(f, store)
+                .close("trafficMirrorFilter");
+        }),
+        "CreateTrafficMirrorFilterRule" => st.rules.get(id).map(|r| {
+            doc.open("trafficMirrorFilterRule")
+                .rule(r)
+                .close("trafficMirrorFilterRule");
+        }),
+        "CreateTrafficMirrorSession" => st.sessions.get(id).map(|s| {
+            doc.open("trafficMirrorSession")
+                .session(s, c.owner)
+                .close("trafficMirrorSession");
+        }),
+        _ => None,
+    };
+    found.ok_or_else(|| {
+        Ec2Error::IdempotentParameterMismatch(
+            "The client token you have provided is associated with a resource that is already deleted. Please use a different client token.".into(),
+        )
+    })
 }
 
 struct Ctx<'a> {
@@ -1071,8 +1147,8 @@ mod tests {
 
     const ENIS: [&str; 3] = ["eni-a", "eni-b", "eni-c"];
 
-    /// Runs one request body against `store` as `caller` (with `call`'s
-    /// rollback on error): the answer document, or the error.
+    /// Runs one request body against `store` as `caller`, as `call` does
+    /// short of saving: the answer document, or the error.
     fn run(store: &mut MirrorStore, body: &str, caller: &Caller) -> Result<String, Ec2Error> {
         let p = Params::parse(body.as_bytes());
         let action = p.get("Action").unwrap_or_default().to_string();
@@ -1089,14 +1165,7 @@ mod tests {
             limits: &limits,
         };
         let mut doc = Xml::response(&action, "req-1");
-        let before = store.state.clone();
-        match ops(&action, &ctx, store, &mut doc) {
-            Ok(_) => Ok(doc.finish(&action)),
-            Err(e) => {
-                store.state = before;
-                Err(e)
-            }
-        }
+        apply(&action, &ctx, store, &mut doc).map(|_| doc.finish(&action))
     }
 
     /// The text of the first `<name>` element (enough for these documents).
@@ -1116,6 +1185,62 @@ mod tests {
                 Err(e) => panic!("{e}: {doc}"),
             }
         }
+    }
+
+    #[test]
+    fn a_create_retried_with_its_client_token_answers_with_the_first_object() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        let create = "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-b&Description=d&ClientToken=tok-1";
+        let first_answer = run(&mut st, create, &me).unwrap();
+        let again = run(&mut st, create, &me).unwrap();
+        let id = first(&first_answer, "trafficMirrorTargetId");
+        assert_eq!(first(&again, "trafficMirrorTargetId"), id);
+        assert_eq!(first(&again, "clientToken"), "tok-1");
+        well_formed(&again);
+        assert_eq!(st.state.targets.len(), 1, "the retry made nothing");
+        // The same token for other parameters, or for another action.
+        let other = "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-b&Description=e&ClientToken=tok-1";
+        assert_eq!(
+            run(&mut st, other, &me).unwrap_err().code(),
+            "IdempotentParameterMismatch"
+        );
+        let filter = "Action=CreateTrafficMirrorFilter&ClientToken=tok-1";
+        assert_eq!(
+            run(&mut st, filter, &me).unwrap_err().code(),
+            "IdempotentParameterMismatch"
+        );
+        // Another token makes another target; a deleted one's token is spent.
+        let second = create.replace("tok-1", "tok-2");
+        assert_ne!(
+            first(
+                &run(&mut st, &second, &me).unwrap(),
+                "trafficMirrorTargetId"
+            ),
+            id
+        );
+        run(
+            &mut st,
+            &format!("Action=DeleteTrafficMirrorTarget&TrafficMirrorTargetId={id}"),
+            &me,
+        )
+        .unwrap();
+        let e = run(&mut st, create, &me).unwrap_err();
+        assert_eq!(e.code(), "IdempotentParameterMismatch");
+        assert!(e.to_string().contains("already deleted"), "{e}");
+        // Only the latest tokens are kept.
+        for i in 0..crate::mirror_store::MAX_CLIENT_TOKENS + 5 {
+            st.remember_token(
+                &format!("t{i}"),
+                "CreateTrafficMirrorFilter",
+                String::new(),
+                format!("x{i}"),
+            );
+        }
+        assert_eq!(
+            st.state.client_tokens.len(),
+            crate::mirror_store::MAX_CLIENT_TOKENS
+        );
     }
 
     #[test]

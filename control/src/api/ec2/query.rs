@@ -107,6 +107,27 @@ impl Params {
         out.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// SHA-256 (hex) of every parameter but those named in `skip`, in
+    /// name order: what tells a retried request from another one.
+    pub fn digest_without(&self, skip: &[&str]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut kept: Vec<&(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .collect();
+        kept.sort();
+        let mut h = Sha256::new();
+        for (k, v) in kept {
+            // Lengths first, so that no two lists hash the same text.
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k.as_bytes());
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+
     /// Describe filters: (name, values).
     pub fn filters(&self) -> Vec<(String, Vec<String>)> {
         self.structs("Filter")
