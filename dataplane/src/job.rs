@@ -151,6 +151,32 @@ pub struct JobSpec {
     /// Percent (1-100) of a saturated worker's time the job may take (the
     /// worker gives its jobs the largest share any of them asks for).
     pub busy_share: u32,
+    /// Only flows whose first packet arrived on one of these ports.
+    pub in_ports: InPorts,
+}
+
+/// A set of ports, by index (as [`FlowEntry::in_port`]): a bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InPorts([u64; 4]);
+
+impl InPorts {
+    /// Every port.
+    pub const ANY: InPorts = InPorts([u64::MAX; 4]);
+
+    /// Just these ports.
+    pub fn only(ports: impl IntoIterator<Item = u8>) -> InPorts {
+        let mut set = [0u64; 4];
+        for p in ports {
+            set[usize::from(p >> 6)] |= 1 << (p & 63);
+        }
+        InPorts(set)
+    }
+
+    /// Whether `port` is in the set.
+    #[inline]
+    pub fn contains(&self, port: u8) -> bool {
+        self.0[usize::from(port >> 6)] >> (port & 63) & 1 != 0
+    }
 }
 
 /// One flow as reported.
@@ -441,11 +467,16 @@ impl Job {
         self.spec.kind == JobKind::Capture
     }
 
-    /// Whether `e` is old (and young) enough, at `now`.
+    /// Whether `e` is old (and young) enough, at `now`, and came in on one
+    /// of the job's ports. In the worker, not after: a query keeps only the
+    /// newest flows it matches, and a port picked out of those afterwards
+    /// could get far fewer than there are.
     #[inline]
-    fn age_fits(&self, e: &FlowEntry, now: u64) -> bool {
+    fn fits(&self, e: &FlowEntry, now: u64) -> bool {
         let age = now.saturating_sub(e.first_seen);
-        age >= self.spec.min_age && age <= self.spec.max_age
+        age >= self.spec.min_age
+            && age <= self.spec.max_age
+            && self.spec.in_ports.contains(e.in_port)
     }
 
     /// Of the flows at `base..base + n` (at most [`BATCH`]; bit i for
@@ -565,7 +596,7 @@ impl Job {
                     table.prefetch_for_scan(i + DENSE_AHEAD, counters_only);
                 }
                 let e = table.entry(i);
-                if !self.age_fits(e, now) {
+                if !self.fits(e, now) {
                     continue;
                 }
                 self.summary.matched += 1;
@@ -730,6 +761,7 @@ mod tests {
             newest: buffer,
             buffer: Vec::with_capacity(2 * buffer),
             busy_share: 5,
+            in_ports: InPorts::ANY,
         })
     }
 
@@ -891,6 +923,26 @@ mod tests {
         assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
         assert!(job.summary.truncated);
         assert_eq!(job.spec.buffer.capacity(), 40, "the buffer never grew");
+    }
+
+    #[test]
+    fn a_query_for_some_ports_keeps_the_newest_flows_of_those_ports() {
+        // The newest flows came in on port 0; the port asked for only has
+        // older ones, and a query must still find as many as it keeps.
+        let mut t = table(1000);
+        for i in (0..1000).filter(|i| i % 3 != 2 && i < &300) {
+            t.entry_mut(i).in_port = 3;
+        }
+        let mut s = spec(JobKind::Query, &[Rule::ANY], u64::MAX, 20);
+        s.in_ports = InPorts::only([3, 200]);
+        let mut job = Job::new(s);
+        let out = run(&mut job, &mut t, 10_000, 33);
+        let want: Vec<u32> = (0..300u32).rev().filter(|i| i % 3 != 2).take(20).collect();
+        assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
+        let set = InPorts::only([0, 63, 64, 255]);
+        assert!([0, 63, 64, 255].iter().all(|&p| set.contains(p)));
+        assert!([1, 62, 65, 254].iter().all(|&p| !set.contains(p)));
+        assert!((0..=255).all(|p| InPorts::ANY.contains(p)));
     }
 
     #[test]

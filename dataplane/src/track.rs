@@ -1078,6 +1078,7 @@ mod tests {
             newest: 0,
             buffer: Vec::new(),
             busy_share: 5,
+            in_ports: crate::job::InPorts::ANY,
         }));
         // One step between two bursts, as the worker runs it: the flows
         // are reported and already gone.

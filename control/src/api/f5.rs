@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
 use flowgate_dataplane::flow::{FlowEntry, Tuple};
-use flowgate_dataplane::job::{FlowRecord, JobKind};
+use flowgate_dataplane::job::{FlowRecord, InPorts, JobKind};
 use flowgate_dataplane::worker::MAX_JOBS;
 use hyper::{Method, StatusCode};
 use serde::Serialize;
@@ -418,6 +418,20 @@ impl Topology {
         }
     }
 
+    /// The ports a worker's flow must have come in on for one of its two
+    /// directions to be in `scope`: the port itself (the forward direction
+    /// enters there) and the port paired with it (the reverse one does).
+    pub fn in_ports(&self, scope: &Scope) -> InPorts {
+        match *scope {
+            Scope::Port(p) => InPorts::only(
+                (0..self.peer.len())
+                    .filter_map(|x| u8::try_from(x).ok())
+                    .filter(|&x| x == p || self.peer_of(x) == p),
+            ),
+            Scope::All | Scope::Nothing(_) => InPorts::ANY,
+        }
+    }
+
     fn peer_of(&self, port: u8) -> u8 {
         self.peer
             .get(port as usize)
@@ -697,6 +711,7 @@ async fn answer(
                 newest: max,
                 deadline: Duration::from_millis(config.f5.deadline_ms),
                 busy_share: config.f5.busy_share_percent,
+                in_ports: Topology::of(config).in_ports(&q.scope),
             },
         )
         .await;
@@ -748,6 +763,19 @@ node = "n1"
 
     fn parse(body: &str) -> Result<MatchQuery, ApiError> {
         parse_request(body.as_bytes(), &config())
+    }
+
+    #[test]
+    fn an_interface_scope_asks_the_workers_for_the_flows_entering_it_either_way() {
+        let text = CONFIG.replace(
+            "pairs = [[\"inside\", \"outside\"]]",
+            "pairs = [[\"inside\", \"outside\"], [\"c\", \"d\"]]",
+        ) + "[[ports]]\nname = \"c\"\ndevice = \"net_null2\"\n[[ports]]\nname = \"d\"\ndevice = \"net_null3\"\n";
+        let topo = Topology::of(&crate::config::parse(&text).unwrap());
+        // A flow that came in on `outside` enters `inside` the other way.
+        assert_eq!(topo.in_ports(&Scope::Port(0)), InPorts::only([0, 1]));
+        assert_eq!(topo.in_ports(&Scope::Port(3)), InPorts::only([2, 3]));
+        assert_eq!(topo.in_ports(&Scope::All), InPorts::ANY);
     }
 
     #[test]

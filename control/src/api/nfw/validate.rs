@@ -844,6 +844,7 @@ mod tests {
                 newest: 0,
                 buffer: Vec::new(),
                 busy_share: 5,
+                in_ports: flowgate_dataplane::job::InPorts::ANY,
             }));
             let mut out = BTreeSet::new();
             loop {
