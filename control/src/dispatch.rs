@@ -149,14 +149,18 @@ struct PendingMirror {
 }
 
 struct PendingJob {
+    /// A query's answer is what the workers that could run it found; an
+    /// operation's is worthless once one worker could not.
+    kind: JobKind,
     outcome: JobOutcome,
     deadline: Instant,
-    /// `None` once answered (finished, or the deadline passed).
+    /// `None` once answered (finished, the deadline passed, or a worker
+    /// refused an operation).
     answer: Option<oneshot::Sender<JobOutcome>>,
     /// Per worker: the job may still be there (posted, and neither done
     /// nor refused).
     running: Vec<bool>,
-    /// Per worker: cancelled (after the deadline).
+    /// Per worker: cancelled (after the answer).
     cancelled: Vec<bool>,
     /// Held until no worker runs the job.
     _ticket: JobTicket,
@@ -356,7 +360,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         }
                         let cancelled = vec![false; rings.len()];
                         let deadline = Instant::now() + req.deadline;
-                        jobs.insert(seq, PendingJob { outcome, deadline, answer: Some(answer), running, cancelled, _ticket: ticket });
+                        jobs.insert(seq, PendingJob { kind: req.kind, outcome, deadline, answer: Some(answer), running, cancelled, _ticket: ticket });
                     }
                 }
             }
@@ -425,18 +429,27 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                 }
                 mirrors = still;
                 for (&op, p) in jobs.iter_mut() {
+                    // A worker that has stopped answers nothing more.
+                    for (w, ring) in rings.iter().enumerate() {
+                        if ring.worker_gone() {
+                            p.running[w] = false;
+                        }
+                    }
                     let finished = !p.running.contains(&true);
-                    if p.answer.is_some() && (finished || now >= p.deadline) {
+                    // An operation a worker refused ends FAILED whatever
+                    // the others do: they stop now (a flush would
+                    // otherwise remove flows for an operation that failed).
+                    let refused = p.kind != JobKind::Query && !p.outcome.refused.is_empty();
+                    if p.answer.is_some() && (finished || refused || now >= p.deadline) {
                         p.outcome.tsc_now = flowgate_sys::cpu::tsc();
                         if let Some(answer) = p.answer.take() {
                             let _ = answer.send(std::mem::take(&mut p.outcome));
                         }
                     }
                     if p.answer.is_none() {
-                        // Past its deadline: the workers still at it drop
-                        // it (a flush stops removing flows for an
-                        // operation already reported failed). A full ring
-                        // is tried again on the next tick.
+                        // Answered early (the deadline passed, or a worker
+                        // refused): the workers still at it drop it. A
+                        // full ring is tried again on the next tick.
                         for (w, ring) in rings.iter_mut().enumerate() {
                             if p.running[w] && !p.cancelled[w] && ring.post(Command::CancelJob { op }).is_ok() {
                                 p.cancelled[w] = true;
@@ -468,6 +481,51 @@ mod tests {
             busy_share: 7,
             in_ports: InPorts::ANY,
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_operation_a_worker_refuses_is_answered_and_dropped_by_the_others() {
+        use flowgate_dataplane::command::ring_pair;
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                // Worker 0's command ring is full, so it cannot take the
+                // flush; worker 1 takes it.
+                let (mut c0, _w0) = ring_pair(1, 8, 8);
+                let (c1, mut w1) = ring_pair(8, 8, 8);
+                assert!(c0.post(Command::Stall { millis: 0 }).is_ok());
+                let d = Dispatcher::spawn(vec![c0, c1]);
+                let ticket = d.reserve_job().expect("a place");
+                let mut flush = request(JobKind::Flush, 0);
+                flush.deadline = Duration::from_secs(600);
+                let outcome =
+                    tokio::time::timeout(Duration::from_secs(30), d.run_job(ticket, flush))
+                        .await
+                        .expect("answered without waiting for the deadline");
+                assert_eq!(outcome.refused, vec![0]);
+                let Some(Command::StartJob(spec)) = w1.take_command() else {
+                    panic!("worker 1 was given the flush");
+                };
+                let Some(Command::CancelJob { op }) = w1.take_command() else {
+                    panic!("and then told to drop it");
+                };
+                assert_eq!(op, spec.op);
+                assert_eq!(d.jobs_placed(), 1, "held until worker 1 has dropped it");
+                assert!(w1
+                    .post(Reply::JobDone {
+                        op,
+                        summary: JobSummary::default(),
+                        spec
+                    })
+                    .is_ok());
+                for _ in 0..1000 {
+                    if d.jobs_placed() == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                assert_eq!(d.jobs_placed(), 0);
+            })
+            .await;
     }
 
     #[test]

@@ -223,10 +223,33 @@ impl MirrorStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MirrorState::default(),
             Err(e) => return Err(StoreError::Io { path: p, source: e }),
         };
-        Ok(MirrorStore {
+        let mut store = MirrorStore {
             state,
             path: Some(path.to_path_buf()),
-        })
+        };
+        store.order_unlisted();
+        Ok(store)
+    }
+
+    /// Gives every object the file lists without a creation order (a file
+    /// edited by hand) one after the others, so that describes, which page
+    /// by creation order, still list it.
+    fn order_unlisted(&mut self) {
+        let st = &self.state;
+        let unlisted: Vec<String> = st
+            .targets
+            .keys()
+            .chain(st.filters.keys())
+            .chain(st.rules.keys())
+            .chain(st.sessions.keys())
+            .filter(|id| !st.order.contains_key(*id))
+            .cloned()
+            .collect();
+        let top = self.state.order.values().copied().max().unwrap_or(0);
+        self.state.next_seq = self.state.next_seq.max(top);
+        for id in unlisted {
+            self.created(&id);
+        }
     }
 
     /// Records a new object's creation order.
@@ -491,6 +514,19 @@ mod tests {
         s.save().unwrap();
         let again = MirrorStore::open(&path).unwrap();
         assert_eq!(again.state, s.state);
+        // A file without creation orders (edited by hand): each object gets
+        // one after the others, so describes still list it.
+        s.state
+            .targets
+            .insert("tmt-2".into(), s.state.targets["tmt-1"].clone());
+        s.state.order.clear();
+        s.state.order.insert("tmt-2".into(), 5);
+        s.state.next_seq = 1;
+        std::fs::write(&path, serde_json::to_vec(&s.state).unwrap()).unwrap();
+        let mended = MirrorStore::open(&path).unwrap();
+        assert_eq!(mended.seq("tmt-2"), 5);
+        assert_eq!(mended.seq("tmt-1"), 6);
+        assert_eq!(mended.state.next_seq, 6);
         std::fs::write(&path, b"{not json").unwrap();
         let e = MirrorStore::open(&path).unwrap_err().to_string();
         assert!(e.contains("mirror.json") && !e.contains('\n'), "{e}");

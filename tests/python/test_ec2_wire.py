@@ -10,6 +10,7 @@ first, first match decides); accept versus reject; and session priority
 """
 
 import collections
+import contextlib
 import pathlib
 import struct
 import subprocess
@@ -163,22 +164,43 @@ def metric(url, name):
     return 0
 
 
-def test_changes_take_effect_while_running(tmp_path, netns):
-    """Sessions created, modified and deleted while traffic flows: the same
-    five flows are sent after each change (so a cached per-flow decision
-    must be dropped when the configuration changes), and the collector sees
-    them with no session, then with VNI 501, then 502 and whole frames cut
-    to 60 bytes, then not at all."""
+@contextlib.contextmanager
+def veth(netns):
+    """A veth pair, up, IPv6 off (no router solicitations in the capture):
+    (our end, the peer, the sender's namespace that holds the peer)."""
     sender = netns.ns("send")
     dev, peer = f"{netns.tag}m", f"{netns.tag}q"
     subprocess.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", sender], check=True)
-    mirror = tmp_path / "mirror.pcap"
     try:
         subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=True)
         subprocess.run(["ip", "link", "set", dev, "up"], check=True)
         subprocess.run(["ip", "netns", "exec", sender, "sysctl", "-qw", f"net.ipv6.conf.{peer}.disable_ipv6=1"],
                        check=False)
         subprocess.run(["ip", "-n", sender, "link", "set", peer, "up"], check=True)
+        yield dev, peer, sender
+    finally:
+        subprocess.run(["ip", "link", "del", dev], check=False)
+
+
+def send_five(netns, sender, peer):
+    """Five UDP flows (10.0.0.0-4 as sources) from the sender's end."""
+    netns.run(sender, sys.executable, str(pathlib.Path(__file__).parent / "send_udp.py"), peer, "fwd", "5")
+
+
+def mirrored_vnis(mirror):
+    """The VNI of each copy the collector port sent, as tshark reads it."""
+    return subprocess.run(["tshark", "-r", str(mirror), "-d", "udp.port==4789,vxlan", "-T", "fields",
+                           "-e", "vxlan.vni"], check=True, capture_output=True, text=True).stdout.split()
+
+
+def test_changes_take_effect_while_running(tmp_path, netns):
+    """Sessions created, modified and deleted while traffic flows: the same
+    five flows are sent after each change (so a cached per-flow decision
+    must be dropped when the configuration changes), and the collector sees
+    them with no session, then with VNI 501, then 502 and whole frames cut
+    to 60 bytes, then not at all."""
+    mirror = tmp_path / "mirror.pcap"
+    with veth(netns) as (dev, peer, sender):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         ports = [("inside", f"net_af_packet0,iface={dev}", INSIDE), ("outside", "net_null0,no-rx=1", OUTSIDE),
@@ -189,7 +211,7 @@ def test_changes_take_effect_while_running(tmp_path, netns):
 
         def send():
             nonlocal sent
-            netns.run(sender, sys.executable, str(pathlib.Path(__file__).parent / "send_udp.py"), peer, "fwd", "5")
+            send_five(netns, sender, peer)
             sent += 5
             fg.wait_output(lambda _: metric(url, "flowgate_worker_rx_packets_total") >= sent, f"{sent} packets")
 
@@ -219,11 +241,7 @@ def test_changes_take_effect_while_running(tmp_path, netns):
             assert metric(url, "flowgate_worker_mirror_copies_total") == 10
         finally:
             assert fg.stop() == 0, fg.text()
-    finally:
-        subprocess.run(["ip", "link", "del", dev], check=False)
-    vnis = subprocess.run(["tshark", "-r", str(mirror), "-d", "udp.port==4789,vxlan", "-T", "fields",
-                           "-e", "vxlan.vni"], check=True, capture_output=True, text=True).stdout.split()
-    assert vnis == ["501"] * 5 + ["502"] * 5
+    assert mirrored_vnis(mirror) == ["501"] * 5 + ["502"] * 5
     inner = [r[50:] for r in read_pcap(mirror)]
     assert [len(x) for x in inner[5:]] == [60] * 5
     assert all(x[14 + 12:14 + 16] == bytes([10, 0, 0, i % 5]) for i, x in enumerate(inner))
@@ -234,9 +252,6 @@ def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
     is stored at once and must reach the workers once they are up. Its
     target, filter and rule are restored from the state file; a large flow
     table makes the bring-up long enough to create the session in."""
-    sender = netns.ns("send")
-    dev, peer = f"{netns.tag}m", f"{netns.tag}q"
-    subprocess.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", sender], check=True)
     mirror = tmp_path / "mirror.pcap"
     state = tmp_path / "state.json"
     extra = f'[mirror]\nstate_file = "{state}"\n'
@@ -253,12 +268,7 @@ def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
     session = urllib.parse.urlencode({
         "Action": "CreateTrafficMirrorSession", "Version": "2016-11-15", "NetworkInterfaceId": INSIDE,
         "TrafficMirrorTargetId": t, "TrafficMirrorFilterId": f, "SessionNumber": 1, "VirtualNetworkId": 601})
-    try:
-        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=True)
-        subprocess.run(["ip", "link", "set", dev, "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", sender, "sysctl", "-qw", f"net.ipv6.conf.{peer}.disable_ipv6=1"],
-                       check=False)
-        subprocess.run(["ip", "-n", sender, "link", "set", peer, "up"], check=True)
+    with veth(netns) as (dev, peer, sender):
         ports = [("inside", f"net_af_packet0,iface={dev}", INSIDE), ("outside", "net_null0,no-rx=1", OUTSIDE),
                  ("collector", f"net_pcap1,tx_pcap={mirror}", COLLECTOR)]
         fg = Flowgate(config(port, ports, extra=extra).replace("capacity = 65536", "capacity = 4194304"), tmp_path)
@@ -286,13 +296,9 @@ def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
             fg.wait_ready(url)
             while not ready():
                 time.sleep(0.05)
-            netns.run(sender, sys.executable, str(pathlib.Path(__file__).parent / "send_udp.py"), peer, "fwd", "5")
+            send_five(netns, sender, peer)
             fg.wait_output(lambda _: metric(url, "flowgate_worker_rx_packets_total") >= 5, "5 packets")
             assert metric(url, "flowgate_worker_mirror_copies_total") == 5
         finally:
             assert fg.stop() == 0, fg.text()
-    finally:
-        subprocess.run(["ip", "link", "del", dev], check=False)
-    vnis = subprocess.run(["tshark", "-r", str(mirror), "-d", "udp.port==4789,vxlan", "-T", "fields",
-                           "-e", "vxlan.vni"], check=True, capture_output=True, text=True).stdout.split()
-    assert vnis == ["601"] * 5
+    assert mirrored_vnis(mirror) == ["601"] * 5

@@ -191,6 +191,12 @@ fn apply(
     let token =
         c.p.get("ClientToken")
             .filter(|_| action.starts_with("Create"));
+    // Tokens are kept: EC2's bound keeps them small.
+    if token.is_some_and(|t| t.len() > MAX_CLIENT_TOKEN || !t.is_ascii()) {
+        return Err(Ec2Error::InvalidParameterValue(format!(
+            "The client token must be at most {MAX_CLIENT_TOKEN} ASCII characters."
+        )));
+    }
     let parameters = token.map(|_| {
         c.p.digest_without(&["ClientToken", "Action", "Version", "DryRun"])
     });
@@ -322,6 +328,9 @@ impl Ctx<'_> {
         Ok(out)
     }
 }
+
+/// Longest ClientToken (ASCII characters), as EC2 allows.
+const MAX_CLIENT_TOKEN: usize = 64;
 
 /// Most tags on one resource, and the longest key and value (characters),
 /// as EC2 allows.
@@ -1228,6 +1237,13 @@ mod tests {
         let e = run(&mut st, create, &me).unwrap_err();
         assert_eq!(e.code(), "IdempotentParameterMismatch");
         assert!(e.to_string().contains("already deleted"), "{e}");
+        // Tokens are kept, so they are bounded as EC2 bounds them.
+        let long = create.replace("tok-1", &"t".repeat(65));
+        assert_eq!(
+            run(&mut st, &long, &me).unwrap_err().code(),
+            "InvalidParameterValue"
+        );
+        assert!(run(&mut st, &create.replace("tok-1", &"t".repeat(64)), &me).is_ok());
         // Only the latest tokens are kept.
         for i in 0..crate::mirror_store::MAX_CLIENT_TOKENS + 5 {
             st.remember_token(
