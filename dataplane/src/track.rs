@@ -428,7 +428,8 @@ impl Tracker {
                 }
             }
             Fragment::Later { id } => match self.frags.recall(&t, id, now) {
-                Some((s, d)) => {
+                Some((proto, s, d)) => {
+                    t.proto = proto;
                     t.sport = s;
                     t.dport = d;
                 }

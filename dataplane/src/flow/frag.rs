@@ -1,16 +1,20 @@
 //! The fragment map: lets non-first IP fragments be counted to their flow.
 //!
 //! Only the first fragment of a datagram carries the ports. When it passes,
-//! the worker remembers (src, dst, protocol, IP id, VLAN) → ports here; a
-//! later fragment with the same identity takes the ports from the map and
-//! is tracked like any packet of the flow. A later fragment that arrives
+//! the worker remembers the datagram's identity → protocol and ports here;
+//! a later fragment with the same identity takes them from the map and is
+//! tracked like any packet of the flow. The identity is (src, dst,
+//! protocol, IP id, VLAN) for IPv4, and (src, dst, id, VLAN) for IPv6
+//! (RFC 8200): an IPv6 later fragment names the header that follows the
+//! Fragment header, which is not the upper-layer protocol when another
+//! extension header (destination options, AH) comes first. A later fragment that arrives
 //! before its first (reordering), or after the entry aged out, is forwarded
 //! untracked and counted. The map is a fixed 4-way set-associative array:
 //! when a set is full the oldest entry is overwritten (and counted).
 
 use flowgate_sys::cpu::{crc32c_u32, crc32c_u64};
 
-use super::Tuple;
+use super::{AddrFamily, Tuple};
 
 const WAYS: usize = 4;
 
@@ -44,6 +48,16 @@ pub struct FragMap {
     timeout: u64,
 }
 
+/// The protocol as part of a datagram's identity: IPv4's, not IPv6's.
+#[inline]
+fn ident_proto(t: &Tuple) -> u8 {
+    if t.family == AddrFamily::V6 {
+        0
+    } else {
+        t.proto
+    }
+}
+
 fn ident_hash(t: &Tuple, id: u32) -> u32 {
     let mut c = !0u32;
     for addr in [t.src, t.dst] {
@@ -51,7 +65,7 @@ fn ident_hash(t: &Tuple, id: u32) -> u32 {
         c = crc32c_u64(c, addr as u64);
     }
     c = crc32c_u32(c, id);
-    c = crc32c_u32(c, t.vlan ^ (t.proto as u32) << 24);
+    c = crc32c_u32(c, t.vlan ^ (ident_proto(t) as u32) << 24);
     !c
 }
 
@@ -82,7 +96,7 @@ impl FragMap {
     fn same(s: &Slot, t: &Tuple, id: u32) -> bool {
         s.used
             && s.id == id
-            && s.proto == t.proto
+            && (s.proto == t.proto || t.family == AddrFamily::V6)
             && s.vlan == t.vlan
             && s.src == t.src
             && s.dst == t.dst
@@ -116,14 +130,14 @@ impl FragMap {
         outcome
     }
 
-    /// The ports of a later fragment's datagram, if its first was seen and
-    /// has not aged out.
-    pub fn recall(&self, t: &Tuple, id: u32, now: u64) -> Option<(u16, u16)> {
+    /// The protocol and ports of a later fragment's datagram, if its first
+    /// was seen and has not aged out.
+    pub fn recall(&self, t: &Tuple, id: u32, now: u64) -> Option<(u8, u16, u16)> {
         let base = self.set(t, id);
         self.slots[base..base + WAYS]
             .iter()
             .find(|s| Self::same(s, t, id) && now.saturating_sub(s.seen) <= self.timeout)
-            .map(|s| (s.sport, s.dport))
+            .map(|s| (s.proto, s.sport, s.dport))
     }
 }
 
@@ -131,7 +145,6 @@ impl FragMap {
 mod tests {
     use super::*;
     use crate::flow::key::v4_bits;
-    use crate::flow::AddrFamily;
 
     fn t(n: u8, sport: u16) -> Tuple {
         Tuple {
@@ -154,7 +167,7 @@ mod tests {
             dport: 0,
             ..t(1, 0)
         };
-        assert_eq!(m.recall(&later, 7, 50), Some((4000, 53)));
+        assert_eq!(m.recall(&later, 7, 50), Some((17, 4000, 53)));
         assert_eq!(m.recall(&later, 8, 50), None, "other datagram");
         assert_eq!(
             m.recall(&Tuple { proto: 6, ..later }, 7, 50),
@@ -162,6 +175,44 @@ mod tests {
             "other protocol"
         );
         assert_eq!(m.recall(&later, 7, 111), None, "aged out");
+    }
+
+    #[test]
+    fn an_ipv6_later_fragment_is_known_by_addresses_and_id_alone() {
+        // The first fragment's upper layer is UDP behind a destination
+        // options header; a later one can only say "destination options"
+        // (60), the header after its Fragment header.
+        let mut m = FragMap::new(64, 100);
+        let first = Tuple {
+            src: 0x2001_0db8 << 96 | 1,
+            dst: 0x2001_0db8 << 96 | 2,
+            family: AddrFamily::V6,
+            ..t(0, 4000)
+        };
+        m.remember(&first, 5, 10);
+        let later = Tuple {
+            proto: 60,
+            sport: 0,
+            dport: 0,
+            ..first
+        };
+        assert_eq!(m.recall(&later, 5, 20), Some((17, 4000, 53)));
+        assert_eq!(m.recall(&later, 6, 20), None, "other datagram");
+        // IPv4 keeps the protocol in the identity (every fragment has it).
+        m.remember(&t(1, 4000), 5, 10);
+        assert_eq!(
+            m.recall(
+                &Tuple {
+                    proto: 6,
+                    sport: 0,
+                    dport: 0,
+                    ..t(1, 0)
+                },
+                5,
+                20
+            ),
+            None
+        );
     }
 
     #[test]
@@ -180,7 +231,7 @@ mod tests {
             ..t(1, 0)
         };
         assert_eq!(m.recall(&later, 0, 11), None, "the oldest went");
-        assert_eq!(m.recall(&later, 99, 11), Some((2000, 53)));
-        assert_eq!(m.recall(&later, 3, 11), Some((1003, 53)));
+        assert_eq!(m.recall(&later, 99, 11), Some((17, 2000, 53)));
+        assert_eq!(m.recall(&later, 3, 11), Some((17, 1003, 53)));
     }
 }
