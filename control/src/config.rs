@@ -825,6 +825,23 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     if dp.mbufs < 1024 {
         return Err(l.error("dataplane.mbufs", "at least 1024 packet buffers are needed"));
     }
+    // DPDK's own bounds on a pool's per-lcore cache (it refuses the pool
+    // otherwise, long after the file was read).
+    if dp.mbuf_cache > MAX_MBUF_CACHE || u64::from(dp.mbuf_cache) * 3 / 2 > u64::from(dp.mbufs) {
+        return Err(l.error(
+            "dataplane.mbuf_cache",
+            format!(
+                "{} is over {MAX_MBUF_CACHE}, or over two thirds of dataplane.mbufs ({})",
+                dp.mbuf_cache, dp.mbufs
+            ),
+        ));
+    }
+    if dp.stats_period > MAX_STATS_PERIOD {
+        return Err(l.error(
+            "dataplane.stats_period",
+            format!("{} is outside 0..={MAX_STATS_PERIOD}", dp.stats_period),
+        ));
+    }
     if dp.mbuf_data_room < 256 + 128 {
         return Err(l.error(
             "dataplane.mbuf_data_room",
@@ -841,6 +858,7 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     }
     let mut names = HashSet::new();
     let mut devices = HashSet::new();
+    let mut enis = HashSet::new();
     for (i, p) in c.ports.iter().enumerate() {
         if p.name.is_empty() {
             return Err(l.error(format!("ports[{i}].name"), "must not be empty"));
@@ -898,6 +916,13 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
                 ));
             }
         }
+        // Mirror sessions and F5 queries name ports by it.
+        if !enis.insert(p.eni()) {
+            return Err(l.error(
+                format!("ports[{i}].interface_id"),
+                format!("{:?} is another port's interface id", p.eni()),
+            ));
+        }
     }
     if c.flows.capacity < 8 || c.flows.capacity > 1 << 28 {
         return Err(l.error(
@@ -905,8 +930,11 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
             format!("{} is outside 8..=268435456", c.flows.capacity),
         ));
     }
-    if c.flows.fragment_map == 0 {
-        return Err(l.error("flows.fragment_map", "must be at least 1"));
+    if !(1..=MAX_FRAGMENT_MAP).contains(&c.flows.fragment_map) {
+        return Err(l.error(
+            "flows.fragment_map",
+            format!("{} is outside 1..={MAX_FRAGMENT_MAP}", c.flows.fragment_map),
+        ));
     }
     if !(10..=60_000).contains(&c.flows.sweep_period_ms) {
         return Err(l.error(
@@ -916,6 +944,7 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     }
     validate_f5(l)?;
     validate_operations(l)?;
+    validate_auth(l)?;
     let m = &c.mirror;
     if parse_mac(&m.next_hop_mac).is_none() {
         return Err(l.error(
@@ -979,6 +1008,50 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
                     format!("port {n:?} is already in a pair"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Largest per-lcore mbuf cache DPDK accepts (`RTE_MEMPOOL_CACHE_MAX_SIZE`).
+const MAX_MBUF_CACHE: u32 = 512;
+
+/// Longest statistics period, seconds (a day).
+const MAX_STATS_PERIOD: u64 = 86_400;
+
+/// Most fragment-map slots per worker (64 bytes each: 256 MiB).
+const MAX_FRAGMENT_MAP: u32 = 1 << 22;
+
+/// `[auth]` as the file gives it: each secret from exactly one source, an
+/// inline one not empty. (Whether a file can be read or a variable is set
+/// is the machine's, checked at start.)
+fn validate_auth(l: &Loaded) -> Result<(), ConfigError> {
+    let a = &l.config.auth;
+    if !a.enabled {
+        return Ok(());
+    }
+    let sources = a
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            (
+                format!("auth.keys[{i}].secret"),
+                [&k.secret, &k.secret_file, &k.secret_env],
+            )
+        })
+        .chain(a.f5_tokens.iter().enumerate().map(|(i, t)| {
+            (
+                format!("auth.f5_tokens[{i}].token"),
+                [&t.token, &t.token_file, &t.token_env],
+            )
+        }));
+    for (key, [inline, file, env]) in sources {
+        if [inline, file, env].iter().filter(|s| s.is_some()).count() != 1 {
+            return Err(l.error(key, "give exactly one of the value, a _file or an _env"));
+        }
+        if inline.as_deref() == Some("") {
+            return Err(l.error(key, "is empty"));
         }
     }
     Ok(())
@@ -1309,6 +1382,49 @@ device = "net_null1"
             (
                 GOOD.replace("net_null0", "net_null0,,=x"),
                 "ports[0].device",
+            ),
+            (
+                format!("{GOOD}[flows]\nfragment_map = 4294967295\n"),
+                "flows.fragment_map",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [1]\nmbuf_cache = 1024"),
+                "dataplane.mbuf_cache",
+            ),
+            (
+                GOOD.replace(
+                    "worker_cpus = [1]",
+                    "worker_cpus = [1]\nmbufs = 1024\nmbuf_cache = 700",
+                ),
+                "dataplane.mbuf_cache",
+            ),
+            (
+                GOOD.replace(
+                    "worker_cpus = [1]",
+                    "worker_cpus = [1]\nstats_period = 9223372036854775807",
+                ),
+                "dataplane.stats_period",
+            ),
+            (
+                GOOD.replace(
+                    "device = \"net_null1\"",
+                    "device = \"net_null1\"\ninterface_id = \"eni-0a\"",
+                )
+                .replace(
+                    "device = \"net_null0\"",
+                    "device = \"net_null0\"\ninterface_id = \"eni-0a\"",
+                ),
+                "ports[1].interface_id",
+            ),
+            (
+                format!(
+                    "{GOOD}[auth]\n[[auth.keys]]\nid = \"A\"\nsecret = \"x\"\nsecret_env = \"Y\"\n"
+                ),
+                "auth.keys[0].secret",
+            ),
+            (
+                format!("{GOOD}[auth]\n[[auth.f5_tokens]]\ntoken = \"\"\n"),
+                "auth.f5_tokens[0].token",
             ),
         ];
         for (text, key) in cases {

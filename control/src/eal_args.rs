@@ -64,6 +64,16 @@ pub fn build(l: &Loaded) -> Result<(Vec<String>, Memory), ConfigError> {
     build_for(l, true)
 }
 
+/// Memory (MiB) DPDK needs beside the packet pool without huge pages:
+/// its own structures, the rings and the ports' queues. Measured: the
+/// default pool (32767 mbufs of 2176 bytes) and config/default.toml's
+/// ports came up with 130 MiB and not with 125.
+const NO_HUGE_EXTRA_MB: u64 = 48;
+
+/// Bytes an mbuf takes in its pool beside its data room: the mbuf header
+/// and the pool's own per-object header, cache-line aligned.
+const MBUF_OVERHEAD: u64 = 192;
+
 /// [`build`], for a config that may be meant for another machine: when
 /// `here` is false, huge pages that this machine lacks are not an error.
 pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), ConfigError> {
@@ -105,6 +115,19 @@ pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), Config
         },
     };
     if let Memory::NoHuge { mb, .. } = &memory {
+        // A floor, not an estimate: less fails when the pool is made,
+        // after the ports were probed, with a DPDK error instead of this.
+        let pool = u64::from(dp.mbufs) * (u64::from(dp.mbuf_data_room) + MBUF_OVERHEAD);
+        let least = pool.div_ceil(1 << 20) + NO_HUGE_EXTRA_MB;
+        if u64::from(*mb) < least {
+            return Err(l.error(
+                "eal.memory_mb",
+                format!(
+                    "{mb} MiB cannot hold the packet pool without huge pages: {} mbufs of {} bytes need over {least} MiB",
+                    dp.mbufs, dp.mbuf_data_room
+                ),
+            ));
+        }
         args.push("--no-huge".into());
         args.push("-m".into());
         args.push(mb.to_string());
@@ -125,4 +148,33 @@ pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), Config
     }
     args.extend(c.eal.extra_args.iter().cloned());
     Ok((args, memory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(eal: &str) -> Loaded {
+        let text = format!(
+            "[eal]\n{eal}\n[dataplane]\nworker_cpus = [1]\npairs = [[\"a\", \"b\"]]\n\
+             [[ports]]\nname = \"a\"\ndevice = \"net_null0\"\n\
+             [[ports]]\nname = \"b\"\ndevice = \"net_null1\"\n"
+        );
+        Loaded {
+            path: "t.toml".into(),
+            config: crate::config::parse(&text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn without_huge_pages_the_memory_must_hold_the_packet_pool() {
+        // The default pool: 32767 mbufs of 2176 bytes, 74 MiB in the pool.
+        let e = build_for(&loaded("hugepages = \"off\"\nmemory_mb = 64"), false).unwrap_err();
+        assert_eq!(e.key, "eal.memory_mb");
+        assert!(e.problem.contains("need over 122 MiB"), "{e}");
+        let (args, memory) =
+            build_for(&loaded("hugepages = \"off\"\nmemory_mb = 130"), false).unwrap();
+        assert!(matches!(memory, Memory::NoHuge { mb: 130, .. }));
+        assert!(args.windows(2).any(|w| w == ["-m", "130"]), "{args:?}");
+    }
 }
