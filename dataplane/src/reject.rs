@@ -5,8 +5,11 @@
 //! kept) so it reaches the sender on the same segment. Following RFC 793,
 //! the RST acknowledges exactly what the segment occupied, or takes its
 //! sequence number from the segment's ACK. Following RFC 1122 / 4443, no
-//! answer goes to an ICMP error, a RST, a non-first fragment or a multicast
-//! or broadcast source; the caller then just drops the packet.
+//! answer goes to an ICMP error, a RST, a non-first fragment, or a packet
+//! from or to a multicast or broadcast address (MAC or IP), or from an
+//! unspecified or loopback one: an answer to a group destination reaches
+//! every member (and would leave with the group address as its source).
+//! The caller then just drops the packet.
 
 use crate::parse::{parse, Fragment, Parsed, ParsedPacket};
 use crate::wire::icmp::IcmpPacket;
@@ -20,6 +23,13 @@ pub const MAX_REPLY: usize = 22 + 1280;
 
 const TTL: u8 = 64;
 
+/// `::1`.
+const LOOPBACK_V6: [u8; 16] = {
+    let mut a = [0; 16];
+    a[15] = 1;
+    a
+};
+
 /// Writes the answer to `frame` into `out`; returns its length, or `None`
 /// when no answer is due.
 pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
@@ -30,8 +40,8 @@ pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
         return None;
     }
     let l3 = p.l3_offset as usize;
-    // Never answer a group address (the I/G bit of the source MAC).
-    if frame[6] & 1 != 0 {
+    // Never answer from or to a group address (the I/G bit of either MAC).
+    if frame[0] & 1 != 0 || frame[6] & 1 != 0 {
         return None;
     }
     // Layer 2: swap the MACs, keep the tags and EtherType.
@@ -58,7 +68,8 @@ pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
         ip.set_hop_limit(TTL);
         ip.set_src_addr(orig.dst_addr());
         ip.set_dst_addr(orig.src_addr());
-        if orig.src_addr()[0] == 0xff {
+        let (s, d) = (orig.src_addr(), orig.dst_addr());
+        if s[0] == 0xff || d[0] == 0xff || s == [0; 16] || s == LOOPBACK_V6 {
             return None;
         }
         let (src, dst) = (orig.dst_addr(), orig.src_addr());
@@ -69,8 +80,10 @@ pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
         }
     } else {
         let orig = Ipv4Packet::new_checked(&frame[l3..]).ok()?;
-        let s = orig.src_addr();
-        if s[0] >= 224 || s == [255, 255, 255, 255] || s == [0, 0, 0, 0] {
+        let (s, d) = (orig.src_addr(), orig.dst_addr());
+        // 224/4 multicast and 240/4 (with the limited broadcast) either way;
+        // 0/8 and 127/8 are no sender to answer.
+        if s[0] >= 224 || d[0] >= 224 || s[0] == 0 || s[0] == 127 {
             return None;
         }
         let mut ip = Ipv4Packet::new_unchecked(&mut out[l3..l3 + total]);
@@ -328,6 +341,79 @@ mod tests {
             .write(&mut f, &[0; 8])
             .unwrap();
         assert!(answer(&f).is_none(), "group source MAC");
+        // etherparse takes (source, destination).
+        for (dst_mac, dst_ip, what) in [
+            (B, [224, 0, 0, 251], "multicast destination (mDNS)"),
+            (B, [255, 255, 255, 255], "limited broadcast"),
+            ([0xff; 6], [192, 0, 2, 255], "broadcast MAC"),
+            (
+                [1, 0, 0x5e, 0, 0, 0xfb],
+                [192, 0, 2, 1],
+                "group destination MAC",
+            ),
+        ] {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(A, dst_mac)
+                .ipv4([10, 0, 0, 1], dst_ip, 64)
+                .udp(5353, 5353)
+                .write(&mut f, &[0; 8])
+                .unwrap();
+            assert!(answer(&f).is_none(), "{what}");
+        }
+        for (src, what) in [
+            ([127, 0, 0, 1], "loopback source"),
+            ([0, 0, 0, 0], "unspecified source"),
+        ] {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(A, B)
+                .ipv4(src, [192, 0, 2, 1], 64)
+                .udp(1, 2)
+                .write(&mut f, &[0; 8])
+                .unwrap();
+            assert!(answer(&f).is_none(), "{what}");
+        }
+        let mdns6 = {
+            let mut d = [0u8; 16];
+            d[0] = 0xff;
+            d[1] = 0x02;
+            d[15] = 0xfb;
+            d
+        };
+        let host6 = {
+            let mut a = [0u8; 16];
+            a[0] = 0x20;
+            a[1] = 0x01;
+            a[15] = 1;
+            a
+        };
+        for (src, dst, what) in [
+            (host6, mdns6, "IPv6 multicast destination"),
+            ([0; 16], host6, "IPv6 unspecified source"),
+            (LOOPBACK_V6, host6, "IPv6 loopback source"),
+        ] {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(A, B)
+                .ipv6(src, dst, 64)
+                .udp(5353, 5353)
+                .write(&mut f, &[0; 8])
+                .unwrap();
+            assert!(answer(&f).is_none(), "{what}");
+        }
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv6(
+                host6,
+                {
+                    let mut d = host6;
+                    d[15] = 2;
+                    d
+                },
+                64,
+            )
+            .udp(5353, 5353)
+            .write(&mut f, &[0; 8])
+            .unwrap();
+        assert!(answer(&f).is_some(), "IPv6 unicast is answered");
         assert!(answer(&[0u8; 10]).is_none(), "runt");
     }
 }
