@@ -274,6 +274,9 @@ impl MirrorConfig {
             .map_or(frame.len(), |l| frame.len().min(l as usize));
         let total = OUTER_LEN + inner;
         let out = &mut out[..total];
+        // The room comes from a reused mbuf: bits no setter names (the
+        // IPv4 reserved flag) would otherwise keep what was there.
+        out[..OUTER_LEN].fill(0);
         out[OUTER_LEN..].copy_from_slice(&frame[..inner]);
         let mut eth = EthernetFrame::new_unchecked(&mut out[..14]);
         eth.set_dst(tun.dst_mac);
@@ -444,8 +447,10 @@ mod tests {
         .unwrap();
         let frame: Vec<u8> = (0..100u8).collect();
         assert_eq!(cfg.copy_len(0, frame.len()), 90);
-        let mut out = vec![0u8; 90];
+        // Room as a reused mbuf gives it: whatever was there before.
+        let mut out = vec![0xffu8; 90];
         cfg.encapsulate(0, &frame, 0x1234_5678, &mut out);
+        assert_eq!(out[20..22], [0x40, 0], "DF alone in the flags and offset");
         let p = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
         let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
             panic!()
