@@ -295,7 +295,7 @@ impl Appliance {
             let slot_w = slot.clone();
             let startup = Arc::new(Startup::default());
             let startup_w = startup.clone();
-            let (mode, settings, policy, pool, stop, mirror) = (
+            let (mode, settings, policy, pool, stop_w, mirror) = (
                 dp.mode,
                 settings.clone(),
                 policy.clone(),
@@ -326,13 +326,18 @@ impl Appliance {
                         }
                     },
                 };
-                let worker = Worker::new(w, rxp, txq, pool, worker_end, stop, processing);
+                let worker = Worker::new(w, rxp, txq, pool, worker_end, stop_w, processing);
                 startup_w.state.store(RUNNING, Ordering::Release);
                 let counters = worker.run();
                 let _ = slot_w.set(counters);
                 0
             })
-            .map_err(|e| BringUpError::Dpdk(e.to_string()))?;
+            .map_err(|e| {
+                // The workers launched so far run until told to stop, and
+                // dropping their tasks on the way out waits for them.
+                stop.store(true, Ordering::Release);
+                BringUpError::Dpdk(e.to_string())
+            })?;
             tasks.push(task);
             finals.push(slot);
             rings.push(control_end);

@@ -2,8 +2,11 @@
 //!
 //! Invariant: `rte_eal_init` runs at most once per process (a second
 //! [`Eal::init`] fails), and `rte_eal_cleanup` runs only after every object
-//! that depends on EAL — mempools, ports, launched lcores — is gone, because
-//! each of them holds a clone of the guard whose drop does the cleanup.
+//! that depends on EAL — mempools, ports, queue handles, launched lcores —
+//! is gone, because each of them holds a clone of the guard whose drop does
+//! the cleanup. A mempool dropped while mbufs are still out (an mbuf holds
+//! no guard of its own) keeps its guard for good, so EAL is never cleaned
+//! up under them.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
@@ -107,6 +110,9 @@ pub struct EalInfo {
     pub version: String,
 }
 
+/// The DPDK release flowgate is built and tested for.
+const DPDK_VERSION: &str = "DPDK 22.11";
+
 impl Eal {
     /// Initialises EAL from an argument list (without the program name).
     /// Fails if EAL was initialised before in this process.
@@ -144,6 +150,17 @@ impl Eal {
         let ret = unsafe { ffi::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
+        }
+        // The build pins 22.11 (pkg-config), but the libraries' soname (23)
+        // is shared by 22.11, 23.03 and 23.07: a binary moved to another
+        // machine would start on them unchecked.
+        // SAFETY: EAL is initialised; the string is static.
+        let version = unsafe { CStr::from_ptr(ffi::rte_version()) }.to_string_lossy();
+        if !version.starts_with(DPDK_VERSION) {
+            return Err(DpdkError::other(
+                "rte_eal_init",
+                format!("running on {version}; flowgate is built for {DPDK_VERSION}"),
+            ));
         }
         Ok(Eal {
             guard: Arc::new(EalGuard(())),
@@ -184,6 +201,9 @@ impl Eal {
     /// Probes a device from its devargs (`net_pcap0,rx_pcap=x.pcap`, a PCI
     /// address, ...) and returns the port it created. On failure the error
     /// message is what DPDK logged about it (its error codes alone say little).
+    ///
+    /// Call it before any lcore is launched: DPDK's log stream is pointed at
+    /// a buffer while it runs, so other threads' logging would land there.
     pub fn probe_port(&self, devargs: &str) -> Result<crate::PortId, DpdkError> {
         let (r, logged) = capture_logs(|| crate::port::probe(devargs));
         r.map_err(|mut e| {

@@ -1,7 +1,8 @@
 //! Running work on EAL worker lcores.
 //!
 //! Invariant: a launched closure always finishes before EAL is cleaned up:
-//! [`LcoreTask`] holds the EAL guard and waits for the lcore when dropped.
+//! [`LcoreTask`] holds the EAL guard and waits for the lcore when dropped
+//! (a task forgotten instead keeps its guard, so cleanup never runs).
 
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
@@ -54,11 +55,22 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Runs `f` on worker lcore `lcore`. Must be called from the main lcore.
+/// Runs `f` on worker lcore `lcore`, from the main lcore; anything else is
+/// refused. DPDK itself checks neither: it indexes its lcore table with
+/// any id, and two threads launching on one lcore could both hand it a
+/// job (only one thread is the main lcore, so launches never race).
 pub fn launch<F>(eal: &Eal, lcore: u32, f: F) -> Result<LcoreTask, DpdkError>
 where
     F: FnOnce() -> i32 + Send + 'static,
 {
+    let op = format!("rte_eal_remote_launch(lcore {lcore})");
+    // SAFETY: EAL is initialised (eal); a plain query.
+    if current() != unsafe { ffi::rte_get_main_lcore() } {
+        return Err(DpdkError::other(op, "not called from the main lcore"));
+    }
+    if !workers(eal).contains(&lcore) {
+        return Err(DpdkError::other(op, "not an enabled worker lcore"));
+    }
     let job: Box<Job> = Box::new(Box::new(f));
     let arg = Box::into_raw(job).cast::<c_void>();
     // SAFETY: trampoline has the lcore_function_t signature and takes back
@@ -67,10 +79,7 @@ where
     if ret != 0 {
         // SAFETY: the launch failed, so arg was not handed to any lcore.
         drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
-        return Err(DpdkError::from_ret(
-            format!("rte_eal_remote_launch(lcore {lcore})"),
-            ret,
-        ));
+        return Err(DpdkError::from_ret(op, ret));
     }
     Ok(LcoreTask {
         lcore,

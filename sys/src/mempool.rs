@@ -104,6 +104,9 @@ impl Drop for Mempool {
                 self.name,
                 self.in_use_count()
             );
+            // Nor may EAL be cleaned up under those mbufs: its memory
+            // would go with it. The guard is kept for good.
+            std::mem::forget(self._eal.clone());
             return;
         }
         // SAFETY: no mbuf from this pool is outstanding, no port uses it

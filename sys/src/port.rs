@@ -169,8 +169,12 @@ pub const SYMMETRIC_RSS_KEY: [u8; 40] = {
     k
 };
 
+/// Shared by a port's queue handles: while one exists the port is not
+/// closed, and EAL (whose memory the queues use) is not cleaned up.
 #[derive(Debug)]
-struct QueueToken;
+struct QueueToken {
+    _eal: Arc<EalGuard>,
+}
 
 /// A configured ethdev port. Stops and closes itself on drop.
 #[derive(Debug)]
@@ -367,7 +371,9 @@ impl Port {
             // support it; that is not an error for a bump in the wire.
             unsafe { ffi::rte_eth_promiscuous_enable(id.0) };
         }
-        let token = Arc::new(QueueToken);
+        let token = Arc::new(QueueToken {
+            _eal: eal.guard.clone(),
+        });
         let rxq = (0..setup.rx_queues)
             .map(|q| RxQueue {
                 port: id.0,

@@ -147,6 +147,18 @@ fn wrappers_work_on_virtual_devices() {
     let mut txq = tx0.pop().unwrap();
     let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let release_w = release.clone();
+    // Only enabled worker lcores, and only from the main lcore.
+    assert!(lcore::launch(&eal, 0, || 0).is_err(), "the main lcore");
+    assert!(
+        lcore::launch(&eal, 5000, || 0).is_err(),
+        "past RTE_MAX_LCORE"
+    );
+    let other = eal.clone();
+    let from_elsewhere = std::thread::spawn(move || lcore::launch(&other, 1, || 0).is_err());
+    assert!(
+        from_elsewhere.join().unwrap(),
+        "a thread that is not the main lcore"
+    );
     let task = lcore::launch(&eal, 1, move || {
         assert_eq!(lcore::current(), 1);
         let mut got = 0;
