@@ -18,6 +18,7 @@ use flowgate_sys::{Eal, Mempool, Port, PortId, PortSetup};
 
 use crate::config::{self, is_pci, ConfigError, Loaded, Mode};
 use crate::eal_args;
+use crate::mirror_store::MirrorPort;
 
 /// Why bring-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,8 @@ pub struct PortView {
     pub driver: String,
     /// The port's MAC address.
     pub mac: [u8; 6],
+    /// Its MTU.
+    pub mtu: u16,
 }
 
 /// What control gets once the data plane runs.
@@ -215,6 +218,7 @@ impl Appliance {
                 device: dev.name.clone(),
                 driver: dev.driver.clone(),
                 mac: port.mac().0,
+                mtu: port.mtu(),
             });
             ports.push(port);
         }
@@ -262,11 +266,15 @@ impl Appliance {
             );
         }
 
-        let enis: Vec<(String, [u8; 6])> = c
+        let enis: Vec<MirrorPort> = c
             .ports
             .iter()
             .zip(&views)
-            .map(|(p, v)| (p.eni(), v.mac))
+            .map(|(p, v)| MirrorPort {
+                eni: p.eni(),
+                mac: v.mac,
+                mtu: v.mtu,
+            })
             .collect();
         let tunnel = crate::mirror_store::TunnelConfig::from_config(&c.mirror);
         let initial_mirror = match mirror.compile(&enis, &tunnel) {

@@ -144,6 +144,20 @@ pub struct MirrorState {
     pub client_tokens: BTreeMap<String, ClientTokenUse>,
 }
 
+/// A port as mirroring sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorPort {
+    /// Its interface id (`eni-...`).
+    pub eni: String,
+    /// Its MAC address (the source of copies it sends).
+    pub mac: [u8; 6],
+    /// Its MTU (copies it sends are cut to fit).
+    pub mtu: u16,
+}
+
+/// The MTU assumed for a port whose driver is not asked (not up yet).
+pub const ETHERNET_MTU: u16 = 1500;
+
 /// Most ClientTokens remembered; the oldest is forgotten first.
 pub const MAX_CLIENT_TOKENS: usize = 1024;
 
@@ -346,14 +360,14 @@ impl MirrorStore {
         v
     }
 
-    /// The data plane's view: ports are given as (interface id, MAC) in
-    /// port order; the tunnel's addresses come from config.
+    /// The data plane's view: ports are given in port order; the tunnel's
+    /// addresses come from config.
     pub fn compile(
         &self,
-        ports: &[(String, [u8; 6])],
+        ports: &[MirrorPort],
         tunnel: &TunnelConfig,
     ) -> Result<MirrorConfig, flowgate_dataplane::mirror::MirrorConfigError> {
-        let port_of = |eni: &str| ports.iter().position(|(id, _)| id == eni);
+        let port_of = |eni: &str| ports.iter().position(|p| p.eni == eni);
         let target_ids: Vec<&String> = self.state.targets.keys().collect();
         let targets = self
             .state
@@ -363,8 +377,9 @@ impl MirrorStore {
                 let port = port_of(&t.network_interface_id).unwrap_or(usize::MAX);
                 MirrorTarget {
                     port,
+                    mtu: ports.get(port).map_or(ETHERNET_MTU, |p| p.mtu),
                     tunnel: VxlanTunnel {
-                        src_mac: ports.get(port).map_or([0; 6], |p| p.1),
+                        src_mac: ports.get(port).map_or([0; 6], |p| p.mac),
                         dst_mac: tunnel.next_hop_mac,
                         src_ip: tunnel.source_ip,
                         dst_ip: tunnel.destination_ip,
@@ -574,7 +589,12 @@ mod tests {
         s.state
             .sessions
             .insert("tms-1".into(), session("tms-1", 1, "tmt-1", "tmf-1"));
-        let ports = vec![("eni-a".to_string(), [2; 6]), ("eni-b".to_string(), [4; 6])];
+        let port = |eni: &str, mac, mtu| MirrorPort {
+            eni: eni.into(),
+            mac,
+            mtu,
+        };
+        let ports = vec![port("eni-a", [2; 6], 1500), port("eni-b", [4; 6], 9000)];
         let t = TunnelConfig {
             source_ip: [192, 0, 2, 1],
             destination_ip: [192, 0, 2, 2],
@@ -584,6 +604,7 @@ mod tests {
         assert_eq!(c.session_count(), 1);
         assert_eq!(c.target_of(0).port, 1);
         assert_eq!(c.target_of(0).tunnel.src_mac, [4; 6]);
+        assert_eq!(c.target_of(0).mtu, 9000);
         assert!(c.watches(0, 1));
         assert!(!c.watches(1, 1));
     }

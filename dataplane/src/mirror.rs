@@ -50,6 +50,10 @@ pub struct VxlanTunnel {
 pub struct MirrorTarget {
     /// Port index (config order) the copies leave by.
     pub port: usize,
+    /// That port's MTU: a copy is cut so that its outer IP packet fits, as
+    /// EC2 cuts copies to the target's MTU (a 1500-byte path would drop a
+    /// full-size frame's copy, 50 bytes over, without a trace).
+    pub mtu: u16,
     /// The tunnel.
     pub tunnel: VxlanTunnel,
 }
@@ -257,10 +261,19 @@ impl MirrorConfig {
 
     /// Length of the copy of a `frame_len`-byte frame by session `i`.
     pub fn copy_len(&self, i: usize, frame_len: usize) -> usize {
-        OUTER_LEN
-            + self.sessions[i]
-                .packet_length
-                .map_or(frame_len, |l| frame_len.min(l as usize))
+        OUTER_LEN + self.inner_len(i, frame_len)
+    }
+
+    /// How much of a `frame_len`-byte frame session `i` copies: all of it,
+    /// or its PacketLength, and no more than the target's MTU leaves room
+    /// for after the outer IPv4, UDP and VXLAN headers.
+    #[inline]
+    fn inner_len(&self, i: usize, frame_len: usize) -> usize {
+        let s = &self.sessions[i];
+        let room = usize::from(self.targets[s.target].mtu).saturating_sub(OUTER_LEN - 14);
+        s.packet_length
+            .map_or(frame_len, |l| frame_len.min(l as usize))
+            .min(room)
     }
 
     /// Writes session `i`'s copy of `frame` into `out` (exactly
@@ -269,9 +282,7 @@ impl MirrorConfig {
     pub fn encapsulate(&self, i: usize, frame: &[u8], flow_hash: u32, out: &mut [u8]) {
         let s = &self.sessions[i];
         let tun = &self.targets[s.target].tunnel;
-        let inner = s
-            .packet_length
-            .map_or(frame.len(), |l| frame.len().min(l as usize));
+        let inner = self.inner_len(i, frame.len());
         let total = OUTER_LEN + inner;
         let out = &mut out[..total];
         // The room comes from a reused mbuf: bits no setter names (the
@@ -331,6 +342,7 @@ mod tests {
     fn target(port: usize) -> MirrorTarget {
         MirrorTarget {
             port,
+            mtu: 1500,
             tunnel: VxlanTunnel {
                 src_mac: [2, 0, 0, 0, 0, 9],
                 dst_mac: [2, 0, 0, 0, 0, 8],
@@ -430,6 +442,58 @@ mod tests {
         assert_eq!(
             MirrorConfig::new(1, 2, vec![target(1)], vec![MirrorFilter::default()], &many),
             Err(MirrorConfigError::TooManySessions)
+        );
+    }
+
+    #[test]
+    fn copies_are_cut_to_the_targets_mtu() {
+        // An outer IP packet of at most the MTU: 36 bytes of IPv4, UDP and
+        // VXLAN headers leave MTU - 36 for the copied frame.
+        let mut small = target(1);
+        small.mtu = 100;
+        let cfg = MirrorConfig::new(
+            1,
+            2,
+            vec![small],
+            vec![MirrorFilter::default()],
+            &[(0, 1, session(0, 7))],
+        )
+        .unwrap();
+        assert_eq!(cfg.copy_len(0, 200), 50 + 64);
+        assert_eq!(cfg.copy_len(0, 60), 50 + 60, "shorter frames whole");
+        let frame: Vec<u8> = (0..200u8).collect();
+        let mut out = vec![0u8; 114];
+        cfg.encapsulate(0, &frame, 1, &mut out);
+        let p = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
+        assert_eq!(ip.header().total_len(), 100);
+        assert_eq!(out[50..], frame[..64]);
+        // PacketLength below the MTU's room still decides.
+        let mut s = session(0, 7);
+        s.packet_length = Some(40);
+        let cfg = MirrorConfig::new(
+            1,
+            2,
+            vec![target(1)],
+            vec![MirrorFilter::default()],
+            &[(0, 1, s)],
+        )
+        .unwrap();
+        assert_eq!(cfg.copy_len(0, 1514), 50 + 40);
+        let cfg = MirrorConfig::new(
+            1,
+            2,
+            vec![target(1)],
+            vec![MirrorFilter::default()],
+            &[(0, 1, session(0, 7))],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.copy_len(0, 1514),
+            50 + 1464,
+            "a full-size frame at MTU 1500"
         );
     }
 

@@ -493,6 +493,19 @@ impl Port {
         MacAddr(a.addr_bytes)
     }
 
+    /// The MTU: the largest IP packet the port sends (1500 when the
+    /// driver cannot say).
+    pub fn mtu(&self) -> u16 {
+        let mut mtu = 0u16;
+        // SAFETY: mtu is a valid out value; the port id is valid (self).
+        let ret = unsafe { ffi::rte_eth_dev_get_mtu(self.id.0, &mut mtu) };
+        if ret != 0 || mtu == 0 {
+            1500
+        } else {
+            mtu
+        }
+    }
+
     /// Link state, without waiting.
     pub fn link(&self) -> LinkStatus {
         Self::link_of(self.id)

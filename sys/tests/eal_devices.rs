@@ -128,6 +128,8 @@ fn wrappers_work_on_virtual_devices() {
     port1.start().unwrap();
     assert!(!port0.rss_enabled(), "one queue: no RSS");
     let _ = port0.mac();
+    // Virtual devices keep Ethernet's default.
+    assert_eq!(port0.mtu(), 1500);
     // net_null reports a fixed 10 Gb/s full-duplex link, up once started.
     assert_eq!(
         port1.link(),

@@ -20,7 +20,8 @@ use self::xml::Xml;
 use crate::api::{respond, ApiRequest, ApiState, HttpResponse};
 use crate::auth::Caller;
 use crate::mirror_store::{
-    new_id, Filter, FilterRule, MirrorState, MirrorStore, Ports, Session, Tag, Target, TunnelConfig,
+    new_id, Filter, FilterRule, MirrorPort, MirrorState, MirrorStore, Ports, Session, Tag, Target,
+    TunnelConfig, ETHERNET_MTU,
 };
 
 /// EC2 answers XML with this content type.
@@ -77,19 +78,19 @@ pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
 
 /// The flowgate ports as the mirror API knows them: (interface id, MAC),
 /// in port order. MACs are known once the ports are up.
-pub fn port_enis(state: &ApiState) -> Vec<(String, [u8; 6])> {
+pub fn port_enis(state: &ApiState) -> Vec<MirrorPort> {
     state
         .config
         .ports
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let mac = state
-                .ports
-                .get()
-                .and_then(|v| v.get(i))
-                .map_or([0; 6], |v| v.mac);
-            (p.eni(), mac)
+            let view = state.ports.get().and_then(|v| v.get(i));
+            MirrorPort {
+                eni: p.eni(),
+                mac: view.map_or([0; 6], |v| v.mac),
+                mtu: view.map_or(ETHERNET_MTU, |v| v.mtu),
+            }
         })
         .collect()
 }
@@ -279,7 +280,7 @@ struct Ctx<'a> {
     p: &'a Params,
     caller: &'a Caller,
     owner: &'a str,
-    enis: &'a [(String, [u8; 6])],
+    enis: &'a [MirrorPort],
     limits: &'a crate::config::MirrorSection,
 }
 
@@ -298,7 +299,7 @@ impl Ctx<'_> {
 
     fn eni(&self, name: &str) -> Result<String, Ec2Error> {
         let id = self.p.required(name)?;
-        if self.enis.iter().any(|(e, _)| e == id) {
+        if self.enis.iter().any(|p| p.eni == id) {
             Ok(id.to_string())
         } else {
             Err(Ec2Error::NotFound(
@@ -1161,7 +1162,14 @@ mod tests {
     fn run(store: &mut MirrorStore, body: &str, caller: &Caller) -> Result<String, Ec2Error> {
         let p = Params::parse(body.as_bytes());
         let action = p.get("Action").unwrap_or_default().to_string();
-        let enis: Vec<(String, [u8; 6])> = ENIS.iter().map(|e| (e.to_string(), [2; 6])).collect();
+        let enis: Vec<MirrorPort> = ENIS
+            .iter()
+            .map(|e| MirrorPort {
+                eni: e.to_string(),
+                mac: [2; 6],
+                mtu: 1500,
+            })
+            .collect();
         let limits = crate::config::MirrorSection {
             max_sessions: 2,
             ..Default::default()
