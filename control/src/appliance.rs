@@ -18,7 +18,7 @@ use flowgate_sys::{Eal, Mempool, Port, PortId, PortSetup};
 
 use crate::config::{self, is_pci, ConfigError, Loaded, Mode};
 use crate::eal_args;
-use crate::mirror_store::MirrorPort;
+use crate::mirror_store::{MirrorPort, ETHERNET_MTU};
 
 /// Why bring-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,23 @@ pub struct PortView {
     pub mac: [u8; 6],
     /// Its MTU.
     pub mtu: u16,
+}
+
+/// The ports as mirroring sees them, in port order: each one's interface
+/// id, and its MAC and MTU once it is up (`views`, empty before).
+pub fn mirror_ports(ports: &[crate::config::PortConfig], views: &[PortView]) -> Vec<MirrorPort> {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let view = views.get(i);
+            MirrorPort {
+                eni: p.eni(),
+                mac: view.map_or([0; 6], |v| v.mac),
+                mtu: view.map_or(ETHERNET_MTU, |v| v.mtu),
+            }
+        })
+        .collect()
 }
 
 /// What control gets once the data plane runs.
@@ -266,16 +283,7 @@ impl Appliance {
             );
         }
 
-        let enis: Vec<MirrorPort> = c
-            .ports
-            .iter()
-            .zip(&views)
-            .map(|(p, v)| MirrorPort {
-                eni: p.eni(),
-                mac: v.mac,
-                mtu: v.mtu,
-            })
-            .collect();
+        let enis = mirror_ports(&c.ports, &views);
         let tunnel = crate::mirror_store::TunnelConfig::from_config(&c.mirror);
         let initial_mirror = match mirror.compile(&enis, &tunnel) {
             Ok(m) => Arc::new(m),

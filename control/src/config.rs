@@ -1013,8 +1013,8 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Largest per-lcore mbuf cache DPDK accepts (`RTE_MEMPOOL_CACHE_MAX_SIZE`).
-const MAX_MBUF_CACHE: u32 = 512;
+/// Largest per-lcore mbuf cache DPDK accepts.
+const MAX_MBUF_CACHE: u32 = flowgate_sys::ffi::RTE_MEMPOOL_CACHE_MAX_SIZE;
 
 /// Longest statistics period, seconds (a day).
 const MAX_STATS_PERIOD: u64 = 86_400;
@@ -1047,12 +1047,25 @@ fn validate_auth(l: &Loaded) -> Result<(), ConfigError> {
             )
         }));
     for (key, [inline, file, env]) in sources {
-        if [inline, file, env].iter().filter(|s| s.is_some()).count() != 1 {
-            return Err(l.error(key, "give exactly one of the value, a _file or an _env"));
-        }
-        if inline.as_deref() == Some("") {
-            return Err(l.error(key, "is empty"));
-        }
+        check_secret_source(l, &key, inline, file, env)?;
+    }
+    Ok(())
+}
+
+/// A secret's source as the file gives it: exactly one of the value, a
+/// file or an environment variable, and a value not empty.
+pub fn check_secret_source(
+    l: &Loaded,
+    key: &str,
+    inline: &Option<String>,
+    file: &Option<String>,
+    env: &Option<String>,
+) -> Result<(), ConfigError> {
+    if [inline, file, env].iter().filter(|s| s.is_some()).count() != 1 {
+        return Err(l.error(key, "give exactly one of the value, a _file or an _env"));
+    }
+    if inline.as_deref() == Some("") {
+        return Err(l.error(key, "is empty"));
     }
     Ok(())
 }

@@ -428,21 +428,21 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
                 mirrors = still;
-                for (&op, p) in jobs.iter_mut() {
-                    // A worker that has stopped answers nothing more.
-                    for (w, ring) in rings.iter().enumerate() {
-                        if ring.worker_gone() {
-                            p.running[w] = false;
-                        }
+                // A worker that has stopped answers nothing more.
+                for (w, ring) in rings.iter().enumerate() {
+                    if ring.worker_gone() {
+                        jobs.values_mut().for_each(|p| p.running[w] = false);
                     }
+                }
+                for (&op, p) in jobs.iter_mut() {
                     let finished = !p.running.contains(&true);
                     // An operation a worker refused ends FAILED whatever
                     // the others do: they stop now (a flush would
                     // otherwise remove flows for an operation that failed).
                     let refused = p.kind != JobKind::Query && !p.outcome.refused.is_empty();
-                    if p.answer.is_some() && (finished || refused || now >= p.deadline) {
-                        p.outcome.tsc_now = flowgate_sys::cpu::tsc();
+                    if finished || refused || now >= p.deadline {
                         if let Some(answer) = p.answer.take() {
+                            p.outcome.tsc_now = flowgate_sys::cpu::tsc();
                             let _ = answer.send(std::mem::take(&mut p.outcome));
                         }
                     }

@@ -156,7 +156,7 @@ pub struct MirrorPort {
 }
 
 /// The MTU assumed for a port whose driver is not asked (not up yet).
-pub const ETHERNET_MTU: u16 = 1500;
+pub use flowgate_sys::ETHERNET_MTU;
 
 /// Most ClientTokens remembered; the oldest is forgotten first.
 pub const MAX_CLIENT_TOKENS: usize = 1024;

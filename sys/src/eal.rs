@@ -110,8 +110,12 @@ pub struct EalInfo {
     pub version: String,
 }
 
-/// The DPDK release flowgate is built and tested for.
-const DPDK_VERSION: &str = "DPDK 22.11";
+/// The release of a DPDK version, `22.11` of `22.11.11` or of
+/// `DPDK 22.11.11`: what the ABI and the mbuf layout go by.
+fn release(version: &str) -> &str {
+    let v = version.strip_prefix("DPDK ").unwrap_or(version);
+    v.match_indices('.').nth(1).map_or(v, |(i, _)| &v[..i])
+}
 
 impl Eal {
     /// Initialises EAL from an argument list (without the program name).
@@ -151,20 +155,24 @@ impl Eal {
         if ret < 0 {
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
         }
-        // The build pins 22.11 (pkg-config), but the libraries' soname (23)
-        // is shared by 22.11, 23.03 and 23.07: a binary moved to another
-        // machine would start on them unchecked.
-        // SAFETY: EAL is initialised; the string is static.
-        let version = unsafe { CStr::from_ptr(ffi::rte_version()) }.to_string_lossy();
-        if !version.starts_with(DPDK_VERSION) {
+        let eal = Eal {
+            guard: Arc::new(EalGuard(())),
+        };
+        // The build pins the release (build.rs), but the libraries' soname
+        // (23) is shared by 22.11, 23.03 and 23.07: a binary moved to
+        // another machine would start on them unchecked. (Returning drops
+        // `eal`, which cleans EAL up.)
+        let running = eal.info().version;
+        if release(&running) != release(crate::DPDK_VERSION) {
             return Err(DpdkError::other(
                 "rte_eal_init",
-                format!("running on {version}; flowgate is built for {DPDK_VERSION}"),
+                format!(
+                    "running on {running}; flowgate is built for DPDK {}",
+                    crate::DPDK_VERSION
+                ),
             ));
         }
-        Ok(Eal {
-            guard: Arc::new(EalGuard(())),
-        })
+        Ok(eal)
     }
 
     /// Facts about this EAL.
@@ -217,5 +225,19 @@ impl Eal {
             }
             e
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release;
+
+    #[test]
+    fn a_release_is_the_first_two_parts_of_a_version() {
+        assert_eq!(release("DPDK 22.11.11"), "22.11");
+        assert_eq!(release("22.11.1"), "22.11");
+        assert_eq!(release("DPDK 23.07.0-rc1"), "23.07");
+        assert_eq!(release("22.11"), "22.11");
+        assert_ne!(release("DPDK 22.11.4"), release("23.03.0"));
     }
 }

@@ -45,6 +45,7 @@ pub use memory::{HugeArray, HugeVec};
 pub use mempool::Mempool;
 pub use port::{
     DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortSetup, PortStats, RxQueue, TxQueue,
+    ETHERNET_MTU,
 };
 
 /// The DPDK version this crate was built against, as pkg-config reported it.

@@ -169,6 +169,9 @@ pub const SYMMETRIC_RSS_KEY: [u8; 40] = {
     k
 };
 
+/// Ethernet's default MTU.
+pub const ETHERNET_MTU: u16 = 1500;
+
 /// Shared by a port's queue handles: while one exists the port is not
 /// closed, and EAL (whose memory the queues use) is not cleaned up.
 #[derive(Debug)]
@@ -493,14 +496,14 @@ impl Port {
         MacAddr(a.addr_bytes)
     }
 
-    /// The MTU: the largest IP packet the port sends (1500 when the
-    /// driver cannot say).
+    /// The MTU: the largest IP packet the port sends ([`ETHERNET_MTU`]
+    /// when the driver cannot say).
     pub fn mtu(&self) -> u16 {
         let mut mtu = 0u16;
         // SAFETY: mtu is a valid out value; the port id is valid (self).
         let ret = unsafe { ffi::rte_eth_dev_get_mtu(self.id.0, &mut mtu) };
         if ret != 0 || mtu == 0 {
-            1500
+            ETHERNET_MTU
         } else {
             mtu
         }

@@ -90,13 +90,7 @@ fn read_secret(
     file: &Option<String>,
     env: &Option<String>,
 ) -> Result<String, ConfigError> {
-    let given = [inline.is_some(), file.is_some(), env.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
-    if given != 1 {
-        return Err(l.error(key, "give exactly one of the value, a _file or an _env"));
-    }
+    crate::config::check_secret_source(l, key, inline, file, env)?;
     let value = if let Some(v) = inline {
         v.clone()
     } else if let Some(f) = file {

@@ -7,10 +7,12 @@
 //! protocol, IP id, VLAN) for IPv4, and (src, dst, id, VLAN) for IPv6
 //! (RFC 8200): an IPv6 later fragment names the header that follows the
 //! Fragment header, which is not the upper-layer protocol when another
-//! extension header (destination options, AH) comes first. A later fragment that arrives
-//! before its first (reordering), or after the entry aged out, is forwarded
-//! untracked and counted. The map is a fixed 4-way set-associative array:
-//! when a set is full the oldest entry is overwritten (and counted).
+//! extension header (destination options, AH) comes first.
+//!
+//! A later fragment that arrives before its first (reordering), or after
+//! the entry aged out, is forwarded untracked and counted. The map is a
+//! fixed 4-way set-associative array: when a set is full the oldest entry
+//! is overwritten (and counted).
 
 use flowgate_sys::cpu::{crc32c_u32, crc32c_u64};
 

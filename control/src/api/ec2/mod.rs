@@ -21,7 +21,7 @@ use crate::api::{respond, ApiRequest, ApiState, HttpResponse};
 use crate::auth::Caller;
 use crate::mirror_store::{
     new_id, Filter, FilterRule, MirrorPort, MirrorState, MirrorStore, Ports, Session, Tag, Target,
-    TunnelConfig, ETHERNET_MTU,
+    TunnelConfig,
 };
 
 /// EC2 answers XML with this content type.
@@ -76,23 +76,11 @@ pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
     }
 }
 
-/// The flowgate ports as the mirror API knows them: (interface id, MAC),
-/// in port order. MACs are known once the ports are up.
+/// The flowgate ports as the mirror API knows them, in port order (MACs
+/// and MTUs are known once the ports are up).
 pub fn port_enis(state: &ApiState) -> Vec<MirrorPort> {
-    state
-        .config
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let view = state.ports.get().and_then(|v| v.get(i));
-            MirrorPort {
-                eni: p.eni(),
-                mac: view.map_or([0; 6], |v| v.mac),
-                mtu: view.map_or(ETHERNET_MTU, |v| v.mtu),
-            }
-        })
-        .collect()
+    let views = state.ports.get().map_or(&[][..], Vec::as_slice);
+    crate::appliance::mirror_ports(&state.config.ports, views)
 }
 
 /// The tunnel's addresses from `[mirror]`.
@@ -209,8 +197,7 @@ fn apply(
                 )));
             }
             c.dry_run()?;
-            replay(action, &used.id, c, store, doc)?;
-            doc.opt("clientToken", Some(token));
+            answer_created(action, &used.id, c, store, doc)?;
             return Ok(None);
         }
     }
@@ -236,9 +223,10 @@ fn apply(
     Ok(before)
 }
 
-/// The answer to a create retried with its ClientToken: the object the
-/// first attempt made, as it is now.
-fn replay(
+/// The answer to a create: the object `id` as it is now, and the request's
+/// ClientToken. A retried create (same token) gets the object the first
+/// attempt made, unless it was deleted since.
+fn answer_created(
     action: &str,
     id: &str,
     c: &Ctx,
@@ -269,11 +257,13 @@ fn replay(
         }),
         _ => None,
     };
-    found.ok_or_else(|| {
-        Ec2Error::IdempotentParameterMismatch(
+    if found.is_none() {
+        return Err(Ec2Error::IdempotentParameterMismatch(
             "The client token you have provided is associated with a resource that is already deleted. Please use a different client token.".into(),
-        )
-    })
+        ));
+    }
+    doc.opt("clientToken", c.p.get("ClientToken"));
+    Ok(())
 }
 
 struct Ctx<'a> {
@@ -570,12 +560,10 @@ fn ops(
                 "TrafficMirrorTargetLimitExceeded",
                 "The maximum number of traffic mirror targets ({}) has been reached.",
             )?;
-            doc.open("trafficMirrorTarget")
-                .target(&t, c.owner)
-                .close("trafficMirrorTarget");
-            doc.opt("clientToken", p.get("ClientToken"));
-            store.created(&t.id);
-            store.state.targets.insert(t.id.clone(), t);
+            let id = t.id.clone();
+            store.created(&id);
+            store.state.targets.insert(id.clone(), t);
+            answer_created(action, &id, c, store, doc)?;
             Ok(true)
         }
         "DeleteTrafficMirrorTarget" => {
@@ -607,12 +595,10 @@ fn ops(
                 "TrafficMirrorFilterLimitExceeded",
                 "The maximum number of traffic mirror filters ({}) has been reached.",
             )?;
-            store.created(&f.id);
-            store.state.filters.insert(f.id.clone(), f.clone());
-            doc.open("trafficMirrorFilter")
-                .filter(&f, store)
-                .close("trafficMirrorFilter");
-            doc.opt("clientToken", p.get("ClientToken"));
+            let id = f.id.clone();
+            store.created(&id);
+            store.state.filters.insert(id.clone(), f);
+            answer_created(action, &id, c, store, doc)?;
             Ok(true)
         }
         "DeleteTrafficMirrorFilter" => {
@@ -695,12 +681,10 @@ fn ops(
                 "TrafficMirrorFilterRuleLimitExceeded",
                 "A traffic mirror filter has at most {} rules per direction.",
             )?;
-            doc.open("trafficMirrorFilterRule")
-                .rule(&r)
-                .close("trafficMirrorFilterRule");
-            doc.opt("clientToken", p.get("ClientToken"));
-            store.created(&r.id);
-            store.state.rules.insert(r.id.clone(), r);
+            let id = r.id.clone();
+            store.created(&id);
+            store.state.rules.insert(id.clone(), r);
+            answer_created(action, &id, c, store, doc)?;
             Ok(true)
         }
         "ModifyTrafficMirrorFilterRule" => {
@@ -820,12 +804,10 @@ fn ops(
                 "TrafficMirrorSessionLimitExceeded",
                 "The maximum number of traffic mirror sessions ({}) has been reached.",
             )?;
-            doc.open("trafficMirrorSession")
-                .session(&s, c.owner)
-                .close("trafficMirrorSession");
-            doc.opt("clientToken", p.get("ClientToken"));
-            store.created(&s.id);
-            store.state.sessions.insert(s.id.clone(), s);
+            let id = s.id.clone();
+            store.created(&id);
+            store.state.sessions.insert(id.clone(), s);
+            answer_created(action, &id, c, store, doc)?;
             Ok(true)
         }
         "ModifyTrafficMirrorSession" => {
