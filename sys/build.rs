@@ -79,7 +79,7 @@ fn main() {
         .allowlist_type("rte_eth_(conf|stats|dev_info|rxconf|txconf|link|rss_conf|xstat|xstat_name)")
         .allowlist_type("rte_ether_addr")
         .allowlist_var("RTE_.*")
-        .allowlist_var("fg_mbuf_off_.*|fg_rss_hf_flows")
+        .allowlist_var("fg_mbuf_off_.*|fg_rss_hf_flows|fg_rx_offload_scatter|fg_tx_offload_multi_segs")
         .blocklist_function("rte_eth_rx_burst|rte_eth_tx_burst")
         .derive_default(true)
         .layout_tests(true)

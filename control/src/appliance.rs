@@ -130,9 +130,11 @@ impl Appliance {
             ))
         })?;
         let info = eal.info();
-        println!(
+        say!(
             "flowgate: {} on {}; runtime dir {}",
-            info.version, memory, info.runtime_dir
+            info.version,
+            memory,
+            info.runtime_dir
         );
 
         // A probe failure is reported once, by us, as a config error naming
@@ -204,7 +206,20 @@ impl Appliance {
             }
             let rx_queues = workers.min(dev.max_rx_queues as usize).max(1) as u16;
             if (rx_queues as usize) < workers && peer[i].is_some() {
-                println!("flowgate: warning: port {} ({}) has {} rx queue(s) for {} workers; only the first {} poll it", p.name, dev.name, rx_queues, workers, rx_queues);
+                say!("flowgate: warning: port {} ({}) has {} rx queue(s) for {} workers; only the first {} poll it", p.name, dev.name, rx_queues, workers, rx_queues);
+            }
+            if let Some(mtu) = p.mtu {
+                if mtu < dev.min_mtu || mtu > dev.max_mtu {
+                    return Err(l
+                        .error(
+                            format!("ports[{i}].mtu"),
+                            format!(
+                                "{} takes an MTU of {} to {}, not {mtu}",
+                                dev.name, dev.min_mtu, dev.max_mtu
+                            ),
+                        )
+                        .into());
+                }
             }
             let setup = PortSetup {
                 rx_queues,
@@ -213,6 +228,7 @@ impl Appliance {
                 tx_desc: dp.tx_desc,
                 symmetric_rss: true,
                 promiscuous: true,
+                mtu: p.mtu,
             };
             let (port, rxq, txq) =
                 Port::configure(&eal, id, &setup, pool.clone()).map_err(|e| {
@@ -242,7 +258,7 @@ impl Appliance {
         for (port, v) in ports.iter_mut().zip(&views) {
             port.start()
                 .map_err(|e| BringUpError::Dpdk(format!("port {}: {e}", v.name)))?;
-            println!(
+            say!(
                 "flowgate: port {} {} ({}, {}) mac {} {}",
                 v.id.0,
                 v.name,
@@ -277,7 +293,7 @@ impl Appliance {
                 });
             }
             let slice = idle_slice_nanos(rx[w].iter().map(RxPath::ring));
-            println!(
+            say!(
                 "flowgate: worker {w} gives flow operations at most {:.1} µs per idle loop",
                 slice as f64 / 1000.0
             );
@@ -288,7 +304,7 @@ impl Appliance {
         let initial_mirror = match mirror.compile(&enis, &tunnel) {
             Ok(m) => Arc::new(m),
             Err(e) => {
-                eprintln!("flowgate: restored mirror sessions not installed: {e}");
+                say_err!("flowgate: restored mirror sessions not installed: {e}");
                 Arc::new(flowgate_dataplane::mirror::MirrorConfig::empty(enis.len()))
             }
         };
@@ -399,12 +415,16 @@ impl Appliance {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        println!(
+        say!(
             "flowgate: {} worker(s) on lcores {:?} (CPUs {:?}), control on CPU {}; mode {:?}",
-            workers, lcores, dp.worker_cpus, dp.main_cpu, dp.mode
+            workers,
+            lcores,
+            dp.worker_cpus,
+            dp.main_cpu,
+            dp.mode
         );
         if dp.mode == Mode::Track {
-            println!(
+            say!(
                 "flowgate: flow table per worker: {}; policy: {} rule(s) and a default",
                 startups[0].table.lock().unwrap(),
                 policy.len()
@@ -433,7 +453,7 @@ impl Appliance {
         for (mut port, v) in self.ports.drain(..).zip(self.views.iter().cloned()) {
             let stats = port.stats();
             if let Err(e) = port.stop() {
-                eprintln!("flowgate: stopping port {}: {e}", v.name);
+                say_err!("flowgate: stopping port {}: {e}", v.name);
             }
             drop(port);
             port_stats.push((v, stats));

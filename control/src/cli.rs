@@ -72,14 +72,16 @@ pub struct OpsArgs {
 }
 
 /// Runs a client subcommand's body, printing its error; the exit status.
+/// A reader that stops reading (`flowgate flows | head -1`) ends the
+/// output quietly, as it does for other Unix tools.
 pub fn exit_status(r: Result<String, ClientError>) -> i32 {
     match r {
         Ok(out) => {
-            print!("{out}");
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             0
         }
         Err(e) => {
-            eprintln!("flowgate: {e}");
+            say_err!("flowgate: {e}");
             1
         }
     }

@@ -242,15 +242,7 @@ impl Client {
         if content_type.starts_with("application/x-amz-json") {
             // The AWS faces want SigV4, over exactly what is sent.
             if let Some((id, secret)) = &self.credentials.aws {
-                let host = self
-                    .base
-                    .split("://")
-                    .nth(1)
-                    .unwrap_or(&self.base)
-                    .split('/')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
+                let host = host_header(&self.base);
                 let mut signed: Vec<(&str, &str)> =
                     all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 signed.push(("host", &host));
@@ -308,9 +300,31 @@ impl Client {
     }
 }
 
+/// The Host header the HTTP client sends for `base` (`http://h:p/...`), as
+/// SigV4 must sign it: ureq leaves the scheme's default port out.
+fn host_header(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority = rest.split('/').next().unwrap_or("");
+    match (scheme, authority.rsplit_once(':')) {
+        ("http", Some((h, "80"))) | ("https", Some((h, "443"))) => h,
+        _ => authority,
+    }
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signed_host_is_the_one_sent() {
+        assert_eq!(host_header("http://127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(host_header("http://mgmt:80/"), "mgmt");
+        assert_eq!(host_header("https://mgmt:443"), "mgmt");
+        assert_eq!(host_header("https://mgmt:80"), "mgmt:80");
+        assert_eq!(host_header("http://[::1]:80"), "[::1]");
+        assert_eq!(host_header("http://[::1]"), "[::1]");
+    }
 
     #[test]
     fn base_url_from_flag_or_config() {

@@ -323,6 +323,11 @@ pub struct PolicyConfig {
     pub default_action: PolicyAction,
     /// The rules, evaluated by ascending priority (then file order).
     pub rules: Vec<PolicyRule>,
+    /// Answers (RSTs, ICMP unreachables) to rejected packets each worker
+    /// sends a second, at most (0: no limit).
+    pub reject_rate: u32,
+    /// Answers that may go at once, above the rate.
+    pub reject_burst: u32,
 }
 
 impl Default for PolicyConfig {
@@ -330,6 +335,8 @@ impl Default for PolicyConfig {
         PolicyConfig {
             default_action: PolicyAction::Pass,
             rules: Vec::new(),
+            reject_rate: 1000,
+            reject_burst: 50,
         }
     }
 }
@@ -453,6 +460,11 @@ pub struct PortConfig {
     /// Interface id the mirror API knows the port by (`eni-...`).
     #[serde(default)]
     pub interface_id: Option<String>,
+    /// MTU to set on the device (default: the device's own, 1500 on
+    /// Ethernet). Frames larger than an mbuf's room arrive and leave as
+    /// chains of mbufs.
+    #[serde(default)]
+    pub mtu: Option<u16>,
 }
 
 impl PortConfig {
@@ -916,6 +928,14 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
                 ));
             }
         }
+        if let Some(mtu) = p.mtu {
+            if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
+                return Err(l.error(
+                    format!("ports[{i}].mtu"),
+                    format!("{mtu} is outside {MIN_MTU}..={MAX_MTU}"),
+                ));
+            }
+        }
         // Mirror sessions and F5 queries name ports by it.
         if !enis.insert(p.eni()) {
             return Err(l.error(
@@ -928,6 +948,15 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
         return Err(l.error(
             "flows.capacity",
             format!("{} is outside 8..=268435456", c.flows.capacity),
+        ));
+    }
+    if !(1..=MAX_REJECT_BURST).contains(&c.policy.reject_burst) {
+        return Err(l.error(
+            "policy.reject_burst",
+            format!(
+                "{} is outside 1..={MAX_REJECT_BURST}",
+                c.policy.reject_burst
+            ),
         ));
     }
     if !(1..=MAX_FRAGMENT_MAP).contains(&c.flows.fragment_map) {
@@ -1021,6 +1050,15 @@ const MAX_STATS_PERIOD: u64 = 86_400;
 
 /// Most fragment-map slots per worker (64 bytes each: 256 MiB).
 const MAX_FRAGMENT_MAP: u32 = 1 << 22;
+
+/// Most answers a worker may send at once above its reject rate.
+const MAX_REJECT_BURST: u32 = 1_000_000;
+
+/// MTU bounds: IPv4's minimum, and the largest jumbo frame DPDK names
+/// (RTE_ETHER_MAX_JUMBO_FRAME_LEN, 16128) less the Ethernet header and
+/// FCS. The device's own bounds are checked when it comes up.
+const MIN_MTU: u16 = 68;
+const MAX_MTU: u16 = 16_110;
 
 /// `[auth]` as the file gives it: each secret from exactly one source, an
 /// inline one not empty. (Whether a file can be read or a variable is set
@@ -1169,10 +1207,13 @@ fn validate_operations(l: &Loaded) -> Result<(), ConfigError> {
     if o.retention_count == 0 {
         return Err(l.error("operations.retention_count", "must be at least 1"));
     }
-    if o.worker_timeout_ms > 3_600_000 {
+    if !(1..=3_600_000).contains(&o.worker_timeout_ms) {
         return Err(l.error(
             "operations.worker_timeout_ms",
-            format!("{} is over an hour (3600000)", o.worker_timeout_ms),
+            format!(
+                "{} is outside 1..=3600000 (0 would fail every operation at once)",
+                o.worker_timeout_ms
+            ),
         ));
     }
     if !(1..=100).contains(&o.busy_share_percent) {
@@ -1286,6 +1327,8 @@ pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
         },
         fragment_map: f.fragment_map,
         fragment_timeout: f.fragment_timeout,
+        reject_rate: c.policy.reject_rate,
+        reject_burst: c.policy.reject_burst,
         sweep_period_ms: f.sweep_period_ms,
     }
 }
@@ -1430,6 +1473,21 @@ device = "net_null1"
                 "ports[1].interface_id",
             ),
             (
+                format!("{GOOD}[policy]\nreject_burst = 0\n"),
+                "policy.reject_burst",
+            ),
+            (
+                GOOD.replace(
+                    "device = \"net_null1\"",
+                    "device = \"net_null1\"\nmtu = 20000",
+                ),
+                "ports[1].mtu",
+            ),
+            (
+                GOOD.replace("device = \"net_null0\"", "device = \"net_null0\"\nmtu = 67"),
+                "ports[0].mtu",
+            ),
+            (
                 format!(
                     "{GOOD}[auth]\n[[auth.keys]]\nid = \"A\"\nsecret = \"x\"\nsecret_env = \"Y\"\n"
                 ),
@@ -1486,7 +1544,7 @@ protocols = ["tcp", 17]
         assert_eq!(c.operations, OperationsConfig::default());
         assert!(is_resource_arn(&c.operations.firewall_arn));
         assert!(is_vpc_endpoint_id(&c.operations.vpc_endpoint_id));
-        let ok = "\n[operations]\nvpc_endpoint_association_arn = \"arn:aws:network-firewall:us-east-1:123456789012:vpc-endpoint-association/a\"\nworker_timeout_ms = 0\n";
+        let ok = "\n[operations]\nvpc_endpoint_association_arn = \"arn:aws:network-firewall:us-east-1:123456789012:vpc-endpoint-association/a\"\nworker_timeout_ms = 1\n";
         check(&format!("{GOOD}{ok}")).unwrap();
         for (bad, key) in [
             ("firewall_arn = \"flowgate\"", "operations.firewall_arn"),
@@ -1508,6 +1566,7 @@ protocols = ["tcp", 17]
                 "worker_timeout_ms = 3600001",
                 "operations.worker_timeout_ms",
             ),
+            ("worker_timeout_ms = 0", "operations.worker_timeout_ms"),
             ("busy_share_percent = 0", "operations.busy_share_percent"),
             ("busy_share_percent = 101", "operations.busy_share_percent"),
             ("max_in_progres = 1", "operations.max_in_progres"),

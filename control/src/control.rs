@@ -75,6 +75,14 @@ async fn watch_signals(stop: std::sync::mpsc::Sender<&'static str>) {
         _ = term.recv() => "SIGTERM",
     };
     let _ = stop.send(name);
+    // A clean stop waits for bring-up to end and for the workers; a second
+    // signal is someone who will not wait.
+    let again = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    crate::say_err!("flowgate: {again} while stopping: exiting at once, without a clean stop");
+    std::process::exit(1);
 }
 
 /// One testpmd-style line per port.
@@ -88,7 +96,7 @@ pub fn port_line(v: &PortView, s: &PortStats, rx_pps: u64, tx_pps: u64) -> Strin
 /// One line per worker: traffic, flows, and what was dropped why.
 pub fn worker_line(w: usize, c: &WorkerCounters) -> String {
     format!(
-        "  worker {w}  rx {}  tx {}  tx-dropped {}  busy {:.1}%  flows active {}  created {}  expired {}  evicted {}  table-full {}  midstream {}  malformed {}  not-ip {}  verdict-dropped {}  rejects {}",
+        "  worker {w}  rx {}  tx {}  tx-dropped {}  busy {:.1}%  flows active {}  created {}  expired {}  evicted {}  table-full {}  midstream {}  malformed {}  not-ip {}  verdict-dropped {}  rejects {}  rejects-limited {}",
         c.rx_packets,
         c.tx_packets,
         c.tx_dropped,
@@ -102,7 +110,8 @@ pub fn worker_line(w: usize, c: &WorkerCounters) -> String {
         c.malformed_total(),
         c.not_ip,
         c.verdict_dropped,
-        c.rejects_sent
+        c.rejects_sent,
+        c.rejects_limited
     )
 }
 
@@ -144,6 +153,6 @@ async fn print_stats(
                 None => out.push_str(&format!("  worker {w}  (no answer on its ring)\n")),
             }
         }
-        print!("{out}");
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     }
 }

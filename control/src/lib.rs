@@ -4,6 +4,27 @@
 //! client. `main.rs` is a thin command line over it; the fuzz targets drive
 //! the request decoders through it.
 
+/// `println!` that never panics. Rust ignores SIGPIPE, so printing to a
+/// closed pipe (`flowgate run | tee log` after tee is gone) is an error, and
+/// `println!` panics on it, which in a release build aborts the appliance
+/// before its ports close. The line is lost instead.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`say!`]).
+#[macro_export]
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod api;
 pub mod appliance;
 pub mod auth;

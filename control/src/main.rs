@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use flowgate_control::appliance::{Appliance, BringUpError};
-use flowgate_control::{api, cli, config, control, eal_args};
+use flowgate_control::{api, cli, config, control, eal_args, say, say_err};
 
 /// A DPDK bump-in-the-wire appliance with flow operations, mirroring and an
 /// HTTP control API.
@@ -63,7 +63,7 @@ fn announce_auth(
     listen: std::net::SocketAddr,
 ) {
     if let Some(g) = generated {
-        println!(
+        say!(
             "flowgate: generated API credentials in {} (mode 0600; shown only now):\n  \
              access key id: {}\n  secret access key: {}\n  F5 API token: {}\n  \
              aws CLI: AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={} aws --endpoint-url http://{listen} ...",
@@ -76,12 +76,12 @@ fn announce_auth(
         );
     }
     if !auth.enabled() {
-        println!(
+        say!(
             "flowgate: warning: API authentication is OFF ([auth] enabled = false): anyone who can reach {listen} can drive this appliance"
         );
     }
     if !listen.ip().is_loopback() {
-        println!(
+        say!(
             "flowgate: warning: the API listens on {listen}, not on loopback: make sure only the management network reaches it"
         );
     }
@@ -96,7 +96,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("flowgate: {e}");
+            say_err!("flowgate: {e}");
             return EXIT_CONFIG;
         }
     };
@@ -105,31 +105,32 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
         // The file may be meant for another machine (a VM, a bigger host):
         // what this one lacks is a warning here, an error at `run`.
         if let Err(e) = config::check_machine(&loaded, &config::available_cpus()) {
-            println!("warning: on this machine: {e}");
+            say!("warning: on this machine: {e}");
         }
         if let Err(e) = eal_args::build(&loaded) {
-            println!("warning: on this machine: {e}");
+            say!("warning: on this machine: {e}");
         }
         return match eal_args::build_for(&loaded, false) {
             Ok((args, memory)) => {
-                println!("config {}: ok", path.display());
-                println!("eal: {}", args.join(" "));
-                println!("memory: {memory}");
-                println!(
+                say!("config {}: ok", path.display());
+                say!("eal: {}", args.join(" "));
+                say!("memory: {memory}");
+                say!(
                     "control: CPU {}; workers: CPUs {:?}",
-                    c.dataplane.main_cpu, c.dataplane.worker_cpus
+                    c.dataplane.main_cpu,
+                    c.dataplane.worker_cpus
                 );
                 for (i, p) in c.ports.iter().enumerate() {
-                    println!("port {i} {}: {}", p.name, p.device);
+                    say!("port {i} {}: {}", p.name, p.device);
                 }
                 for [a, b] in &c.dataplane.pairs {
-                    println!("pair: {a} <-> {b}");
+                    say!("pair: {a} <-> {b}");
                 }
-                println!("api: http://{}", c.api.listen);
+                say!("api: http://{}", c.api.listen);
                 0
             }
             Err(e) => {
-                eprintln!("flowgate: {e}");
+                say_err!("flowgate: {e}");
                 EXIT_CONFIG
             }
         };
@@ -137,7 +138,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     let listener = match std::net::TcpListener::bind(c.api.listen) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
+            say_err!(
                 "flowgate: {}",
                 loaded.error(
                     "api.listen",
@@ -150,14 +151,14 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     let (auth, generated) = match flowgate_control::auth::Authenticator::from_config(&loaded) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("flowgate: {e}");
+            say_err!("flowgate: {e}");
             return EXIT_CONFIG;
         }
     };
     let mirror = match flowgate_control::mirror_store::MirrorStore::open(&c.mirror.state_file) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!(
+            say_err!(
                 "flowgate: {}",
                 loaded.error("mirror.state_file", e.to_string())
             );
@@ -165,7 +166,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
         }
     };
     if !mirror.state.sessions.is_empty() {
-        println!(
+        say!(
             "flowgate: restored {} traffic mirror session(s) from {}",
             mirror.state.sessions.len(),
             c.mirror.state_file.display()
@@ -193,43 +194,43 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     let (app, handles) = match Appliance::start(&loaded, &restored) {
         Ok(x) => x,
         Err(BringUpError::Config(e)) => {
-            eprintln!("flowgate: {e}");
+            say_err!("flowgate: {e}");
             return EXIT_CONFIG;
         }
         Err(BringUpError::Dpdk(e)) => {
-            eprintln!("flowgate: {e}");
+            say_err!("flowgate: {e}");
             return 1;
         }
     };
     state.ports_opened(handles.ports.clone());
     let _ = handoff_tx.send(handles);
-    println!(
+    say!(
         "flowgate: API on http://{} (GET /healthz); stop with Ctrl-C or SIGTERM",
         c.api.listen
     );
 
     let reason = stop_rx.recv().unwrap_or("control thread ended");
-    println!("flowgate: {reason}: stopping");
+    say!("flowgate: {reason}: stopping");
     let s = state.close_ports(|| app.shutdown());
-    println!("flowgate: final counters");
+    say!("flowgate: final counters");
     for (v, st) in &s.ports {
-        println!(
+        say!(
             "  port {:<2} {:<10} {:<12} RX-packets: {}  RX-bytes: {}  TX-packets: {}  TX-bytes: {}  RX-missed: {}  RX-errors: {}  RX-nombuf: {}  TX-errors: {}",
             v.id.0, v.name, v.device, st.ipackets, st.ibytes, st.opackets, st.obytes, st.imissed, st.ierrors, st.rx_nombuf, st.oerrors
         );
     }
     for (w, wc) in s.workers.iter().enumerate() {
-        println!("{}", control::worker_line(w, wc));
+        say!("{}", control::worker_line(w, wc));
         let reasons: Vec<String> = flowgate_dataplane::parse::Malformed::ALL
             .iter()
             .filter(|m| wc.malformed[m.index()] > 0)
             .map(|m| format!("{} {}", m.name(), wc.malformed[m.index()]))
             .collect();
         if !reasons.is_empty() {
-            println!("  worker {w}  malformed: {}", reasons.join("  "));
+            say!("  worker {w}  malformed: {}", reasons.join("  "));
         }
     }
-    println!(
+    say!(
         "  mbufs in use after close: {}{}",
         s.mbufs_in_use,
         if s.mbufs_in_use == 0 {

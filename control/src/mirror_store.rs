@@ -242,6 +242,10 @@ impl MirrorStore {
             path: Some(path.to_path_buf()),
         };
         store.order_unlisted();
+        // A flow entry starts out decided as of generation 0 ("mirror
+        // nothing"): a file without a generation (written by hand or by a
+        // tool) would otherwise have its sessions never looked at.
+        store.state.generation = store.state.generation.max(1);
         Ok(store)
     }
 
@@ -542,6 +546,10 @@ mod tests {
         assert_eq!(mended.seq("tmt-2"), 5);
         assert_eq!(mended.seq("tmt-1"), 6);
         assert_eq!(mended.state.next_seq, 6);
+        // Nor a generation: it is not the one new flows start with.
+        s.state.generation = 0;
+        std::fs::write(&path, serde_json::to_vec(&s.state).unwrap()).unwrap();
+        assert_eq!(MirrorStore::open(&path).unwrap().state.generation, 1);
         std::fs::write(&path, b"{not json").unwrap();
         let e = MirrorStore::open(&path).unwrap_err().to_string();
         assert!(e.contains("mirror.json") && !e.contains('\n'), "{e}");

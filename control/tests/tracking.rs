@@ -281,6 +281,32 @@ dst_ports = "99"
 }
 
 #[test]
+fn answers_to_a_flood_of_rejected_packets_keep_to_the_rate() {
+    // 400 datagrams to a rejected port replay in well under the 40 s it
+    // would take to pass 1 a second; each one is answered or counted.
+    let policy = "[policy]\ndefault_action = \"reject\"\nreject_rate = 10\nreject_burst = 5\n";
+    let frames: Vec<Vec<u8>> = (0..400u16)
+        .map(|i| udp([10, 0, 0, 7], 10_000 + i, [192, 0, 2, 9], 53, b"q"))
+        .collect();
+    let (out, out_a, out_b) = replay("rejrate", &frames, policy);
+    assert!(out_b.is_empty());
+    let answers = out_a.len();
+    assert!((5..40).contains(&answers), "{answers} answers\n{out}");
+    let w = final_section(&out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("worker 0"))
+        .unwrap()
+        .to_string();
+    assert!(
+        w.contains(&format!(
+            "rejects {answers}  rejects-limited {}",
+            400 - answers
+        )),
+        "{w}"
+    );
+}
+
+#[test]
 fn hostile_frames_at_full_rate_crash_nothing_and_every_frame_is_counted() {
     let dir = TempDir::new("hostile");
     let pcap = dir.path("hostile.pcap");

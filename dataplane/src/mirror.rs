@@ -268,7 +268,7 @@ impl MirrorConfig {
     /// or its PacketLength, and no more than the target's MTU leaves room
     /// for after the outer IPv4, UDP and VXLAN headers.
     #[inline]
-    fn inner_len(&self, i: usize, frame_len: usize) -> usize {
+    pub fn inner_len(&self, i: usize, frame_len: usize) -> usize {
         let s = &self.sessions[i];
         let room = usize::from(self.targets[s.target].mtu).saturating_sub(OUTER_LEN - 14);
         s.packet_length
@@ -280,15 +280,23 @@ impl MirrorConfig {
     /// [`MirrorConfig::copy_len`] bytes); `flow_hash` picks the outer UDP
     /// source port so a collector can spread flows.
     pub fn encapsulate(&self, i: usize, frame: &[u8], flow_hash: u32, out: &mut [u8]) {
+        let inner = self.inner_len(i, frame.len());
+        let (outer, rest) = out[..OUTER_LEN + inner].split_at_mut(OUTER_LEN);
+        self.outer_header(i, frame.len(), flow_hash, outer);
+        rest.copy_from_slice(&frame[..inner]);
+    }
+
+    /// Writes the outer headers (the first [`OUTER_LEN`] bytes of `out`)
+    /// of session `i`'s copy of a `frame_len`-byte frame, whose first
+    /// [`MirrorConfig::inner_len`] bytes the caller puts after them.
+    pub fn outer_header(&self, i: usize, frame_len: usize, flow_hash: u32, out: &mut [u8]) {
         let s = &self.sessions[i];
         let tun = &self.targets[s.target].tunnel;
-        let inner = self.inner_len(i, frame.len());
-        let total = OUTER_LEN + inner;
-        let out = &mut out[..total];
+        let total = OUTER_LEN + self.inner_len(i, frame_len);
+        let out = &mut out[..OUTER_LEN];
         // The room comes from a reused mbuf: bits no setter names (the
         // IPv4 reserved flag) would otherwise keep what was there.
-        out[..OUTER_LEN].fill(0);
-        out[OUTER_LEN..].copy_from_slice(&frame[..inner]);
+        out.fill(0);
         let mut eth = EthernetFrame::new_unchecked(&mut out[..14]);
         eth.set_dst(tun.dst_mac);
         eth.set_src(tun.src_mac);

@@ -232,7 +232,16 @@ impl Malformed {
 /// Parses one Ethernet frame.
 #[inline(always)]
 pub fn parse(frame: &[u8]) -> Parsed {
-    match parse_frame(frame) {
+    parse_segmented(frame, frame.len())
+}
+
+/// Parses a `wire_len`-byte Ethernet frame of which `head` is the first
+/// part: a chained mbuf's first segment (a jumbo frame in mbufs smaller
+/// than it). The headers must be in `head`; the lengths they announce are
+/// checked against `wire_len`.
+#[inline(always)]
+pub fn parse_segmented(head: &[u8], wire_len: usize) -> Parsed {
+    match parse_frame(head, wire_len.saturating_sub(head.len())) {
         Ok(p) => p,
         Err(m) => Parsed::Malformed(m),
     }
@@ -244,8 +253,9 @@ fn tail(b: &[u8], at: usize) -> &[u8] {
     b.get(at..).unwrap_or_default()
 }
 
+/// `beyond`: bytes of the frame after `frame` (in later segments).
 #[inline(always)]
-fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
+fn parse_frame(frame: &[u8], beyond: usize) -> Result<Parsed, Malformed> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed::Runt)?;
     let mut ethertype = eth.ethertype();
     let mut l3 = EthernetFrame::<&[u8]>::HEADER_LEN;
@@ -268,8 +278,8 @@ fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
         l3 += VlanTag::<&[u8]>::LEN;
     }
     match ethertype {
-        ethertype::IPV4 => parse_ipv4(frame, l3, vlan).map(Parsed::Ip),
-        ethertype::IPV6 => parse_ipv6(frame, l3, vlan).map(Parsed::Ip),
+        ethertype::IPV4 => parse_ipv4(frame, beyond, l3, vlan).map(Parsed::Ip),
+        ethertype::IPV6 => parse_ipv6(frame, beyond, l3, vlan).map(Parsed::Ip),
         other => Ok(Parsed::NotIp { ethertype: other }),
     }
 }
@@ -278,8 +288,13 @@ fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
 const MAX_DATAGRAM: usize = 65535;
 
 #[inline(always)]
-fn parse_ipv4(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malformed> {
-    let ip = Ipv4Packet::new_checked(tail(frame, l3)).map_err(|e| match e {
+fn parse_ipv4(
+    frame: &[u8],
+    beyond: usize,
+    l3: usize,
+    vlan: u32,
+) -> Result<ParsedPacket, Malformed> {
+    let ip = Ipv4Packet::new_checked_beyond(tail(frame, l3), beyond).map_err(|e| match e {
         Error::Truncated => Malformed::TruncatedIpv4,
         Error::Version => Malformed::Ipv4BadVersion,
         Error::HeaderLength => Malformed::Ipv4HeaderLength,
@@ -317,9 +332,13 @@ fn parse_ipv4(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
         }
         pkt.fragment = Fragment::First { id };
     }
+    // What of the payload is past `frame`: the total length is within the
+    // frame, so it is the total's part past the head.
+    let payload_beyond = (l3 + usize::from(ip.total_len())).saturating_sub(frame.len());
     transport(
         &mut pkt,
         ip.payload(),
+        payload_beyond,
         l3 + ip.header_len(),
         ip_protocol::ICMP,
     )?;
@@ -327,8 +346,13 @@ fn parse_ipv4(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
 }
 
 #[inline(always)]
-fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malformed> {
-    let ip = Ipv6Packet::new_checked(tail(frame, l3)).map_err(|e| match e {
+fn parse_ipv6(
+    frame: &[u8],
+    beyond: usize,
+    l3: usize,
+    vlan: u32,
+) -> Result<ParsedPacket, Malformed> {
+    let ip = Ipv6Packet::new_checked_beyond(tail(frame, l3), beyond).map_err(|e| match e {
         Error::Truncated => Malformed::TruncatedIpv6,
         Error::Version => Malformed::Ipv6BadVersion,
         Error::HeaderLength | Error::Length => Malformed::Ipv6PayloadLength,
@@ -356,6 +380,7 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
     };
 
     let payload = ip.payload();
+    let payload_beyond = (l3 + ip_len).saturating_sub(frame.len());
     let mut next = ip.next_header();
     // Offset of `next`'s header within the payload.
     let mut pos = 0usize;
@@ -386,8 +411,7 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
                 let id = f.ident();
                 // The reassembled payload: the unfragmentable headers before
                 // this one, then this fragment's data at its offset.
-                let data_len = payload
-                    .len()
+                let data_len = (payload.len() + payload_beyond)
                     .saturating_sub(pos + Ipv6FragHeader::<&[u8]>::LEN);
                 if pos + usize::from(offset) * 8 + data_len > MAX_DATAGRAM {
                     return Err(Malformed::FragmentOffset);
@@ -419,6 +443,7 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
     transport(
         &mut pkt,
         tail(payload, pos),
+        payload_beyond,
         l3 + Ipv6Packet::<&[u8]>::HEADER_LEN + pos,
         ip_protocol::ICMPV6,
     )?;
@@ -426,10 +451,17 @@ fn parse_ipv6(frame: &[u8], l3: usize, vlan: u32) -> Result<ParsedPacket, Malfor
 }
 
 /// Reads the upper-layer header of `pkt.tuple.proto` from `payload` (the IP
-/// payload from the upper-layer header on), found at frame offset `l4`.
-/// `icmp` is the ICMP protocol number of the packet's IP version.
+/// payload from the upper-layer header on, `beyond` more bytes of it in
+/// later segments), found at frame offset `l4`. `icmp` is the ICMP protocol
+/// number of the packet's IP version.
 #[inline(always)]
-fn transport(pkt: &mut ParsedPacket, payload: &[u8], l4: usize, icmp: u8) -> Result<(), Malformed> {
+fn transport(
+    pkt: &mut ParsedPacket,
+    payload: &[u8],
+    beyond: usize,
+    l4: usize,
+    icmp: u8,
+) -> Result<(), Malformed> {
     pkt.l4_offset = l4 as u16;
     let first = matches!(pkt.fragment, Fragment::First { .. });
     // In a first fragment a header that does not fit is a fragmentation
@@ -464,7 +496,7 @@ fn transport(pkt: &mut ParsedPacket, payload: &[u8], l4: usize, icmp: u8) -> Res
                 }
                 udp
             } else {
-                UdpPacket::new_checked(payload).map_err(|e| match e {
+                UdpPacket::new_checked_beyond(payload, beyond).map_err(|e| match e {
                     Error::Truncated => Malformed::TruncatedUdp,
                     _ => Malformed::UdpLength,
                 })?

@@ -11,11 +11,59 @@
 //! every member (and would leave with the group address as its source).
 //! The caller then just drops the packet.
 
-use crate::parse::{parse, Fragment, Parsed, ParsedPacket};
+use crate::parse::{parse_segmented, Fragment, Parsed, ParsedPacket};
 use crate::wire::icmp::IcmpPacket;
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::tcp::{flags as tcpf, TcpPacket};
+
+/// How many answers a worker sends: at most `rate` a second on average,
+/// `burst` at once. RFC 4443 §2.4(f) requires ICMPv6 errors to be
+/// rate-limited; the limit covers RSTs and ICMPv4 too, so that a flood of
+/// rejected packets (with spoofed sources, say) is not answered at its own
+/// rate. A generic cell rate: each answer moves a theoretical arrival time
+/// `interval` on, and one is refused while that time is more than the
+/// burst ahead of the clock. Nothing to refill, no division per packet.
+#[derive(Debug, Clone)]
+pub struct AnswerLimit {
+    /// TSC ticks per answer (0: no limit).
+    interval: u64,
+    /// How far ahead of the clock the arrival time may run.
+    window: u64,
+    /// The theoretical arrival time of the next answer.
+    next: u64,
+}
+
+impl AnswerLimit {
+    /// `rate` answers a second (0: no limit), `burst` at once (at least 1),
+    /// on a clock of `tsc_hz` ticks a second.
+    pub fn new(rate: u32, burst: u32, tsc_hz: u64) -> AnswerLimit {
+        let interval = if rate == 0 {
+            0
+        } else {
+            (tsc_hz / u64::from(rate)).max(1)
+        };
+        AnswerLimit {
+            interval,
+            window: interval * u64::from(burst.max(1) - 1),
+            next: 0,
+        }
+    }
+
+    /// Whether an answer may go at TSC `now`; if so it is counted.
+    #[inline]
+    pub fn admit(&mut self, now: u64) -> bool {
+        if self.interval == 0 {
+            return true;
+        }
+        let next = self.next.max(now);
+        if next - now > self.window {
+            return false;
+        }
+        self.next = next + self.interval;
+        true
+    }
+}
 
 /// The largest answer: an ICMPv6 error is kept within the IPv6 minimum MTU
 /// (1280) after the Ethernet header and two VLAN tags.
@@ -32,14 +80,19 @@ const LOOPBACK_V6: [u8; 16] = {
 
 /// Writes the answer to `frame` into `out`; returns its length, or `None`
 /// when no answer is due.
-pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
-    let Parsed::Ip(p) = parse(frame) else {
+///
+/// `frame` is the first `frame.len()` bytes of a `wire_len`-byte frame (the
+/// first segment of a chained mbuf): the answer needs only the headers and
+/// what it quotes, which a first segment holds.
+pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option<usize> {
+    let Parsed::Ip(p) = parse_segmented(frame, wire_len) else {
         return None;
     };
     if matches!(p.fragment, Fragment::Later { .. }) {
         return None;
     }
     let l3 = p.l3_offset as usize;
+    let beyond = wire_len.saturating_sub(frame.len());
     // Never answer from or to a group address (the I/G bit of either MAC).
     if frame[0] & 1 != 0 || frame[6] & 1 != 0 {
         return None;
@@ -58,7 +111,7 @@ pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
     };
     let total = ip_hdr + l4_len;
     if v6 {
-        let orig = Ipv6Packet::new_checked(&frame[l3..]).ok()?;
+        let orig = Ipv6Packet::new_checked_beyond(&frame[l3..], beyond).ok()?;
         let mut ip = Ipv6Packet::new_unchecked(&mut out[l3..l3 + total]);
         ip.set_version(6);
         ip.set_traffic_class(0);
@@ -79,7 +132,7 @@ pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
             IcmpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(src, dst);
         }
     } else {
-        let orig = Ipv4Packet::new_checked(&frame[l3..]).ok()?;
+        let orig = Ipv4Packet::new_checked_beyond(&frame[l3..], beyond).ok()?;
         let (s, d) = (orig.src_addr(), orig.dst_addr());
         // 224/4 multicast and 240/4 (with the limited broadcast) either way;
         // 0/8 and 127/8 are no sender to answer.
@@ -111,12 +164,18 @@ pub fn build(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
     Some(l3 + total)
 }
 
+/// The IP packet of `p` in `frame`, or its part there when the frame
+/// goes on in later segments.
+fn ip_packet<'a>(frame: &'a [u8], p: &ParsedPacket) -> &'a [u8] {
+    let l3 = usize::from(p.l3_offset);
+    &frame[l3..(l3 + usize::from(p.ip_len)).min(frame.len())]
+}
+
 /// The RST for a TCP segment (20-byte header, checksum filled by the caller).
 fn tcp_rst(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
-    let seg = TcpPacket::new_checked(
-        &frame[p.l4_offset as usize..p.l3_offset as usize + p.ip_len as usize],
-    )
-    .ok()?;
+    let seg =
+        TcpPacket::new_checked(&ip_packet(frame, p)[p.l4_offset as usize - p.l3_offset as usize..])
+            .ok()?;
     if seg.has_flags(tcpf::RST) {
         return None;
     }
@@ -132,9 +191,11 @@ fn tcp_rst(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
         rst.set_ack_number(0);
         rst.set_flags(tcpf::RST);
     } else {
-        let occupied = seg.payload().len() as u32
-            + seg.has_flags(tcpf::SYN) as u32
-            + seg.has_flags(tcpf::FIN) as u32;
+        // The whole segment's data, not the part in the first mbuf.
+        let data =
+            usize::from(p.ip_len) - (usize::from(p.l4_offset - p.l3_offset) + seg.header_len());
+        let occupied =
+            data as u32 + seg.has_flags(tcpf::SYN) as u32 + seg.has_flags(tcpf::FIN) as u32;
         rst.set_seq_number(0);
         rst.set_ack_number(seg.seq_number().wrapping_add(occupied));
         rst.set_flags(tcpf::RST | tcpf::ACK);
@@ -146,11 +207,10 @@ fn tcp_rst(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
 fn icmp_unreachable(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
     let v6 = p.tuple.family == crate::flow::AddrFamily::V6;
     let l3 = p.l3_offset as usize;
-    let ip = &frame[l3..l3 + p.ip_len as usize];
+    let ip = ip_packet(frame, p);
     // No error about an error: only echo messages among ICMP may be answered.
     if (p.tuple.proto == 1 && !v6) || (p.tuple.proto == 58 && v6) {
-        let icmp =
-            IcmpPacket::new_checked(&frame[p.l4_offset as usize..l3 + p.ip_len as usize]).ok()?;
+        let icmp = IcmpPacket::new_checked(&ip[p.l4_offset as usize - l3..]).ok()?;
         let echo = if v6 {
             icmp.is_echo_v6()
         } else {
@@ -191,11 +251,62 @@ mod tests {
 
     fn answer(frame: &[u8]) -> Option<Vec<u8>> {
         let mut out = [0u8; MAX_REPLY];
-        build(frame, &mut out).map(|n| out[..n].to_vec())
+        build(frame, frame.len(), &mut out).map(|n| out[..n].to_vec())
     }
 
     fn check_ip(reply: &[u8]) -> etherparse::SlicedPacket<'_> {
         etherparse::SlicedPacket::from_ethernet(reply).expect("answer parses")
+    }
+
+    #[test]
+    fn answers_keep_to_the_rate_after_a_burst() {
+        // A clock of 1000 ticks a second, 10 answers a second, 3 at once.
+        let mut l = AnswerLimit::new(10, 3, 1000);
+        let admitted =
+            |l: &mut AnswerLimit, now: u64, n: usize| (0..n).filter(|_| l.admit(now)).count();
+        assert_eq!(admitted(&mut l, 5000, 10), 3, "the burst");
+        assert_eq!(admitted(&mut l, 5050, 10), 0, "half an interval later");
+        assert_eq!(admitted(&mut l, 5100, 10), 1, "one interval later");
+        assert_eq!(admitted(&mut l, 7000, 10), 3, "idle: the whole burst again");
+        // Over a second of steady offers, the rate.
+        let mut l = AnswerLimit::new(10, 3, 1000);
+        let sent = (0..1000u64).filter(|t| l.admit(10_000 + t)).count();
+        assert_eq!(sent, 3 + 9);
+        // 0: no limit; a burst of 0 is 1.
+        let mut l = AnswerLimit::new(0, 0, 1000);
+        assert_eq!(admitted(&mut l, 0, 100), 100);
+        let mut l = AnswerLimit::new(10, 0, 1000);
+        assert_eq!(admitted(&mut l, 0, 100), 1);
+    }
+
+    #[test]
+    fn a_frame_in_segments_gets_the_answer_the_whole_frame_gets() {
+        let mut syn = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .tcp(40000, 22, 1000, 64240)
+            .syn()
+            .write(&mut syn, &[3; 8000])
+            .unwrap();
+        let mut udp6 = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv6([0xfd; 16], [0x20; 16], 64)
+            .udp(5000, 53)
+            .write(&mut udp6, &[2; 7000])
+            .unwrap();
+        let mut ping = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
+            .icmpv4_echo_request(9, 1)
+            .write(&mut ping, &[1; 8000])
+            .unwrap();
+        for f in [syn, udp6, ping] {
+            let whole = answer(&f).expect("an answer");
+            // The first segment of a chain from 2048-byte mbufs.
+            let mut out = [0u8; MAX_REPLY];
+            let n = build(&f[..2048], f.len(), &mut out).expect("an answer from the head");
+            assert_eq!(&out[..n], &whole[..]);
+        }
     }
 
     #[test]

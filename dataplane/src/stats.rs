@@ -67,6 +67,8 @@ pub struct WorkerCounters {
     pub rejects_sent: u64,
     /// Rejects that could not be sent (no mbuf, or tx refused).
     pub rejects_failed: u64,
+    /// Rejects not answered: over the answer rate limit.
+    pub rejects_limited: u64,
     /// Mirror copies sent.
     pub mirror_copies: u64,
     /// Mirror copies lost (no mbuf, or tx refused).
@@ -103,6 +105,7 @@ impl Default for WorkerCounters {
             verdict_dropped: 0,
             rejects_sent: 0,
             rejects_failed: 0,
+            rejects_limited: 0,
             mirror_copies: 0,
             mirror_dropped: 0,
         }
@@ -141,6 +144,7 @@ impl WorkerCounters {
         self.verdict_dropped += o.verdict_dropped;
         self.rejects_sent += o.rejects_sent;
         self.rejects_failed += o.rejects_failed;
+        self.rejects_limited += o.rejects_limited;
         self.mirror_copies += o.mirror_copies;
         self.mirror_dropped += o.mirror_dropped;
     }

@@ -20,8 +20,9 @@ use crate::flow::{
     Timeouts, Verdict,
 };
 use crate::mirror::{MirrorConfig, UNDECIDED};
-use crate::parse::{parse, Fragment, Parsed};
+use crate::parse::{parse_segmented, Fragment, Parsed};
 use crate::policy::Policy;
+use crate::reject::AnswerLimit;
 use crate::stats::WorkerCounters;
 
 /// A received frame as the tracker reads it.
@@ -97,6 +98,10 @@ pub struct TrackSettings {
     /// Milliseconds for the expiry sweep to pass once over every entry
     /// that may hold a flow.
     pub sweep_period_ms: u32,
+    /// Answers to rejected packets a second (0: no limit).
+    pub reject_rate: u32,
+    /// Answers that may go at once.
+    pub reject_burst: u32,
 }
 
 impl Default for TrackSettings {
@@ -110,6 +115,8 @@ impl Default for TrackSettings {
             fragment_map: 4096,
             fragment_timeout: 30,
             sweep_period_ms: 1000,
+            reject_rate: 1000,
+            reject_burst: 50,
         }
     }
 }
@@ -189,6 +196,8 @@ pub struct Tracker {
     /// call zeroed 1 KiB, nor inline, where the tracker's extra 1 KiB cost
     /// forwarding 2-11 % at 1K flows (the same build boxed: 0-3 %).
     swept: Box<[u32; SWEEP_MAX as usize]>,
+    /// Answers to rejected packets still allowed.
+    answers: AnswerLimit,
 }
 
 /// Most entries one sweep call examines (after an idle spell the rest
@@ -261,6 +270,7 @@ impl Tracker {
             mirror: Arc::new(MirrorConfig::empty(0)),
             timeouts: Timeouts::new(&settings.timeouts, tsc_hz),
             sweep_period: (settings.sweep_period_ms.max(1) as u64 * tsc_hz / 1000).max(1),
+            answers: AnswerLimit::new(settings.reject_rate, settings.reject_burst, tsc_hz),
             settings,
             sweep_cursor: 0,
             sweep_clock: 0,
@@ -276,6 +286,13 @@ impl Tracker {
     /// The flow table, writable (for jobs that prune it).
     pub fn table_mut(&mut self) -> &mut FlowTable {
         &mut self.table
+    }
+
+    /// The mirror configuration in use and the answer rate limit, together
+    /// (what a burst's sending needs, one read and one written).
+    #[inline]
+    pub fn mirror_and_answers(&mut self) -> (&MirrorConfig, &mut AnswerLimit) {
+        (&self.mirror, &mut self.answers)
     }
 
     /// The idle timeouts in ticks.
@@ -322,7 +339,7 @@ impl Tracker {
         for i in 0..n {
             actions[i] = Action::Forward;
             out.mirror[i] = 0;
-            match parse(frames[i].head()) {
+            match parse_segmented(frames[i].head(), frames[i].wire_len() as usize) {
                 Parsed::Ip(pp) => {
                     let t = if pp.fragment == Fragment::None {
                         pp.tuple
@@ -847,7 +864,9 @@ mod tests {
         );
         assert_eq!(c.verdict_dropped, 4);
         let k = udp(C, dns, b"q");
-        let Parsed::Ip(p) = parse(&k) else { panic!() };
+        let Parsed::Ip(p) = crate::parse::parse(&k) else {
+            panic!()
+        };
         let (key, _) = p.tuple.canonical();
         let e = t.table().entry(t.table().lookup(&key, key.hash()).unwrap());
         assert_eq!(

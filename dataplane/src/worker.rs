@@ -13,7 +13,7 @@ use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 
 use crate::command::{Command, Reply, WorkerEnd};
 use crate::job::{Job, Slice, Step};
-use crate::mirror::{Decision, MirrorConfig};
+use crate::mirror::{Decision, MirrorConfig, OUTER_LEN};
 use crate::reject;
 use crate::stats::WorkerCounters;
 use crate::track::{Action, BurstOut, Tracker};
@@ -474,7 +474,7 @@ fn track_burst(
     let mut forward = MbufBurst::<BURST_SIZE>::new();
     let mut replies = MbufBurst::<BURST_SIZE>::new();
     let mut drops = MbufBurst::<BURST_SIZE>::new();
-    let mirror_cfg = tracker.mirror();
+    let (mirror_cfg, answers) = tracker.mirror_and_answers();
     burst.drain_each(|i, m| {
         if out.mirror[i] != 0 {
             // Copies are made before the original goes anywhere; egress
@@ -496,9 +496,16 @@ fn track_burst(
                 let _ = drops.push(m);
             }
             Action::Reject => {
-                // None: nothing is due (an ICMP error, a RST...) or no mbuf.
-                if let Some(r) = answer(o.pool, &m) {
-                    let _ = replies.push(r);
+                let mut buf = [0u8; reject::MAX_REPLY];
+                // None: no answer is due (to an ICMP error, a RST...).
+                if let Some(len) = reject::build(m.data(), m.pkt_len() as usize, &mut buf) {
+                    if !answers.admit(now) {
+                        c.rejects_limited += 1;
+                    } else if let Some(r) = reply(o.pool, &buf[..len]) {
+                        let _ = replies.push(r);
+                    } else {
+                        c.rejects_failed += 1;
+                    }
                 }
                 let _ = drops.push(m);
             }
@@ -530,16 +537,10 @@ fn mirror_copy(
     c: &mut WorkerCounters,
 ) {
     let port = cfg.target_of(s).port;
-    let len = cfg.copy_len(s, m.data_len());
-    let Some(mut copy) = o.pool.alloc() else {
+    let Some(copy) = vxlan_copy(cfg, s, m, hash, o.pool) else {
         c.mirror_dropped += 1;
         return;
     };
-    let Some(buf) = copy.append(len as u16) else {
-        c.mirror_dropped += 1;
-        return;
-    };
-    cfg.encapsulate(s, m.data(), hash, buf);
     if let Err(copy) = o.mirror[port].push(copy) {
         // Full: send what is queued, then queue this one.
         let r = o.tx[port].tx_burst(&mut o.mirror[port]);
@@ -547,6 +548,42 @@ fn mirror_copy(
         c.mirror_dropped += r.dropped as u64;
         let _ = o.mirror[port].push(copy);
     }
+}
+
+/// Session `s`'s VXLAN copy of `m` in fresh mbufs from `pool`: one for a
+/// frame that fits, a chain for a larger one (a jumbo frame, or one that
+/// came in over several segments). `None` when the pool runs short.
+#[inline]
+fn vxlan_copy(cfg: &MirrorConfig, s: usize, m: &Mbuf, hash: u32, pool: &Mempool) -> Option<Mbuf> {
+    let head = m.data();
+    let frame_len = m.pkt_len() as usize;
+    let mut copy = pool.alloc()?;
+    let len = cfg.copy_len(s, frame_len);
+    if head.len() == frame_len && len <= usize::from(copy.tailroom()) {
+        cfg.encapsulate(s, head, hash, copy.append(len as u16)?);
+        return Some(copy);
+    }
+    let inner = len - OUTER_LEN;
+    let first = len.min(usize::from(copy.tailroom()));
+    let buf = copy.append(first as u16)?;
+    let (outer, rest) = buf.split_at_mut(OUTER_LEN);
+    cfg.outer_header(s, frame_len, hash, outer);
+    // A chain whose segments hold less than its length says (a driver's
+    // fault) ends the copy rather than the loop.
+    let mut done = m.read(0, rest);
+    if done < rest.len() {
+        return None;
+    }
+    while done < inner {
+        let mut seg = pool.alloc()?;
+        let n = (inner - done).min(usize::from(seg.tailroom()));
+        if m.read(done, seg.append(n as u16)?) < n {
+            return None;
+        }
+        done += n;
+        copy.chain(seg).ok()?;
+    }
+    Some(copy)
 }
 
 /// Sends every queued mirror copy.
@@ -561,12 +598,11 @@ fn flush_mirrors(o: &mut Outputs<'_>, c: &mut WorkerCounters) {
     }
 }
 
-/// Builds the RST or ICMP unreachable answering `m` in a fresh mbuf.
-fn answer(pool: &Mempool, m: &Mbuf) -> Option<Mbuf> {
-    let mut buf = [0u8; reject::MAX_REPLY];
-    let len = reject::build(m.data(), &mut buf)?;
+/// An answer (a RST or an ICMP unreachable) in a fresh mbuf; `None` when
+/// the pool is out of them.
+fn reply(pool: &Mempool, answer: &[u8]) -> Option<Mbuf> {
     let mut out = pool.alloc()?;
-    out.append(len as u16)?.copy_from_slice(&buf[..len]);
+    out.append(answer.len() as u16)?.copy_from_slice(answer);
     Some(out)
 }
 

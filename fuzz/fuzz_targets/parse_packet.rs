@@ -14,12 +14,22 @@
 #![no_main]
 
 use flowgate_dataplane::flow::AddrFamily;
-use flowgate_dataplane::parse::{parse, Fragment, Malformed, Parsed};
+use flowgate_dataplane::parse::{parse, parse_segmented, Fragment, Malformed, Parsed};
 use flowgate_dataplane::wire::{ip_protocol, IcmpPacket, SctpPacket, TcpPacket, UdpPacket};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|frame: &[u8]| {
     let parsed = parse(frame);
+    // The frame split over two segments (a chained mbuf, the cut taken
+    // from the first byte): an error when the cut is inside the headers,
+    // else exactly the whole frame's parse, never something else.
+    if let Some((&b, _)) = frame.split_first() {
+        let cut = usize::from(b).min(frame.len());
+        match parse_segmented(&frame[..cut], frame.len()) {
+            Parsed::Malformed(_) => {}
+            head => assert_eq!(head, parsed, "head of {cut} bytes"),
+        }
+    }
     match parsed {
         Parsed::Ip(p) => {
             let l3 = usize::from(p.l3_offset);

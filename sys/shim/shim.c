@@ -70,6 +70,11 @@ int fg_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
 	return rte_pktmbuf_trim(m, len);
 }
 
+int fg_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail)
+{
+	return rte_pktmbuf_chain(head, tail);
+}
+
 uint16_t fg_pktmbuf_nb_segs(const struct rte_mbuf *m)
 {
 	return m->nb_segs;
@@ -106,3 +111,11 @@ const uint32_t fg_mbuf_off_data_len = offsetof(struct rte_mbuf, data_len);
 const uint32_t fg_mbuf_off_pkt_len = offsetof(struct rte_mbuf, pkt_len);
 
 const uint64_t fg_rss_hf_flows = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_SCTP;
+
+const uint64_t fg_rx_offload_scatter = RTE_ETH_RX_OFFLOAD_SCATTER;
+const uint64_t fg_tx_offload_multi_segs = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+
+uint16_t fg_pktmbuf_data_room_size(struct rte_mempool *mp)
+{
+	return rte_pktmbuf_data_room_size(mp);
+}

@@ -44,6 +44,7 @@ uint16_t fg_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint8_t *fg_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 uint8_t *fg_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 int fg_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+int fg_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 uint16_t fg_pktmbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t fg_pktmbuf_port(const struct rte_mbuf *m);
 
@@ -64,5 +65,14 @@ extern const uint32_t fg_mbuf_off_pkt_len;
 
 /* RSS hash functions that spread flows: IP, TCP, UDP and SCTP (RTE_ETH_RSS_*). */
 extern const uint64_t fg_rss_hf_flows;
+
+/* Offloads for frames larger than one mbuf: scattered rx
+ * (RTE_ETH_RX_OFFLOAD_SCATTER) and chained tx (RTE_ETH_TX_OFFLOAD_MULTI_SEGS). */
+extern const uint64_t fg_rx_offload_scatter;
+extern const uint64_t fg_tx_offload_multi_segs;
+
+/* Bytes of data room each mbuf of a packet pool has, headroom included
+ * (rte_pktmbuf_data_room_size). */
+uint16_t fg_pktmbuf_data_room_size(struct rte_mempool *mp);
 
 #endif

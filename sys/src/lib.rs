@@ -40,7 +40,7 @@ pub mod ffi {
 
 pub use eal::{Eal, EalInfo};
 pub use error::DpdkError;
-pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
+pub use mbuf::{Mbuf, MbufBurst, Segments, BURST_SIZE};
 pub use memory::{HugeArray, HugeVec};
 pub use mempool::Mempool;
 pub use port::{

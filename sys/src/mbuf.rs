@@ -1,7 +1,8 @@
 //! Owned packet buffers and fixed-size bursts of them.
 //!
 //! Invariant: an [`Mbuf`] is the only reference to its DPDK mbuf (refcnt 1,
-//! a direct buffer). It is created only by rx bursts and pool allocation, and
+//! a direct buffer), and to the segments chained after it (a frame larger
+//! than one buffer: received with scatter, or built by [`Mbuf::chain`]). It is created only by rx bursts and pool allocation, and
 //! this crate offers no way to clone, attach or share one, so `&mut Mbuf`
 //! really is exclusive access to the packet bytes. Dropping it returns it to
 //! its pool; sending it hands it to the driver.
@@ -14,7 +15,7 @@ use crate::ffi;
 /// Packets moved per rx/tx call, as in DPDK's examples.
 pub const BURST_SIZE: usize = 32;
 
-/// One owned packet buffer (single segment view).
+/// One owned packet: its first segment and any chained after it.
 #[repr(transparent)]
 #[derive(Debug)]
 pub struct Mbuf(NonNull<ffi::rte_mbuf>);
@@ -109,6 +110,54 @@ impl Mbuf {
         NonNull::new(p).map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len as usize) })
     }
 
+    /// Each segment's bytes, the first segment first.
+    #[inline]
+    pub fn segments(&self) -> Segments<'_> {
+        Segments {
+            next: self.raw(),
+            _packet: std::marker::PhantomData,
+        }
+    }
+
+    /// Copies the packet's bytes from `offset` on into `out`, across
+    /// segments; returns how many were copied (fewer than `out.len()` when
+    /// the packet ends first).
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> usize {
+        let mut skip = offset;
+        let mut done = 0;
+        for seg in self.segments() {
+            if done == out.len() {
+                break;
+            }
+            if skip >= seg.len() {
+                skip -= seg.len();
+                continue;
+            }
+            let n = (seg.len() - skip).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&seg[skip..skip + n]);
+            done += n;
+            skip = 0;
+        }
+        done
+    }
+
+    /// Chains `tail` (with its own segments) after this packet's last
+    /// segment: the packet grows by `tail`'s length. Gives `tail` back when
+    /// the chain would pass DPDK's segment limit.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        // SAFETY: both are valid, exclusively owned mbufs (module invariant)
+        // and distinct (two owners cannot alias). On success DPDK links
+        // tail's segments into self's chain, so self now owns them: tail
+        // must not free them, hence the forget.
+        let ret = unsafe { ffi::fg_pktmbuf_chain(self.0.as_ptr(), tail.0.as_ptr()) };
+        if ret == 0 {
+            std::mem::forget(tail);
+            Ok(())
+        } else {
+            Err(tail)
+        }
+    }
+
     /// Removes `len` bytes from the tail; false if the last segment is shorter.
     pub fn trim(&mut self, len: u16) -> bool {
         // SAFETY: self.0 is a valid, exclusively owned mbuf.
@@ -125,6 +174,32 @@ impl Mbuf {
     pub fn tailroom(&self) -> u16 {
         // SAFETY: read-only access to a valid mbuf.
         unsafe { ffi::fg_pktmbuf_tailroom(self.0.as_ptr()) }
+    }
+}
+
+/// The segments of one packet, as byte slices (see [`Mbuf::segments`]).
+pub struct Segments<'a> {
+    next: *const ffi::rte_mbuf,
+    _packet: std::marker::PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.next.is_null() {
+            return None;
+        }
+        // SAFETY: `next` is the packet's first segment or a `next` link of
+        // one, which DPDK keeps valid or null; the packet is borrowed for
+        // 'a, so no segment is freed or changed meanwhile.
+        let seg = unsafe { &*self.next };
+        self.next = seg.next;
+        let data = (seg.buf_addr as *const u8).wrapping_add(usize::from(seg.data_off));
+        // SAFETY: DPDK keeps buf_addr + data_off .. + data_len inside each
+        // segment's buffer.
+        Some(unsafe { std::slice::from_raw_parts(data, usize::from(seg.data_len)) })
     }
 }
 

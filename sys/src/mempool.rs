@@ -64,6 +64,15 @@ impl Mempool {
         self.size
     }
 
+    /// Bytes of packet data one mbuf holds after its headroom: a frame
+    /// longer than this takes a chain of mbufs.
+    pub fn segment_room(&self) -> u16 {
+        // SAFETY: raw is a packet pool (made by rte_pktmbuf_pool_create)
+        // that lives as long as self.
+        let room = unsafe { ffi::fg_pktmbuf_data_room_size(self.raw.as_ptr()) };
+        room.saturating_sub(ffi::RTE_PKTMBUF_HEADROOM as u16)
+    }
+
     /// Mbufs currently free (in the ring and in lcore caches).
     pub fn avail_count(&self) -> u32 {
         // SAFETY: raw is a live pool (freed only in drop).

@@ -55,6 +55,14 @@ pub struct DeviceInfo {
     /// The fastest link speed the device supports, Mb/s (0: the driver
     /// does not say, as virtual devices do not).
     pub max_speed_mbps: u32,
+    /// The smallest MTU the device takes.
+    pub min_mtu: u16,
+    /// The largest MTU the device takes.
+    pub max_mtu: u16,
+    /// Whether it can receive a frame into a chain of mbufs (scatter).
+    pub rx_scatter: bool,
+    /// Whether it can send a chain of mbufs (multi-segment tx).
+    pub tx_multi_segs: bool,
 }
 
 /// Every speed `rte_eth_dev_info.speed_capa` can name, slowest first.
@@ -141,6 +149,8 @@ pub struct PortSetup {
     pub symmetric_rss: bool,
     /// Receive every frame, whatever its destination MAC.
     pub promiscuous: bool,
+    /// The MTU to set (`None`: the device's default, 1500 on Ethernet).
+    pub mtu: Option<u16>,
 }
 
 impl Default for PortSetup {
@@ -152,6 +162,7 @@ impl Default for PortSetup {
             tx_desc: 1024,
             symmetric_rss: true,
             promiscuous: true,
+            mtu: None,
         }
     }
 }
@@ -275,6 +286,12 @@ impl Port {
             rss_key_size: info.hash_key_size,
             socket,
             max_speed_mbps: max_speed_mbps(info.speed_capa),
+            min_mtu: info.min_mtu,
+            max_mtu: info.max_mtu,
+            // SAFETY: immutable constants defined in the shim.
+            rx_scatter: info.rx_offload_capa & unsafe { ffi::fg_rx_offload_scatter } != 0,
+            // SAFETY: as above.
+            tx_multi_segs: info.tx_offload_capa & unsafe { ffi::fg_tx_offload_multi_segs } != 0,
         })
     }
 
@@ -317,6 +334,33 @@ impl Port {
             if info.rss_key_size as usize == key.len() {
                 conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
                 conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
+            }
+        }
+        if let Some(mtu) = setup.mtu {
+            if mtu < info.min_mtu || mtu > info.max_mtu {
+                return Err(DpdkError::other(
+                    "rte_eth_dev_configure",
+                    format!(
+                        "{} takes an MTU of {} to {}, {mtu} asked",
+                        info.name, info.min_mtu, info.max_mtu
+                    ),
+                ));
+            }
+            conf.rxmode.mtu = u32::from(mtu);
+        }
+        // A frame of the MTU with two VLAN tags that does not fit one mbuf
+        // arrives as a chain, and a chain must be sent as one: ask for both
+        // where the device says it can (drivers that chain without saying
+        // so, as net_pcap, do it anyway).
+        let largest = usize::from(setup.mtu.unwrap_or(ETHERNET_MTU)) + 14 + 8;
+        if largest > usize::from(mempool.segment_room()) {
+            if info.rx_scatter {
+                // SAFETY: immutable constant defined in the shim.
+                conf.rxmode.offloads |= unsafe { ffi::fg_rx_offload_scatter };
+            }
+            if info.tx_multi_segs {
+                // SAFETY: as above.
+                conf.txmode.offloads |= unsafe { ffi::fg_tx_offload_multi_segs };
             }
         }
         // SAFETY: conf is fully initialised and key outlives the call.

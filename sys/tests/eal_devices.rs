@@ -108,6 +108,46 @@ fn wrappers_work_on_virtual_devices() {
         assert_eq!(pool.in_use_count(), 0);
     }
 
+    // Chained mbufs: a 5000-byte packet over three segments.
+    {
+        let whole: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut head = pool.alloc().unwrap();
+        let room = usize::from(head.tailroom());
+        head.append(room as u16)
+            .unwrap()
+            .copy_from_slice(&whole[..room]);
+        let mut at = room;
+        while at < whole.len() {
+            let mut seg = pool.alloc().unwrap();
+            let n = (whole.len() - at).min(usize::from(seg.tailroom()));
+            seg.append(n as u16)
+                .unwrap()
+                .copy_from_slice(&whole[at..at + n]);
+            at += n;
+            head.chain(seg).unwrap();
+        }
+        assert_eq!(head.nb_segs(), 3);
+        assert_eq!(head.pkt_len(), 5000);
+        assert_eq!(head.data_len(), room);
+        assert_eq!(head.data(), &whole[..room]);
+        assert_eq!(pool.in_use_count(), 3);
+        let joined: Vec<u8> = head.segments().flatten().copied().collect();
+        assert_eq!(joined, whole);
+        // Reads across the segment boundaries, and past the end.
+        let mut out = [0u8; 2500];
+        assert_eq!(head.read(room - 10, &mut out), 2500);
+        assert_eq!(&out[..], &whole[room - 10..room + 2490]);
+        assert_eq!(head.read(4990, &mut out), 10);
+        assert_eq!(&out[..10], &whole[4990..]);
+        assert_eq!(head.read(6000, &mut out), 0);
+        // Appending lands in the last segment.
+        head.append(4).unwrap().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(head.pkt_len(), 5004);
+        assert_eq!(head.segments().last().unwrap().last(), Some(&4));
+        drop(head); // frees every segment
+        assert_eq!(pool.in_use_count(), 0);
+    }
+
     // Ports: pcap in/out and a null sink.
     let p0 = eal
         .probe_port(&format!(
@@ -123,7 +163,21 @@ fn wrappers_work_on_virtual_devices() {
     assert_eq!(Port::id_by_name("net_null0"), Some(p1));
     let setup = PortSetup::default();
     let (mut port0, mut rx0, mut tx0) = Port::configure(&eal, p0, &setup, pool.clone()).unwrap();
-    let (mut port1, rx1, mut tx1) = Port::configure(&eal, p1, &setup, pool.clone()).unwrap();
+    // An MTU the device does not take is refused before DPDK is asked.
+    let info1 = Port::device_info(p1).unwrap();
+    let tiny = PortSetup {
+        mtu: Some(info1.min_mtu - 1),
+        ..PortSetup::default()
+    };
+    let err = Port::configure(&eal, p1, &tiny, pool.clone()).unwrap_err();
+    assert!(err.to_string().contains("takes an MTU of"), "{err}");
+    let jumbo = PortSetup {
+        mtu: Some(9000),
+        ..PortSetup::default()
+    };
+    let (mut port1, rx1, mut tx1) = Port::configure(&eal, p1, &jumbo, pool.clone()).unwrap();
+    assert_eq!(port1.mtu(), 9000);
+    assert_eq!(pool.segment_room(), 2048);
     port0.start().unwrap();
     port1.start().unwrap();
     assert!(!port0.rss_enabled(), "one queue: no RSS");

@@ -250,4 +250,7 @@ def test_slow_headers_are_cut_off_and_big_bodies_refused(tmpdir_path):
         assert got == b"" or got.startswith(b"HTTP/1.1 408")
     status, _, _ = f5(url, b"{" + b" " * 4096 + b"}")
     assert status == 413
+    # Counted like any other answer, under its face.
+    metrics = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    assert 'flowgate_api_requests_total{face="f5",operation="matching_flows",status="413"} 1' in metrics
     assert fg.stop() == 0

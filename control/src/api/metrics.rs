@@ -336,7 +336,7 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     counters(
         reg,
         "worker_rx_bytes",
-        "Bytes the worker received",
+        "Bytes the worker received and tracked (0 in forward mode, which reads no packet, as testpmd's io mode: see flowgate_port_rx_bytes_total)",
         worker(|c| c.rx_bytes),
     );
     counters(
@@ -511,6 +511,12 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
         "worker_rejects_failed",
         "Rejects that could not be sent (no mbuf, or tx refused)",
         worker(|c| c.rejects_failed),
+    );
+    counters(
+        reg,
+        "worker_rejects_limited",
+        "Rejects not answered: over [policy] reject_rate",
+        worker(|c| c.rejects_limited),
     );
 
     counters(

@@ -177,8 +177,18 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
     if let Some((ns, site)) = f5::parse_path(&req.path) {
         return f5::matching_flows(req, state, ns, site).await;
     }
+    // HEAD is GET without the body, which hyper leaves out by itself.
+    let get = req.method == Method::GET || req.method == Method::HEAD;
     match (&req.method, req.path.as_str()) {
-        (&Method::GET, "/healthz") => {
+        (_, "/healthz" | "/readyz" | "/metrics") if !get => {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
+            r
+        }
+        (_, "/healthz") => {
             if state.ready.load(Ordering::Acquire) {
                 text(StatusCode::OK, "ok\n")
             } else {
@@ -188,11 +198,11 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
                 )
             }
         }
-        (&Method::GET, "/readyz") => metrics::readyz(state).await,
+        (_, "/readyz") => metrics::readyz(state).await,
         (&Method::POST, "/debug/stall-worker") if state.config.api.debug_endpoints => {
             stall_worker(req, state).await
         }
-        (&Method::GET, "/metrics") => metrics::metrics(req, state).await,
+        (_, "/metrics") => metrics::metrics(req, state).await,
         // The Network Firewall face (AWS JSON 1.0) names its operation here.
         (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
         // The EC2 face (query protocol) names it in the form body.
@@ -228,14 +238,24 @@ async fn stall_worker(req: &ApiRequest, state: &ApiState) -> HttpResponse {
 /// Reads a request's body, at most `limit` bytes within `timeout`. hyper
 /// bounds only the time the headers take: without a bound here, a client
 /// that announced a body and never sent it held its connection (and a
-/// place under `max_connections`) for good.
+/// place under `max_connections`) for good. On failure, the answer and the
+/// request without its body (to count the answer under its face).
 async fn read(
     req: Request<Incoming>,
     peer: SocketAddr,
     limit: usize,
     timeout: std::time::Duration,
-) -> Result<ApiRequest, HttpResponse> {
+) -> Result<ApiRequest, Box<(ApiRequest, HttpResponse)>> {
     let (parts, body) = req.into_parts();
+    let request = |parts: hyper::http::request::Parts, body| ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        peer,
+    };
+    let unread = |parts, resp| Err(Box::new((request(parts, Bytes::new()), resp)));
     let Ok(collected) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await
     else {
         let mut resp = text(
@@ -249,7 +269,7 @@ async fn read(
             hyper::header::CONNECTION,
             hyper::header::HeaderValue::from_static("close"),
         );
-        return Err(resp);
+        return unread(parts, resp);
     };
     let body = match collected {
         Ok(b) => b.to_bytes(),
@@ -257,24 +277,20 @@ async fn read(
             let too_large = e
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            return Err(if too_large {
-                text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body over {limit} bytes\n"),
-                )
-            } else {
-                text(StatusCode::BAD_REQUEST, "could not read the request body\n")
-            });
+            return unread(
+                parts,
+                if too_large {
+                    text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body over {limit} bytes\n"),
+                    )
+                } else {
+                    text(StatusCode::BAD_REQUEST, "could not read the request body\n")
+                },
+            );
         }
     };
-    Ok(ApiRequest {
-        method: parts.method,
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
-        headers: parts.headers,
-        body,
-        peer,
-    })
+    Ok(request(parts, body))
 }
 
 /// Requests in progress per client address (the control thread is single
@@ -350,7 +366,7 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("flowgate: api: accept failed: {e}");
+                say_err!("flowgate: api: accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -384,7 +400,12 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                             resp
                         }
                         Ok(r) => route(r, state).await,
-                        Err(resp) => resp,
+                        Err(failed) => {
+                            let (r, resp) = *failed;
+                            let (face, op) = metrics::classify(&r);
+                            state.requests.record(face, &op, resp.status().as_u16());
+                            resp
+                        }
                     };
                     Ok::<_, Infallible>(resp)
                 }

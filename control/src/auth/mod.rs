@@ -151,11 +151,21 @@ fn generate(path: &Path) -> std::io::Result<Generated> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    // Written whole beside it, then linked into place: a crash leaves no
+    // empty or half-written file that every later start would refuse, and
+    // another flowgate racing this one reads theirs or ours, complete. A
+    // link, unlike a rename, never replaces a file already there.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(&tmp)?;
     writeln!(
         f,
         "# flowgate API credentials, generated at first start. Use them with\n\
@@ -168,6 +178,12 @@ fn generate(path: &Path) -> std::io::Result<Generated> {
         g.token
     )?;
     f.sync_all()?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(g)
 }
 
@@ -344,6 +360,20 @@ mod tests {
         let (again, g2) = Authenticator::from_config(&l).unwrap();
         assert!(g2.is_none(), "second start reuses the file");
         assert_eq!(again.keys.get(&g.key_id), Some(&g.secret));
+        // Nothing left beside it; and a file that appears first is never
+        // overwritten.
+        let names: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["credentials"]);
+        let before = std::fs::read(&file).unwrap();
+        let again = generate(&file).map(|_| ());
+        assert_eq!(
+            again.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), before);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

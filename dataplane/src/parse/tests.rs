@@ -1283,6 +1283,46 @@ fn build(spec: &Spec) -> (Vec<u8>, Tuple, u8) {
     (v, tuple, tcp_flags)
 }
 
+#[test]
+fn a_frame_in_segments_parses_as_the_whole_once_its_headers_are_in_the_first() {
+    let mut frames = valid_frames();
+    // Jumbo frames, as they arrive chained over 2048-byte mbufs.
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_S, MAC_D)
+        .ipv4(V4S, V4D, 64)
+        .udp(1000, 2000)
+        .write(&mut f, &[7; 8972])
+        .unwrap();
+    frames.push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_S, MAC_D)
+        .single_vlan(vid(5))
+        .ipv6(V6S, V6D, 64)
+        .tcp(1000, 2000, 1, 100)
+        .ack(5)
+        .write(&mut f, &[8; 5000])
+        .unwrap();
+    frames.push(f);
+    for f in &frames {
+        let whole = parse(f);
+        assert!(matches!(whole, Parsed::Ip(_)), "{whole:?}");
+        let mut since = None;
+        for n in 0..=f.len() {
+            match parse_segmented(&f[..n], f.len()) {
+                r if r == whole => {
+                    since.get_or_insert(n);
+                }
+                Parsed::Malformed(m) => {
+                    assert_eq!(since, None, "{m:?} with {n} bytes in the head");
+                }
+                other => panic!("{n} bytes in the head: {other:?}, not {whole:?}"),
+            }
+        }
+        // A first segment always holds this much.
+        assert!(since.unwrap() <= 256, "{since:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

@@ -49,12 +49,31 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(p)
     }
 
+    /// As [`new_checked`](Self::new_checked) for a packet of which the
+    /// buffer holds the first part (the first segment of a chained mbuf)
+    /// and `beyond` bytes follow elsewhere: the header must be in the
+    /// buffer, the total length within both. [`payload`](Self::payload) is
+    /// then the part of the payload the buffer holds.
+    #[inline(always)]
+    pub fn new_checked_beyond(buffer: T, beyond: usize) -> Result<Self, Error> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len_beyond(beyond)?;
+        Ok(p)
+    }
+
     /// The one validation, in order: [`Error::Truncated`] if under 20 bytes,
     /// [`Error::Version`] if not version 4, [`Error::HeaderLength`] if IHL is
     /// under 5 or the header runs past the buffer, [`Error::Length`] if the
     /// total length is under the header length or past the buffer.
     #[inline(always)]
     pub fn check_len(&self) -> Result<(), Error> {
+        self.check_len_beyond(0)
+    }
+
+    /// [`check_len`](Self::check_len) with `beyond` more bytes of the packet
+    /// after the buffer.
+    #[inline(always)]
+    fn check_len_beyond(&self, beyond: usize) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < Self::MIN_HEADER_LEN {
             return Err(Error::Truncated);
@@ -67,7 +86,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(Error::HeaderLength);
         }
         let total = usize::from(self.total_len());
-        if total < hl || total > len {
+        if total < hl || total > len + beyond {
             return Err(Error::Length);
         }
         Ok(())

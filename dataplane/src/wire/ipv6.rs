@@ -48,6 +48,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(p)
     }
 
+    /// As [`new_checked`](Self::new_checked) for a packet of which the
+    /// buffer holds the first part (the first segment of a chained mbuf)
+    /// and `beyond` bytes follow elsewhere: the fixed header must be in the
+    /// buffer, the payload length within both. [`payload`](Self::payload)
+    /// is then the part of the payload the buffer holds.
+    #[inline(always)]
+    pub fn new_checked_beyond(buffer: T, beyond: usize) -> Result<Self, Error> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len_beyond(beyond)?;
+        Ok(p)
+    }
+
     /// The one validation, in order: [`Error::Truncated`] if under 40 bytes,
     /// [`Error::Version`] if not version 6, [`Error::Length`] if the payload
     /// length runs past the buffer.
@@ -56,6 +68,13 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// (RFC 2675) do not fit an Ethernet frame.
     #[inline(always)]
     pub fn check_len(&self) -> Result<(), Error> {
+        self.check_len_beyond(0)
+    }
+
+    /// [`check_len`](Self::check_len) with `beyond` more bytes of the packet
+    /// after the buffer.
+    #[inline(always)]
+    fn check_len_beyond(&self, beyond: usize) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < Self::HEADER_LEN {
             return Err(Error::Truncated);
@@ -63,7 +82,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         if self.version() != 6 {
             return Err(Error::Version);
         }
-        if Self::HEADER_LEN + usize::from(self.payload_len()) > len {
+        if Self::HEADER_LEN + usize::from(self.payload_len()) > len + beyond {
             return Err(Error::Length);
         }
         Ok(())

@@ -39,16 +39,34 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(p)
     }
 
+    /// As [`new_checked`](Self::new_checked) for a datagram of which the
+    /// buffer holds the first part and `beyond` bytes follow elsewhere (a
+    /// chained mbuf): the header must be in the buffer, the length field
+    /// within both.
+    #[inline(always)]
+    pub fn new_checked_beyond(buffer: T, beyond: usize) -> Result<Self, Error> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len_beyond(beyond)?;
+        Ok(p)
+    }
+
     /// The one validation: [`Error::Truncated`] if under 8 bytes,
     /// [`Error::Length`] if the length field is under 8 or past the buffer.
     #[inline(always)]
     pub fn check_len(&self) -> Result<(), Error> {
+        self.check_len_beyond(0)
+    }
+
+    /// [`check_len`](Self::check_len) with `beyond` more bytes of the
+    /// datagram after the buffer.
+    #[inline(always)]
+    fn check_len_beyond(&self, beyond: usize) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < Self::HEADER_LEN {
             return Err(Error::Truncated);
         }
         let l = usize::from(self.len());
-        if l < Self::HEADER_LEN || l > len {
+        if l < Self::HEADER_LEN || l > len + beyond {
             return Err(Error::Length);
         }
         Ok(())
