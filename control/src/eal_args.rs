@@ -32,7 +32,10 @@ impl std::fmt::Display for Memory {
     }
 }
 
-/// Free huge pages and their size, if any are reserved and hugetlbfs is mounted.
+/// Free huge pages and their size in KiB, if any are reserved and
+/// hugetlbfs is mounted where this process may create files (EAL maps its
+/// pages through files there: as another user than the mount's owner it
+/// cannot, and would fail after the ports were probed).
 pub fn hugepages() -> Result<(u64, u64), String> {
     let meminfo = std::fs::read_to_string("/proc/meminfo")
         .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
@@ -50,11 +53,30 @@ pub fn hugepages() -> Result<(u64, u64), String> {
         return Err("none reserved".into());
     }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if !mounts
+    let dirs: Vec<&str> = mounts
         .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
-    {
+        .filter(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    if dirs.is_empty() {
         return Err("no hugetlbfs mount".into());
+    }
+    let writable = |dir: &str| {
+        let probe =
+            std::path::Path::new(dir).join(format!(".flowgate-probe-{}", std::process::id()));
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        made
+    };
+    if !dirs.iter().any(|d| writable(d)) {
+        return Err(format!(
+            "this user cannot create files in the hugetlbfs mount {}",
+            dirs.join(", ")
+        ));
     }
     Ok((free, size))
 }
@@ -91,7 +113,21 @@ pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), Config
     args.push(format!("--file-prefix={}", c.eal.file_prefix));
     let level = crate::config::log_level_number(&c.eal.log_level).unwrap_or(6);
     args.push(format!("--log-level={level}"));
-    let memory = match (c.eal.hugepages, hugepages()) {
+    // A floor, not an estimate: less fails when the pool is made, after
+    // the ports were probed, with a DPDK error instead of a line here.
+    let pool = u64::from(dp.mbufs) * (u64::from(dp.mbuf_data_room) + MBUF_OVERHEAD);
+    let least = pool.div_ceil(1 << 20) + NO_HUGE_EXTRA_MB;
+    let huge = hugepages().and_then(|(free, size_kb)| {
+        let mb = free * size_kb / 1024;
+        if mb < least {
+            Err(format!(
+                "{mb} MiB of huge pages free, under the {least} MiB the packet pool needs"
+            ))
+        } else {
+            Ok((free, size_kb))
+        }
+    });
+    let memory = match (c.eal.hugepages, huge) {
         (HugepageMode::Off, _) => Memory::NoHuge {
             mb: c.eal.memory_mb,
             why: "eal.hugepages = \"off\"".into(),
@@ -114,16 +150,12 @@ pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), Config
             why,
         },
     };
-    if let Memory::NoHuge { mb, .. } = &memory {
-        // A floor, not an estimate: less fails when the pool is made,
-        // after the ports were probed, with a DPDK error instead of this.
-        let pool = u64::from(dp.mbufs) * (u64::from(dp.mbuf_data_room) + MBUF_OVERHEAD);
-        let least = pool.div_ceil(1 << 20) + NO_HUGE_EXTRA_MB;
+    if let Memory::NoHuge { mb, why } = &memory {
         if u64::from(*mb) < least {
             return Err(l.error(
                 "eal.memory_mb",
                 format!(
-                    "{mb} MiB cannot hold the packet pool without huge pages: {} mbufs of {} bytes need over {least} MiB",
+                    "{mb} MiB cannot hold the packet pool without huge pages ({why}): {} mbufs of {} bytes need over {least} MiB",
                     dp.mbufs, dp.mbuf_data_room
                 ),
             ));
@@ -176,5 +208,24 @@ mod tests {
             build_for(&loaded("hugepages = \"off\"\nmemory_mb = 130"), false).unwrap();
         assert!(matches!(memory, Memory::NoHuge { mb: 130, .. }));
         assert!(args.windows(2).any(|w| w == ["-m", "130"]), "{args:?}");
+    }
+
+    #[test]
+    fn huge_pages_too_few_for_the_pool_are_not_used() {
+        // 100M mbufs (230 GB): more than any machine here has reserved, so
+        // "auto" falls back to --no-huge, whose memory cannot hold it
+        // either, and the one line says why both ways.
+        let mut l = loaded("hugepages = \"auto\"");
+        l.config.dataplane.mbufs = 100_000_000;
+        l.config.dataplane.mbuf_cache = 0;
+        let e = build_for(&l, true).unwrap_err();
+        assert_eq!(e.key, "eal.memory_mb");
+        assert!(e.problem.contains("without huge pages ("), "{e}");
+        if hugepages().is_ok() {
+            assert!(
+                e.problem.contains("MiB of huge pages free, under the"),
+                "{e}"
+            );
+        }
     }
 }

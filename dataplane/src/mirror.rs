@@ -282,7 +282,7 @@ impl MirrorConfig {
     pub fn encapsulate(&self, i: usize, frame: &[u8], flow_hash: u32, out: &mut [u8]) {
         let inner = self.inner_len(i, frame.len());
         let (outer, rest) = out[..OUTER_LEN + inner].split_at_mut(OUTER_LEN);
-        self.outer_header(i, frame.len(), flow_hash, outer);
+        self.write_outer(i, OUTER_LEN + inner, flow_hash, outer);
         rest.copy_from_slice(&frame[..inner]);
     }
 
@@ -290,9 +290,14 @@ impl MirrorConfig {
     /// of session `i`'s copy of a `frame_len`-byte frame, whose first
     /// [`MirrorConfig::inner_len`] bytes the caller puts after them.
     pub fn outer_header(&self, i: usize, frame_len: usize, flow_hash: u32, out: &mut [u8]) {
+        self.write_outer(i, self.copy_len(i, frame_len), flow_hash, out);
+    }
+
+    /// The outer headers of a copy of `total` bytes in all.
+    #[inline]
+    fn write_outer(&self, i: usize, total: usize, flow_hash: u32, out: &mut [u8]) {
         let s = &self.sessions[i];
         let tun = &self.targets[s.target].tunnel;
-        let total = OUTER_LEN + self.inner_len(i, frame_len);
         let out = &mut out[..OUTER_LEN];
         // The room comes from a reused mbuf: bits no setter names (the
         // IPv4 reserved flag) would otherwise keep what was there.

@@ -14,7 +14,7 @@ use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 use crate::command::{Command, Reply, WorkerEnd};
 use crate::job::{Job, Slice, Step};
 use crate::mirror::{Decision, MirrorConfig, OUTER_LEN};
-use crate::reject;
+use crate::reject::{self, AnswerLimit};
 use crate::stats::WorkerCounters;
 use crate::track::{Action, BurstOut, Tracker};
 
@@ -478,7 +478,9 @@ fn track_burst(
     burst.drain_each(|i, m| {
         if out.mirror[i] != 0 {
             // Copies are made before the original goes anywhere; egress
-            // copies only of what actually leaves.
+            // copies only of what the verdict lets leave (a copy is made
+            // even if the tx ring then refuses the original: counted in
+            // tx_dropped, not taken back).
             let d = Decision::decode(out.mirror[i]);
             let forwarded = out.actions[i] == Action::Forward;
             for s in [d.ingress, d.egress.filter(|_| forwarded)]
@@ -496,16 +498,8 @@ fn track_burst(
                 let _ = drops.push(m);
             }
             Action::Reject => {
-                let mut buf = [0u8; reject::MAX_REPLY];
-                // None: no answer is due (to an ICMP error, a RST...).
-                if let Some(len) = reject::build(m.data(), m.pkt_len() as usize, &mut buf) {
-                    if !answers.admit(now) {
-                        c.rejects_limited += 1;
-                    } else if let Some(r) = reply(o.pool, &buf[..len]) {
-                        let _ = replies.push(r);
-                    } else {
-                        c.rejects_failed += 1;
-                    }
+                if let Some(r) = answer(o.pool, &m, answers, now, c) {
+                    let _ = replies.push(r);
                 }
                 let _ = drops.push(m);
             }
@@ -537,10 +531,27 @@ fn mirror_copy(
     c: &mut WorkerCounters,
 ) {
     let port = cfg.target_of(s).port;
-    let Some(copy) = vxlan_copy(cfg, s, m, hash, o.pool) else {
+    let Some(mut copy) = o.pool.alloc() else {
         c.mirror_dropped += 1;
         return;
     };
+    let head = m.data();
+    let frame_len = m.pkt_len() as usize;
+    let len = cfg.copy_len(s, frame_len);
+    // The common case, one segment in and one out (append fails only when
+    // the copy does not fit one mbuf); the rest builds a chain.
+    let one = head.len() == frame_len
+        && match copy.append(len as u16) {
+            Some(buf) => {
+                cfg.encapsulate(s, head, hash, buf);
+                true
+            }
+            None => false,
+        };
+    if !one && !chain_copy(cfg, s, m, hash, len, &mut copy, o.pool) {
+        c.mirror_dropped += 1;
+        return;
+    }
     if let Err(copy) = o.mirror[port].push(copy) {
         // Full: send what is queued, then queue this one.
         let r = o.tx[port].tx_burst(&mut o.mirror[port]);
@@ -550,40 +561,48 @@ fn mirror_copy(
     }
 }
 
-/// Session `s`'s VXLAN copy of `m` in fresh mbufs from `pool`: one for a
-/// frame that fits, a chain for a larger one (a jumbo frame, or one that
-/// came in over several segments). `None` when the pool runs short.
-#[inline]
-fn vxlan_copy(cfg: &MirrorConfig, s: usize, m: &Mbuf, hash: u32, pool: &Mempool) -> Option<Mbuf> {
-    let head = m.data();
-    let frame_len = m.pkt_len() as usize;
-    let mut copy = pool.alloc()?;
-    let len = cfg.copy_len(s, frame_len);
-    if head.len() == frame_len && len <= usize::from(copy.tailroom()) {
-        cfg.encapsulate(s, head, hash, copy.append(len as u16)?);
-        return Some(copy);
-    }
+/// Builds session `s`'s `len`-byte copy of a frame that came in over
+/// several segments or does not fit one mbuf (a jumbo frame) in `copy`
+/// (empty) and more mbufs from `pool` chained to it; false when the pool
+/// runs short.
+#[cold]
+#[inline(never)]
+fn chain_copy(
+    cfg: &MirrorConfig,
+    s: usize,
+    m: &Mbuf,
+    hash: u32,
+    len: usize,
+    copy: &mut Mbuf,
+    pool: &Mempool,
+) -> bool {
     let inner = len - OUTER_LEN;
     let first = len.min(usize::from(copy.tailroom()));
-    let buf = copy.append(first as u16)?;
+    let Some(buf) = copy.append(first as u16) else {
+        return false;
+    };
     let (outer, rest) = buf.split_at_mut(OUTER_LEN);
-    cfg.outer_header(s, frame_len, hash, outer);
+    cfg.outer_header(s, m.pkt_len() as usize, hash, outer);
     // A chain whose segments hold less than its length says (a driver's
     // fault) ends the copy rather than the loop.
     let mut done = m.read(0, rest);
     if done < rest.len() {
-        return None;
+        return false;
     }
     while done < inner {
-        let mut seg = pool.alloc()?;
+        let Some(mut seg) = pool.alloc() else {
+            return false;
+        };
         let n = (inner - done).min(usize::from(seg.tailroom()));
-        if m.read(done, seg.append(n as u16)?) < n {
-            return None;
+        let Some(room) = seg.append(n as u16) else {
+            return false;
+        };
+        if m.read(done, room) < n || copy.chain(seg).is_err() {
+            return false;
         }
         done += n;
-        copy.chain(seg).ok()?;
     }
-    Some(copy)
+    true
 }
 
 /// Sends every queued mirror copy.
@@ -598,12 +617,31 @@ fn flush_mirrors(o: &mut Outputs<'_>, c: &mut WorkerCounters) {
     }
 }
 
-/// An answer (a RST or an ICMP unreachable) in a fresh mbuf; `None` when
-/// the pool is out of them.
-fn reply(pool: &Mempool, answer: &[u8]) -> Option<Mbuf> {
-    let mut out = pool.alloc()?;
-    out.append(answer.len() as u16)?.copy_from_slice(answer);
-    Some(out)
+/// The RST or ICMP unreachable answering `m`, in a fresh mbuf; `None`
+/// when no answer is due (to an ICMP error, a RST...), or when one is due
+/// but over the rate limit or without an mbuf (both counted).
+#[inline(never)]
+fn answer(
+    pool: &Mempool,
+    m: &Mbuf,
+    answers: &mut AnswerLimit,
+    now: u64,
+    c: &mut WorkerCounters,
+) -> Option<Mbuf> {
+    let mut buf = [0u8; reject::MAX_REPLY];
+    let len = reject::build(m.data(), m.pkt_len() as usize, &mut buf)?;
+    if !answers.admit(now) {
+        c.rejects_limited += 1;
+        return None;
+    }
+    let out = pool.alloc().and_then(|mut out| {
+        out.append(len as u16)?.copy_from_slice(&buf[..len]);
+        Some(out)
+    });
+    if out.is_none() {
+        c.rejects_failed += 1;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -619,10 +619,11 @@ impl RxQueue {
             return 0;
         }
         let len = burst.len();
-        // SAFETY: the queue is set up and its port started or stopped-with-no-
-        // handles (we are a handle, so not stopped); only this thread polls it
-        // (&mut self, not Clone); the slots from len on have room for `room`
-        // pointers.
+        // SAFETY: the queue is set up (handles exist only for configured
+        // queues); before the port starts, ethdev's placeholder burst
+        // function returns 0, and the port cannot be closed while a handle
+        // lives (QueueToken). Only this thread polls it (&mut self, not
+        // Clone); the slots from len on have room for `room` pointers.
         let n = unsafe {
             ffi::fg_eth_rx_burst(
                 self.port,

@@ -204,6 +204,11 @@ def test_connections_beyond_the_limit_are_throttled_and_closed(tmpdir_path):
     status, headers, body = f5(url)
     assert (status, json.loads(body)["code"]) == (429, 8)
     assert {k.lower(): v for k, v in headers.items()}.get("connection") == "close"
+    # A big body on such a connection is not read whole to be refused.
+    status, _, body = f5(url, b"{" + b" " * 100_000 + b"}")
+    assert (status, json.loads(body)["code"]) == (429, 8)
+    # Liveness still answers.
+    assert http(url, "/healthz", method="GET")[0] == 200
     for s in idle:
         s.close()
     poll(lambda: f5(url)[0] == 200, "service once the idle connections are gone")

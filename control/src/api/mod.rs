@@ -336,6 +336,10 @@ impl Drop for Slot {
 }
 
 /// The throttling error of the face a request is for.
+/// Most of a body read on a connection past `max_connections`: enough for
+/// an EC2 form's `Action=` to name the face whose throttling error it gets.
+const OVER_LIMIT_BODY_BYTES: usize = 16 * 1024;
+
 fn throttled(req: &ApiRequest) -> HttpResponse {
     let (face, _) = metrics::classify(req);
     match face {
@@ -381,25 +385,41 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                 async move {
                     let api = &state.config.api;
                     let timeout = std::time::Duration::from_millis(api.body_read_timeout_ms);
-                    let request = read(req, peer, api.max_body_bytes, timeout).await;
+                    // A connection past the limit is only told to come
+                    // back: it reads no more of a body than naming the
+                    // request's face takes, so such connections, however
+                    // many, cost little memory.
+                    let limit = if over {
+                        api.max_body_bytes.min(OVER_LIMIT_BODY_BYTES)
+                    } else {
+                        api.max_body_bytes
+                    };
+                    let request = read(req, peer, limit, timeout).await;
                     let slot = match &request {
                         Ok(_) if !over => inflight.enter(peer.ip(), max_inflight),
                         _ => None,
                     };
-                    let resp = match request {
-                        Ok(r) if slot.is_none() => {
-                            let (face, op) = metrics::classify(&r);
-                            let mut resp = throttled(&r);
-                            if over {
-                                resp.headers_mut().insert(
-                                    hyper::header::CONNECTION,
-                                    hyper::header::HeaderValue::from_static("close"),
-                                );
-                            }
-                            state.requests.record(face, &op, resp.status().as_u16());
-                            resp
+                    let throttle = |r: &ApiRequest| {
+                        let (face, op) = metrics::classify(r);
+                        let mut resp = throttled(r);
+                        if over {
+                            resp.headers_mut().insert(
+                                hyper::header::CONNECTION,
+                                hyper::header::HeaderValue::from_static("close"),
+                            );
                         }
-                        Ok(r) => route(r, state).await,
+                        state.requests.record(face, &op, resp.status().as_u16());
+                        resp
+                    };
+                    let resp = match request {
+                        // Liveness is answered however many connections
+                        // are open: a probe throttled away would have the
+                        // appliance restarted. (Within one client's limit
+                        // it is counted like any request.)
+                        Ok(r) if over && r.path == "/healthz" => route(r, state.clone()).await,
+                        Ok(r) if slot.is_none() => throttle(&r),
+                        Ok(r) => route(r, state.clone()).await,
+                        Err(failed) if over => throttle(&failed.0),
                         Err(failed) => {
                             let (r, resp) = *failed;
                             let (face, op) = metrics::classify(&r);
