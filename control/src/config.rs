@@ -501,6 +501,9 @@ pub struct ApiConfig {
     /// Requests one client address may have in progress at once; more get
     /// the protocol's throttling error.
     pub max_inflight_per_client: usize,
+    /// Connections one client address may have open at once; requests on
+    /// more are answered as past `max_connections`.
+    pub max_connections_per_client: usize,
     /// Serve `POST /debug/stall-worker` (fault injection for tests). Never
     /// turn it on in production.
     pub debug_endpoints: bool,
@@ -515,6 +518,7 @@ impl Default for ApiConfig {
             body_read_timeout_ms: 10_000,
             max_connections: 256,
             max_inflight_per_client: 32,
+            max_connections_per_client: 64,
             debug_endpoints: false,
         }
     }
@@ -1015,6 +1019,10 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
         (
             "api.max_inflight_per_client",
             api.max_inflight_per_client as u64,
+        ),
+        (
+            "api.max_connections_per_client",
+            api.max_connections_per_client as u64,
         ),
     ] {
         if v == 0 {

@@ -215,6 +215,20 @@ def test_connections_beyond_the_limit_are_throttled_and_closed(tmpdir_path):
     assert fg.stop() == 0
 
 
+def test_one_client_cannot_take_every_connection(tmpdir_path):
+    fg, url = start(tmpdir_path, api_extra="max_connections_per_client = 2\n")
+    port = int(url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    time.sleep(0.2)
+    status, headers, body = f5(url)  # a third connection from 127.0.0.1
+    assert (status, json.loads(body)["code"]) == (429, 8)
+    assert {k.lower(): v for k, v in headers.items()}.get("connection") == "close"
+    for s in idle:
+        s.close()
+    poll(lambda: f5(url)[0] == 200, "service once the address's connections are gone")
+    assert fg.stop() == 0
+
+
 def test_a_body_that_never_comes_is_cut_off_and_frees_the_connection(tmpdir_path):
     # Both connections the appliance serves announce a body and never send
     # it. Unbounded, they held both places for good and every other client

@@ -335,11 +335,11 @@ impl Drop for Slot {
     }
 }
 
-/// The throttling error of the face a request is for.
 /// Most of a body read on a connection past `max_connections`: enough for
 /// an EC2 form's `Action=` to name the face whose throttling error it gets.
 const OVER_LIMIT_BODY_BYTES: usize = 16 * 1024;
 
+/// The throttling error of the face a request is for.
 fn throttled(req: &ApiRequest) -> HttpResponse {
     let (face, _) = metrics::classify(req);
     match face {
@@ -365,6 +365,9 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
     let inflight = std::rc::Rc::new(Inflight::default());
+    // Connections open per client address, counted as requests in
+    // progress are: one address cannot take every connection.
+    let connections = std::rc::Rc::new(Inflight::default());
     let api = state.config.api.clone();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -376,7 +379,8 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
             }
         };
         open.set(open.get() + 1);
-        let over = open.get() > api.max_connections;
+        let place = connections.enter(peer.ip(), api.max_connections_per_client);
+        let over = open.get() > api.max_connections || place.is_none();
         let (state, open, inflight) = (state.clone(), open.clone(), inflight.clone());
         let max_inflight = api.max_inflight_per_client;
         tokio::task::spawn_local(async move {
@@ -437,6 +441,7 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
             open.set(open.get() - 1);
+            drop(place);
         });
     }
 }
