@@ -99,11 +99,15 @@ impl ApiState {
         *self.ports_open.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
 
-    /// Runs `close` (which closes the ports) with counter readers locked
-    /// out, after marking the ports closed and the appliance not ready.
+    /// Marks the ports closed and the appliance not ready, then runs
+    /// `close` (which stops the workers and closes the ports). Readers
+    /// read counters only under the lock and only while the ports are
+    /// open, so once the mark is made none reads them; the lock is not
+    /// held through `close`, which joins the workers, or every scrape and
+    /// stats tick meanwhile would block the control thread instead of
+    /// being answered.
     pub fn close_ports<R>(&self, close: impl FnOnce() -> R) -> R {
-        let mut open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
-        *open = false;
+        *self.ports_open.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.ready.store(false, Ordering::Release);
         close()
     }
@@ -449,6 +453,26 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_answer_none_at_once_while_the_ports_close() {
+        let config =
+            crate::config::parse("[[ports]]\nname = \"a\"\ndevice = \"net_null0\"\n").unwrap();
+        let state = Arc::new(ApiState::new(Arc::new(config)));
+        state.ports_opened(Vec::new());
+        let reader = state.clone();
+        let seen = state.close_ports(|| {
+            // Another thread asks while the close is under way (before the
+            // fix it waited for the close to end, here past the timeout).
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(reader.port_stats(flowgate_sys::PortId(0)).is_none());
+            });
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+        });
+        assert_eq!(seen, Ok(true));
+        assert!(!state.ready.load(Ordering::Acquire));
+    }
 
     #[test]
     fn a_slot_counts_until_dropped_and_clients_are_counted_apart() {
