@@ -495,6 +495,9 @@ pub struct ApiConfig {
     /// Milliseconds a client may take to send a request's body once its
     /// headers are in; slower ones get 408 and the connection is closed.
     pub body_read_timeout_ms: u64,
+    /// Milliseconds an answer may wait for a client that does not read it;
+    /// past that the connection is closed.
+    pub write_timeout_ms: u64,
     /// Open connections served normally; requests on connections beyond
     /// get the protocol's throttling error and the connection is closed.
     pub max_connections: usize,
@@ -516,6 +519,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1 << 20,
             header_read_timeout_ms: 5000,
             body_read_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
             max_connections: 256,
             max_inflight_per_client: 32,
             max_connections_per_client: 64,
@@ -1015,6 +1019,7 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
         ("api.max_body_bytes", api.max_body_bytes as u64),
         ("api.header_read_timeout_ms", api.header_read_timeout_ms),
         ("api.body_read_timeout_ms", api.body_read_timeout_ms),
+        ("api.write_timeout_ms", api.write_timeout_ms),
         ("api.max_connections", api.max_connections as u64),
         (
             "api.max_inflight_per_client",

@@ -229,6 +229,21 @@ def test_one_client_cannot_take_every_connection(tmpdir_path):
     assert fg.stop() == 0
 
 
+def test_a_client_that_stops_reading_is_cut_off_and_frees_the_connection(tmpdir_path):
+    # The only connection the appliance serves pipelines scrapes and reads
+    # none of the answers. Unbounded, hyper waited on the full socket for
+    # good and every other client was throttled.
+    fg, url = start(tmpdir_path, api_extra="write_timeout_ms = 300\nmax_connections = 1\n")
+    port = int(url.rsplit(":", 1)[1])
+    stuck = socket.create_connection(("127.0.0.1", port), timeout=60)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 3000)
+    poll(lambda: f5(url)[0] == 429, "the stuck connection to hold the only place")
+    poll(lambda: f5(url)[0] == 200, "the stuck connection to be cut off")
+    stuck.close()
+    assert fg.stop() == 0
+
+
 def test_a_body_that_never_comes_is_cut_off_and_frees_the_connection(tmpdir_path):
     # Both connections the appliance serves announce a body and never send
     # it. Unbounded, they held both places for good and every other client

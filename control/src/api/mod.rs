@@ -339,6 +339,83 @@ impl Drop for Slot {
     }
 }
 
+/// A connection whose writes may stall `limit` at most: hyper bounds the
+/// time a request's headers take but not an answer's, so a client that
+/// stops reading (after pipelining requests, say) held its connection,
+/// and a place under `max_connections`, for good.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: std::time::Duration,
+    /// Runs from the first write that could not go on.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: std::time::Duration) -> Self {
+        WriteDeadline {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                this.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let stalled = this
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if stalled.as_mut().poll(cx).is_ready() {
+                    this.stalled = None;
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Most of a body read on a connection past `max_connections`: enough for
 /// an EC2 form's `Action=` to name the face whose throttling error it gets.
 const OVER_LIMIT_BODY_BYTES: usize = 16 * 1024;
@@ -387,6 +464,7 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
         let over = open.get() > api.max_connections || place.is_none();
         let (state, open, inflight) = (state.clone(), open.clone(), inflight.clone());
         let max_inflight = api.max_inflight_per_client;
+        let write_timeout = std::time::Duration::from_millis(api.write_timeout_ms);
         tokio::task::spawn_local(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let (state, inflight) = (state.clone(), inflight.clone());
@@ -442,7 +520,7 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(std::time::Duration::from_millis(api.header_read_timeout_ms))
                 .keep_alive(!over)
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(WriteDeadline::new(stream, write_timeout)), svc)
                 .await;
             open.set(open.get() - 1);
             drop(place);
