@@ -48,6 +48,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Every appliance started, so that one a failing test leaves running (its
+# stop() never reached) is killed when the test ends: left behind, it spun a
+# worker CPU for the rest of the run. Module fixtures' appliances are made
+# before a test's own fixtures (pytest sets up wider scopes first), so they
+# sit below `first` and live on.
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _no_appliance_outlives_its_test():
+    first = len(_STARTED)
+    yield
+    for fg in _STARTED[first:]:
+        if fg.proc.poll() is None:
+            fg.proc.kill()
+            fg.proc.wait()
+    del _STARTED[first:]
+
+
 class Flowgate:
     """A running flowgate. `url` is its API base URL."""
 
@@ -64,6 +83,7 @@ class Flowgate:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        _STARTED.append(self)
         self._drainer = threading.Thread(target=self._drain, daemon=True)
         self._drainer.start()
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -102,10 +103,11 @@ def wait_rx(fg, url, n, what):
     assert worker_rx(url) == n
 
 
-def start(tmp, ports, deadline=1000, capacity=65536, **kw):
+def start(tmp, ports, deadline=1000, capacity=65536, api_extra="", **kw):
     api = free_port()
     text = config(api, ports, LONG_TIMEOUTS + F5.format(deadline=deadline) + POLICY, **kw)
     text = text.replace("capacity = 65536", f"capacity = {capacity}")
+    text = text.replace(f'listen = "127.0.0.1:{api}"\n', f'listen = "127.0.0.1:{api}"\n{api_extra}')
     fg = Flowgate(text, tmp)
     url = f"http://127.0.0.1:{api}"
     fg.wait_ready(url)
@@ -289,11 +291,16 @@ def test_the_cap_holds_on_a_capture_with_more_flows(tmp_path):
 
 
 def test_a_zero_deadline_answers_with_a_partial_header(tmp_path):
-    # A table of 2^18 flows takes the worker far longer to scan than the
-    # control thread takes to give up on a zero deadline.
-    fg, url = start(tmp_path, PORTS_ONCE, deadline=0, capacity=1 << 18)
+    # The worker is held (fault injection) while the query is made, so it
+    # cannot answer before the control thread gives up on a zero deadline.
+    # (Without the hold, scanning the sample's few flows sometimes beat it.)
+    fg, url = start(tmp_path, PORTS_ONCE, deadline=0, api_extra="debug_endpoints = true\n")
     try:
         wait_rx(fg, url, 91, "the sample")
+        req = urllib.request.Request(url + "/debug/stall-worker", method="POST",
+                                     data=json.dumps({"worker": 0, "ms": 2000}).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
         status, headers, data = curl(url + PATH, {})
         assert status == 200
         assert headers["x-flowgate-partial"] == "workers=0"
