@@ -208,18 +208,10 @@ impl Appliance {
             if (rx_queues as usize) < workers && peer[i].is_some() {
                 say!("flowgate: warning: port {} ({}) has {} rx queue(s) for {} workers; only the first {} poll it", p.name, dev.name, rx_queues, workers, rx_queues);
             }
-            if let Some(mtu) = p.mtu {
-                if mtu < dev.min_mtu || mtu > dev.max_mtu {
-                    return Err(l
-                        .error(
-                            format!("ports[{i}].mtu"),
-                            format!(
-                                "{} takes an MTU of {} to {}, not {mtu}",
-                                dev.name, dev.min_mtu, dev.max_mtu
-                            ),
-                        )
-                        .into());
-                }
+            // Checked here too, to name the key (configure would say
+            // ports[i].device).
+            if let Some(problem) = p.mtu.and_then(|mtu| dev.mtu_problem(mtu)) {
+                return Err(l.error(format!("ports[{i}].mtu"), problem).into());
             }
             let setup = PortSetup {
                 rx_queues,

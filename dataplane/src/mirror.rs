@@ -268,7 +268,7 @@ impl MirrorConfig {
     /// or its PacketLength, and no more than the target's MTU leaves room
     /// for after the outer IPv4, UDP and VXLAN headers.
     #[inline]
-    pub fn inner_len(&self, i: usize, frame_len: usize) -> usize {
+    fn inner_len(&self, i: usize, frame_len: usize) -> usize {
         let s = &self.sessions[i];
         let room = usize::from(self.targets[s.target].mtu).saturating_sub(OUTER_LEN - 14);
         s.packet_length
@@ -282,20 +282,15 @@ impl MirrorConfig {
     pub fn encapsulate(&self, i: usize, frame: &[u8], flow_hash: u32, out: &mut [u8]) {
         let inner = self.inner_len(i, frame.len());
         let (outer, rest) = out[..OUTER_LEN + inner].split_at_mut(OUTER_LEN);
-        self.write_outer(i, OUTER_LEN + inner, flow_hash, outer);
+        self.outer_header(i, OUTER_LEN + inner, flow_hash, outer);
         rest.copy_from_slice(&frame[..inner]);
     }
 
     /// Writes the outer headers (the first [`OUTER_LEN`] bytes of `out`)
-    /// of session `i`'s copy of a `frame_len`-byte frame, whose first
-    /// [`MirrorConfig::inner_len`] bytes the caller puts after them.
-    pub fn outer_header(&self, i: usize, frame_len: usize, flow_hash: u32, out: &mut [u8]) {
-        self.write_outer(i, self.copy_len(i, frame_len), flow_hash, out);
-    }
-
-    /// The outer headers of a copy of `total` bytes in all.
+    /// of session `i`'s copy of `total` bytes in all
+    /// ([`MirrorConfig::copy_len`]), the copied frame to follow them.
     #[inline]
-    fn write_outer(&self, i: usize, total: usize, flow_hash: u32, out: &mut [u8]) {
+    pub fn outer_header(&self, i: usize, total: usize, flow_hash: u32, out: &mut [u8]) {
         let s = &self.sessions[i];
         let tun = &self.targets[s.target].tunnel;
         let out = &mut out[..OUTER_LEN];

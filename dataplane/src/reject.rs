@@ -92,7 +92,6 @@ pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option
         return None;
     }
     let l3 = p.l3_offset as usize;
-    let beyond = wire_len.saturating_sub(frame.len());
     // Never answer from or to a group address (the I/G bit of either MAC).
     if frame[0] & 1 != 0 || frame[6] & 1 != 0 {
         return None;
@@ -110,8 +109,13 @@ pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option
         icmp_unreachable(frame, &p, &mut out[l4..])?
     };
     let total = ip_hdr + l4_len;
+    // The parse above checked the offending packet's IP header.
     if v6 {
-        let orig = Ipv6Packet::new_checked_beyond(&frame[l3..], beyond).ok()?;
+        let orig = Ipv6Packet::new_unchecked(&frame[l3..]);
+        let (s, d) = (orig.src_addr(), orig.dst_addr());
+        if s[0] == 0xff || d[0] == 0xff || s == [0; 16] || s == LOOPBACK_V6 {
+            return None;
+        }
         let mut ip = Ipv6Packet::new_unchecked(&mut out[l3..l3 + total]);
         ip.set_version(6);
         ip.set_traffic_class(0);
@@ -119,20 +123,15 @@ pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option
         ip.set_payload_len(l4_len as u16);
         ip.set_next_header(if p.tuple.proto == 6 { 6 } else { 58 });
         ip.set_hop_limit(TTL);
-        ip.set_src_addr(orig.dst_addr());
-        ip.set_dst_addr(orig.src_addr());
-        let (s, d) = (orig.src_addr(), orig.dst_addr());
-        if s[0] == 0xff || d[0] == 0xff || s == [0; 16] || s == LOOPBACK_V6 {
-            return None;
-        }
-        let (src, dst) = (orig.dst_addr(), orig.src_addr());
+        ip.set_src_addr(d);
+        ip.set_dst_addr(s);
         if p.tuple.proto == 6 {
-            TcpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(src, dst);
+            TcpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(d, s);
         } else {
-            IcmpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(src, dst);
+            IcmpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v6(d, s);
         }
     } else {
-        let orig = Ipv4Packet::new_checked_beyond(&frame[l3..], beyond).ok()?;
+        let orig = Ipv4Packet::new_unchecked(&frame[l3..]);
         let (s, d) = (orig.src_addr(), orig.dst_addr());
         // 224/4 multicast and 240/4 (with the limited broadcast) either way;
         // 0/8 and 127/8 are no sender to answer.
@@ -151,12 +150,11 @@ pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option
         ip.set_frag_offset(0);
         ip.set_ttl(TTL);
         ip.set_protocol(if p.tuple.proto == 6 { 6 } else { 1 });
-        ip.set_src_addr(orig.dst_addr());
-        ip.set_dst_addr(orig.src_addr());
+        ip.set_src_addr(d);
+        ip.set_dst_addr(s);
         ip.fill_checksum();
         if p.tuple.proto == 6 {
-            TcpPacket::new_unchecked(&mut out[l4..l4 + l4_len])
-                .fill_checksum_v4(orig.dst_addr(), orig.src_addr());
+            TcpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v4(d, s);
         } else {
             IcmpPacket::new_unchecked(&mut out[l4..l4 + l4_len]).fill_checksum_v4();
         }

@@ -300,11 +300,6 @@ impl Tracker {
         &self.timeouts
     }
 
-    /// The mirror configuration in use.
-    pub fn mirror(&self) -> &MirrorConfig {
-        &self.mirror
-    }
-
     /// Replaces the mirror configuration; returns the old one (for control
     /// to free). Cached decisions go stale through the generation.
     pub fn set_mirror(&mut self, m: Arc<MirrorConfig>) -> Arc<MirrorConfig> {

@@ -582,7 +582,7 @@ fn chain_copy(
         return false;
     };
     let (outer, rest) = buf.split_at_mut(OUTER_LEN);
-    cfg.outer_header(s, m.pkt_len() as usize, hash, outer);
+    cfg.outer_header(s, len, hash, outer);
     // A chain whose segments hold less than its length says (a driver's
     // fault) ends the copy rather than the loop.
     let mut done = m.read(0, rest);

@@ -65,6 +65,18 @@ pub struct DeviceInfo {
     pub tx_multi_segs: bool,
 }
 
+impl DeviceInfo {
+    /// Why the device cannot take `mtu`, or `None` when it can.
+    pub fn mtu_problem(&self, mtu: u16) -> Option<String> {
+        (mtu < self.min_mtu || mtu > self.max_mtu).then(|| {
+            format!(
+                "{} takes an MTU of {} to {}, not {mtu}",
+                self.name, self.min_mtu, self.max_mtu
+            )
+        })
+    }
+}
+
 /// Every speed `rte_eth_dev_info.speed_capa` can name, slowest first.
 const SPEEDS_MBPS: [u32; 13] = [
     ffi::RTE_ETH_SPEED_NUM_10M,
@@ -337,14 +349,8 @@ impl Port {
             }
         }
         if let Some(mtu) = setup.mtu {
-            if mtu < info.min_mtu || mtu > info.max_mtu {
-                return Err(DpdkError::other(
-                    "rte_eth_dev_configure",
-                    format!(
-                        "{} takes an MTU of {} to {}, {mtu} asked",
-                        info.name, info.min_mtu, info.max_mtu
-                    ),
-                ));
+            if let Some(problem) = info.mtu_problem(mtu) {
+                return Err(DpdkError::other("rte_eth_dev_configure", problem));
             }
             conf.rxmode.mtu = u32::from(mtu);
         }

@@ -17,7 +17,7 @@ import urllib.request
 from conftest import Flowgate, config, free_port
 from nfw_helpers import ARN, LONG_TIMEOUTS, client, expected, flow_key, operations, run
 from test_ec2_boto3 import INSIDE, OUTSIDE, ec2
-from test_ec2_wire import checksum, read_pcap, write_pcap
+from test_ec2_wire import frame, read_pcap, write_pcap
 
 WIDE = "eni-0wide000000000001"
 NARROW = "eni-0narrow0000000001"
@@ -26,11 +26,7 @@ MACS = bytes.fromhex("020000000002" "020000000001")
 
 def udp_v4(sport, size):
     """An IPv4 UDP frame of `size` bytes in all."""
-    data = struct.pack("!HHHH", sport, 7000, size - 34, 0) + bytes(i % 251 for i in range(size - 42))
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size - 14, 1, 0, 64, 17, 0,
-                     bytes([10, 1, 0, 1]), bytes([10, 2, 0, 1]))
-    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-    return MACS + b"\x08\x00" + ip + data
+    return frame("10.1.0.1", "10.2.0.1", 17, sport, 7000, payload_len=size - 42)
 
 
 def tcp_v6(sport, size):

@@ -168,15 +168,6 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
-async fn route(req: ApiRequest, state: Arc<ApiState>) -> HttpResponse {
-    let (face, operation) = metrics::classify(&req);
-    let resp = dispatch(&req, &state).await;
-    state
-        .requests
-        .record(face, &operation, resp.status().as_u16());
-    resp
-}
-
 async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
     if let Some((ns, site)) = f5::parse_path(&req.path) {
         return f5::matching_flows(req, state, ns, site).await;
@@ -486,7 +477,6 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                         _ => None,
                     };
                     let throttle = |r: &ApiRequest| {
-                        let (face, op) = metrics::classify(r);
                         let mut resp = throttled(r);
                         if over {
                             resp.headers_mut().insert(
@@ -494,25 +484,30 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
                                 hyper::header::HeaderValue::from_static("close"),
                             );
                         }
-                        state.requests.record(face, &op, resp.status().as_u16());
                         resp
                     };
-                    let resp = match request {
+                    let (r, resp) = match request {
                         // Liveness is answered however many connections
                         // are open: a probe throttled away would have the
                         // appliance restarted. (Within one client's limit
                         // it is counted like any request.)
-                        Ok(r) if over && r.path == "/healthz" => route(r, state.clone()).await,
-                        Ok(r) if slot.is_none() => throttle(&r),
-                        Ok(r) => route(r, state.clone()).await,
-                        Err(failed) if over => throttle(&failed.0),
-                        Err(failed) => {
-                            let (r, resp) = *failed;
-                            let (face, op) = metrics::classify(&r);
-                            state.requests.record(face, &op, resp.status().as_u16());
-                            resp
+                        Ok(r) if slot.is_some() || (over && r.path == "/healthz") => {
+                            let resp = dispatch(&r, &state).await;
+                            (r, resp)
                         }
+                        Ok(r) => {
+                            let resp = throttle(&r);
+                            (r, resp)
+                        }
+                        Err(failed) if over => {
+                            let resp = throttle(&failed.0);
+                            (failed.0, resp)
+                        }
+                        Err(failed) => *failed,
                     };
+                    // Every answer is counted once, here, under its face.
+                    let (face, op) = metrics::classify(&r);
+                    state.requests.record(face, &op, resp.status().as_u16());
                     Ok::<_, Infallible>(resp)
                 }
             });
