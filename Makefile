@@ -46,7 +46,7 @@ pytest: venv
 
 test: deps-test hugepages lint venv
 	@echo "test: cargo test --release --workspace (unit, property and integration tests on DPDK virtual devices)"
-	@$(CARGO) test --release --workspace
+	@FLOWGATE_REQUIRE_HUGEPAGES=$$(scripts/hugepages.sh --can-reserve) $(CARGO) test --release --workspace
 	@$(MAKE) --no-print-directory pytest
 	@$(MAKE) --no-print-directory fuzz-smoke
 

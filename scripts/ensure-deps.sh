@@ -6,11 +6,11 @@ what=${1:-run}
 
 # Build and run: DPDK 22.11 (headers, libraries, PMDs), libclang for
 # bindgen, pkg-config to find DPDK, and a C compiler for the shim.
-# bench also needs fonts-dejavu-core: flowgate-plot draws its text with
-# DejaVu Sans.
+# test and bench also need fonts-dejavu-core: flowgate-plot draws its text
+# with DejaVu Sans (and its test renders the plots).
 pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
 case "$what" in
-  test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev vagrant systemd) ;;
+  test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev vagrant systemd fonts-dejavu-core) ;;
   bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk wrk fonts-dejavu-core) ;;
 esac
 

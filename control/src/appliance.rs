@@ -14,7 +14,7 @@ use flowgate_dataplane::stats::WorkerCounters;
 use flowgate_dataplane::track::Tracker;
 use flowgate_dataplane::worker::{idle_slice_nanos, Processing, RxPath, Worker};
 use flowgate_sys::lcore::{self, LcoreTask};
-use flowgate_sys::{Eal, Mempool, Port, PortId, PortSetup};
+use flowgate_sys::{Eal, Mempool, Port, PortId, PortReader, PortSetup};
 
 use crate::config::{self, is_pci, ConfigError, Loaded, Mode};
 use crate::eal_args;
@@ -46,6 +46,8 @@ pub struct PortView {
     pub mac: [u8; 6],
     /// Its MTU.
     pub mtu: u16,
+    /// Reads its counters and link state (nothing once it is closed).
+    pub reader: PortReader,
 }
 
 /// The ports as mirroring sees them, in port order: each one's interface
@@ -244,6 +246,7 @@ impl Appliance {
                 driver: dev.driver.clone(),
                 mac: port.mac().0,
                 mtu: port.mtu(),
+                reader: port.reader(),
             });
             ports.push(port);
         }
@@ -267,11 +270,11 @@ impl Appliance {
         // What fills an rx ring fastest: the device's top speed, or the
         // link's when the device names none (virtual devices report a
         // link once started).
-        let line_rate: Vec<u32> = ids
+        let line_rate: Vec<u32> = ports
             .iter()
             .zip(&max_speed)
-            .map(|(&id, &capa)| {
-                let link = Port::link_of(id);
+            .map(|(port, &capa)| {
+                let link = port.link();
                 capa.max(if link.up { link.speed_mbps } else { 0 })
             })
             .collect();

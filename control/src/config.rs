@@ -1051,6 +1051,26 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
                 ));
             }
         }
+        // A frame received on one port leaves by the other as it came: a
+        // larger one would be dropped by the other's link, or, chained, sent
+        // by a queue not set up for chains.
+        let mtu = |n: &str| {
+            c.ports
+                .iter()
+                .find(|p| p.name == n)
+                .and_then(|p| p.mtu)
+                .unwrap_or(flowgate_sys::ETHERNET_MTU)
+        };
+        if mtu(a) != mtu(b) {
+            return Err(l.error(
+                format!("dataplane.pairs[{i}][1]"),
+                format!(
+                    "port {b:?} has MTU {} and its pair {a:?} {}: the ports of a pair need the same MTU",
+                    mtu(b),
+                    mtu(a)
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -1437,6 +1457,10 @@ device = "net_null1"
                 "dataplane.pairs[0][1]",
             ),
             (
+                GOOD.replace("device = \"net_null0\"", "device = \"net_null0\"\nmtu = 9000"),
+                "dataplane.pairs[0][1]",
+            ),
+            (
                 GOOD.replace("worker_cpus = [1]", "worker_cpus = [1, 64]"),
                 "dataplane.worker_cpus[1]",
             ),
@@ -1509,6 +1533,118 @@ device = "net_null1"
             (
                 format!("{GOOD}[auth]\n[[auth.f5_tokens]]\ntoken = \"\"\n"),
                 "auth.f5_tokens[0].token",
+            ),
+            (
+                "ports = []\n[dataplane]\nworker_cpus = [1]\n".to_string(),
+                "ports",
+            ),
+            (
+                format!("{GOOD}[eal]\nfile_prefix = \"a/b\"\n"),
+                "eal.file_prefix",
+            ),
+            (
+                format!("{GOOD}[eal]\nlog_level = \"loud\"\n"),
+                "eal.log_level",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = []"),
+                "dataplane.worker_cpus",
+            ),
+            (
+                GOOD.replace(
+                    "worker_cpus = [1]",
+                    &format!("worker_cpus = {:?}", (1..=128).collect::<Vec<u32>>()),
+                ),
+                "dataplane.worker_cpus",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [1]\nmbufs = 1023"),
+                "dataplane.mbufs",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [1]\nmbuf_data_room = 383"),
+                "dataplane.mbuf_data_room",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [1]\nrx_desc = 1000"),
+                "dataplane.rx_desc",
+            ),
+            (
+                GOOD.replace("worker_cpus = [1]", "worker_cpus = [1]\ntx_desc = 16"),
+                "dataplane.tx_desc",
+            ),
+            (
+                GOOD.replace("name = \"a\"", "name = \"\""),
+                "ports[0].name",
+            ),
+            (
+                GOOD.replace("net_null0", ",x=1"),
+                "ports[0].device",
+            ),
+            (
+                GOOD.replace("net_null0", "net_pcap0,tx_pcap=/nonexistent/out.pcap"),
+                "ports[0].device",
+            ),
+            (
+                GOOD.replace(
+                    "device = \"net_null1\"",
+                    "device = \"net_null1\"\ninterface_id = \"if-1\"",
+                ),
+                "ports[1].interface_id",
+            ),
+            (
+                format!("{GOOD}[flows]\ncapacity = 4\n"),
+                "flows.capacity",
+            ),
+            (
+                format!("{GOOD}[flows]\nsweep_period_ms = 5\n"),
+                "flows.sweep_period_ms",
+            ),
+            (
+                format!("{GOOD}[mirror]\nnext_hop_mac = \"02:00:00:00:00\"\n"),
+                "mirror.next_hop_mac",
+            ),
+            (
+                format!("{GOOD}[mirror]\nowner_id = \"12345\"\n"),
+                "mirror.owner_id",
+            ),
+            (
+                format!("{GOOD}[mirror]\nmax_sessions = 0\n"),
+                "mirror.max_sessions",
+            ),
+            (
+                format!("{GOOD}[mirror]\nmax_rules_per_filter = 10001\n"),
+                "mirror.max_rules_per_filter",
+            ),
+            (
+                format!("{GOOD}[api]\nmax_body_bytes = 0\n"),
+                "api.max_body_bytes",
+            ),
+            (
+                format!("{GOOD}[api]\nwrite_timeout_ms = 0\n"),
+                "api.write_timeout_ms",
+            ),
+            (
+                format!("{GOOD}[api]\nmax_connections_per_client = 0\n"),
+                "api.max_connections_per_client",
+            ),
+            (
+                GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"b\"], [\"b\", \"a\"]"),
+                "dataplane.pairs[1][0]",
+            ),
+            (
+                format!("{GOOD}[f5]\nnode = \"a b\"\n"),
+                "f5.node",
+            ),
+            (
+                format!("{GOOD}[operations]\navailability_zone_id = \"\"\n"),
+                "operations.availability_zone_id",
+            ),
+            (
+                format!(
+                    "{GOOD}[[policy.rules]]\nid = 7\naction = \"drop\"\n[[policy.rules]]\nid = 7\naction = \"drop\"\n"
+                ),
+                "policy.rules[1].id",
             ),
         ];
         for (text, key) in cases {

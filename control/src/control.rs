@@ -123,7 +123,7 @@ async fn print_stats(
 ) {
     let mut last: Vec<PortStats> = ports
         .iter()
-        .map(|p| state.port_stats(p.id).unwrap_or_default())
+        .map(|p| state.port_stats(p).unwrap_or_default())
         .collect();
     let mut last_t = Instant::now();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -134,7 +134,7 @@ async fn print_stats(
         last_t = now;
         let mut out = format!("flowgate stats ({:.1} s)\n", dt);
         for (p, prev) in ports.iter().zip(last.iter_mut()) {
-            let Some(s) = state.port_stats(p.id) else {
+            let Some(s) = state.port_stats(p) else {
                 return; // shutting down
             };
             let rx_pps = ((s.ipackets.saturating_sub(prev.ipackets)) as f64 / dt) as u64;

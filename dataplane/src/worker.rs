@@ -629,7 +629,10 @@ fn answer(
     c: &mut WorkerCounters,
 ) -> Option<Mbuf> {
     let mut buf = [0u8; reject::MAX_REPLY];
-    let len = reject::build(m.data(), m.pkt_len() as usize, &mut buf)?;
+    // The answer goes in one mbuf: with a small data room an ICMPv6 error
+    // quotes less rather than failing.
+    let room = usize::from(pool.segment_room()).min(buf.len());
+    let len = reject::build(m.data(), m.pkt_len() as usize, &mut buf[..room])?;
     if !answers.admit(now) {
         c.rejects_limited += 1;
         return None;

@@ -52,7 +52,9 @@ uint16_t fg_pktmbuf_headroom(const struct rte_mbuf *m)
 
 uint16_t fg_pktmbuf_tailroom(const struct rte_mbuf *m)
 {
-	return rte_pktmbuf_tailroom(m);
+	/* rte_pktmbuf_tailroom measures the segment it is given; appends go to
+	 * the last one. lastseg only reads, despite its non-const parameter. */
+	return rte_pktmbuf_tailroom(rte_pktmbuf_lastseg((struct rte_mbuf *)m));
 }
 
 uint8_t *fg_pktmbuf_append(struct rte_mbuf *m, uint16_t len)

@@ -44,8 +44,8 @@ pub use mbuf::{Mbuf, MbufBurst, Segments, BURST_SIZE};
 pub use memory::{HugeArray, HugeVec};
 pub use mempool::Mempool;
 pub use port::{
-    DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortSetup, PortStats, RxQueue, TxQueue,
-    ETHERNET_MTU,
+    DeviceInfo, LinkStatus, MacAddr, Port, PortId, PortReader, PortSetup, PortStats, RxQueue,
+    TxQueue, ETHERNET_MTU,
 };
 
 /// The DPDK version this crate was built against, as pkg-config reported it.

@@ -7,11 +7,21 @@
 //! - a port is stopped or closed only when no queue handle is alive: every
 //!   handle holds a token, and [`Port::stop`] refuses while any exists (DPDK
 //!   forbids rx/tx on a stopped port);
-//! - the port's mempool outlives the port (the port holds an `Arc`).
+//! - a port is configured once: [`Port::configure`] claims the port id
+//!   until the [`Port`] is dropped and the port closed, so two sets of
+//!   queue handles never exist for one port;
+//! - the port's mempool outlives the port and every queue handle (the port
+//!   and the handles' token each hold an `Arc`): the driver allocates rx
+//!   buffers from it on every burst;
+//! - counters and link state are read from other threads through a
+//!   [`PortReader`], which answers `None` once the port is closed: the
+//!   close waits for a read under way and no read starts after it.
 
+use std::collections::BTreeSet;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
-use std::sync::Arc;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::eal::EalGuard;
 use crate::{ffi, DpdkError, Eal, Mbuf, MbufBurst, Mempool};
@@ -196,10 +206,38 @@ pub const SYMMETRIC_RSS_KEY: [u8; 40] = {
 pub const ETHERNET_MTU: u16 = 1500;
 
 /// Shared by a port's queue handles: while one exists the port is not
-/// closed, and EAL (whose memory the queues use) is not cleaned up.
+/// closed, its mempool not freed, and EAL (whose memory the queues use) not
+/// cleaned up.
 #[derive(Debug)]
 struct QueueToken {
+    _pool: Arc<Mempool>,
     _eal: Arc<EalGuard>,
+}
+
+/// Port ids with a live [`Port`]. Configure and close only: never on a
+/// packet path.
+static CLAIMED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port id claimed by one [`Port`]; released on drop.
+#[derive(Debug)]
+struct Claim(u16);
+
+impl Claim {
+    fn take(id: PortId) -> Option<Claim> {
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        // Lazily: a Claim made and dropped here would release the id (and
+        // lock the set again) when the id was already taken.
+        claimed.insert(id.0).then(|| Claim(id.0))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        CLAIMED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
 }
 
 /// A configured ethdev port. Stops and closes itself on drop.
@@ -212,6 +250,11 @@ pub struct Port {
     queues: Arc<QueueToken>,
     _mempool: Arc<Mempool>,
     _eal: Arc<EalGuard>,
+    /// True until the port is closed; written only by `Drop`.
+    open: Arc<RwLock<bool>>,
+    // Fields drop after `Drop::drop` has closed the port: only then is the
+    // id free again.
+    claim: Option<Claim>,
 }
 
 /// Receive side of queue `queue` of a port; owned by one worker.
@@ -316,6 +359,13 @@ impl Port {
         mempool: Arc<Mempool>,
     ) -> Result<(Port, Vec<RxQueue>, Vec<TxQueue>), DpdkError> {
         let info = Self::device_info(id)?;
+        // Released on any error below: the port is then not in use.
+        let claim = Claim::take(id).ok_or_else(|| {
+            DpdkError::other(
+                "rte_eth_dev_configure",
+                format!("{} is already configured", info.name),
+            )
+        })?;
         if setup.rx_queues == 0 || setup.rx_queues > info.max_rx_queues {
             return Err(DpdkError::other(
                 "rte_eth_dev_configure",
@@ -425,6 +475,7 @@ impl Port {
             unsafe { ffi::rte_eth_promiscuous_enable(id.0) };
         }
         let token = Arc::new(QueueToken {
+            _pool: mempool.clone(),
             _eal: eal.guard.clone(),
         });
         let rxq = (0..setup.rx_queues)
@@ -451,6 +502,8 @@ impl Port {
                 queues: token,
                 _mempool: mempool,
                 _eal: eal.guard.clone(),
+                open: Arc::new(RwLock::new(true)),
+                claim: Some(claim),
             },
             rxq,
             txq,
@@ -488,7 +541,15 @@ impl Port {
 
     /// Whether queue handles are still alive (workers still own them).
     pub fn queues_in_use(&self) -> bool {
-        Arc::strong_count(&self.queues) > 1
+        if Arc::strong_count(&self.queues) > 1 {
+            return true;
+        }
+        // The count is read relaxed. The fence pairs with the release in
+        // the last handle's drop (as Arc's own drop does), so whatever the
+        // thread that polled the queue did happens before the stop or
+        // close that follows.
+        fence(Ordering::Acquire);
+        false
     }
 
     /// Stops the port. Fails while any queue handle is alive.
@@ -515,26 +576,14 @@ impl Port {
 
     /// Port counters. Safe to call while workers poll the port.
     pub fn stats(&self) -> PortStats {
-        Self::stats_of(self.id)
+        stats_of(self.id)
     }
 
-    /// Counters of any port id (zeroes if the id is invalid).
-    pub fn stats_of(id: PortId) -> PortStats {
-        let mut s = ffi::rte_eth_stats::default();
-        // SAFETY: s is a valid out struct; the call only reads counters.
-        let ret = unsafe { ffi::rte_eth_stats_get(id.0, &mut s) };
-        if ret != 0 {
-            return PortStats::default();
-        }
-        PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
+    /// A handle for other threads to read the counters and link state.
+    pub fn reader(&self) -> PortReader {
+        PortReader {
+            id: self.id,
+            open: self.open.clone(),
         }
     }
 
@@ -561,31 +610,79 @@ impl Port {
 
     /// Link state, without waiting.
     pub fn link(&self) -> LinkStatus {
-        Self::link_of(self.id)
+        link_of(self.id)
+    }
+}
+
+/// Counters of a port id (zeroes if the id is invalid). The caller holds
+/// the port open (a [`Port`] or a [`PortReader`]'s read lock).
+fn stats_of(id: PortId) -> PortStats {
+    let mut s = ffi::rte_eth_stats::default();
+    // SAFETY: s is a valid out struct; the call only reads counters.
+    let ret = unsafe { ffi::rte_eth_stats_get(id.0, &mut s) };
+    if ret != 0 {
+        return PortStats::default();
+    }
+    PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+/// Link state of a port id, without waiting (down if the id is invalid).
+/// The caller holds the port open, as for [`stats_of`].
+fn link_of(id: PortId) -> LinkStatus {
+    let mut l = ffi::rte_eth_link::default();
+    // SAFETY: l is a valid out struct; an invalid id is an error return.
+    let ret = unsafe { ffi::rte_eth_link_get_nowait(id.0, &mut l) };
+    if ret != 0 {
+        return LinkStatus {
+            up: false,
+            speed_mbps: 0,
+            full_duplex: false,
+        };
+    }
+    LinkStatus {
+        up: l.link_status() != 0,
+        speed_mbps: if l.link_speed == ffi::RTE_ETH_SPEED_NUM_UNKNOWN {
+            0
+        } else {
+            l.link_speed
+        },
+        full_duplex: l.link_duplex() != 0,
+    }
+}
+
+/// Reads a port's counters and link state from any thread (control, the
+/// metrics scrape) while workers poll it; `None` once the port is closed.
+#[derive(Debug, Clone)]
+pub struct PortReader {
+    id: PortId,
+    open: Arc<RwLock<bool>>,
+}
+
+impl PortReader {
+    /// The port id.
+    pub fn id(&self) -> PortId {
+        self.id
     }
 
-    /// Link state of any port id, without waiting (down if the id is
-    /// invalid). Safe to call while workers poll the port.
-    pub fn link_of(id: PortId) -> LinkStatus {
-        let mut l = ffi::rte_eth_link::default();
-        // SAFETY: l is a valid out struct; an invalid id is an error return.
-        let ret = unsafe { ffi::rte_eth_link_get_nowait(id.0, &mut l) };
-        if ret != 0 {
-            return LinkStatus {
-                up: false,
-                speed_mbps: 0,
-                full_duplex: false,
-            };
-        }
-        LinkStatus {
-            up: l.link_status() != 0,
-            speed_mbps: if l.link_speed == ffi::RTE_ETH_SPEED_NUM_UNKNOWN {
-                0
-            } else {
-                l.link_speed
-            },
-            full_duplex: l.link_duplex() != 0,
-        }
+    /// The port's counters, or `None` once it is closed.
+    pub fn stats(&self) -> Option<PortStats> {
+        let open = self.open.read().unwrap_or_else(|e| e.into_inner());
+        (*open).then(|| stats_of(self.id))
+    }
+
+    /// The link state, without waiting, or `None` once the port is closed.
+    pub fn link(&self) -> Option<LinkStatus> {
+        let open = self.open.read().unwrap_or_else(|e| e.into_inner());
+        (*open).then(|| link_of(self.id))
     }
 }
 
@@ -598,10 +695,16 @@ impl Drop for Port {
                 "flowgate-sys: port {} dropped while queues are in use; not closing",
                 self.name
             );
+            // The port stays configured: its id stays claimed.
+            std::mem::forget(self.claim.take());
             return;
         }
         let _ = self.stop();
-        // SAFETY: the port is stopped and no queue handle exists.
+        // Readers wait for the close, and read nothing after it.
+        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+        *open = false;
+        // SAFETY: the port is stopped, no queue handle exists, and no
+        // reader reads it (the lock is held).
         unsafe { ffi::rte_eth_dev_close(self.id.0) };
     }
 }

@@ -140,8 +140,12 @@ fn wrappers_work_on_virtual_devices() {
         assert_eq!(head.read(4990, &mut out), 10);
         assert_eq!(&out[..10], &whole[4990..]);
         assert_eq!(head.read(6000, &mut out), 0);
-        // Appending lands in the last segment.
+        // The tailroom is the last segment's: the head is full, and
+        // appending what it says fits succeeds, and lands at the end.
+        let last_room = head.tailroom();
+        assert_eq!(usize::from(last_room), room * 3 - 5000);
         head.append(4).unwrap().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(head.tailroom(), last_room - 4);
         assert_eq!(head.pkt_len(), 5004);
         assert_eq!(head.segments().last().unwrap().last(), Some(&4));
         drop(head); // frees every segment
@@ -163,6 +167,9 @@ fn wrappers_work_on_virtual_devices() {
     assert_eq!(Port::id_by_name("net_null0"), Some(p1));
     let setup = PortSetup::default();
     let (mut port0, mut rx0, mut tx0) = Port::configure(&eal, p0, &setup, pool.clone()).unwrap();
+    // A second configure would hand out a second set of queue handles.
+    let err = Port::configure(&eal, p0, &setup, pool.clone()).unwrap_err();
+    assert!(err.to_string().contains("already configured"), "{err}");
     // An MTU the device does not take is refused before DPDK is asked.
     let info1 = Port::device_info(p1).unwrap();
     let tiny = PortSetup {

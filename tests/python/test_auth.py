@@ -86,18 +86,25 @@ def test_aws_cli_right_and_wrong_keys(start_flowgate):
 
 
 def curl_f5(url, token):
-    cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", url + F5,
+    """(HTTP status, JSON body) of a query with this token (None: no header)."""
+    cmd = ["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", url + F5,
            "-H", "Content-Type: application/json", "--data-binary", "{}"]
     if token is not None:
         cmd += ["-H", f"Authorization: APIToken {token}"]
-    return int(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    body, _, status = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.rpartition("\n")
+    return int(status), json.loads(body)
 
 
 def test_f5_token_401_without_403_wrong_200_right(start_flowgate):
     _, url = start_flowgate()
-    assert curl_f5(url, None) == 401
-    assert curl_f5(url, "not-the-token") == 403
-    assert curl_f5(url, API_TOKEN) == 200
+    # The gRPC status codes F5's API answers with: UNAUTHENTICATED and
+    # PERMISSION_DENIED, each with a message.
+    status, err = curl_f5(url, None)
+    assert (status, err["code"], err["details"]) == (401, 16, []) and err["message"]
+    status, err = curl_f5(url, "not-the-token")
+    assert (status, err["code"], err["details"]) == (403, 7, []) and err["message"]
+    status, data = curl_f5(url, API_TOKEN)
+    assert status == 200 and "flow" in data
 
 
 def test_auth_off_only_when_asked_and_then_flowgate_warns(tmpdir_path):
@@ -109,7 +116,7 @@ def test_auth_off_only_when_asked_and_then_flowgate_warns(tmpdir_path):
     fg.wait_ready(url)
     assert "API authentication is OFF" in fg.text()
     # Unsigned requests are served, and answered as from nobody in particular.
-    assert curl_f5(url, None) == 200
+    assert curl_f5(url, None)[0] == 200
     assert fg.stop() == 0
 
 
@@ -149,7 +156,7 @@ def test_credentials_generated_once_at_first_start_0600_and_usable(tmpdir_path):
     r = aws(url, "list-flow-operations", "--firewall-arn", ARN,
             extra_env={"AWS_SHARED_CREDENTIALS_FILE": str(creds), "AWS_PROFILE": "flowgate"})
     assert r.returncode == 0, r.stderr
-    assert curl_f5(url, token) == 200
+    assert curl_f5(url, token)[0] == 200
     assert fg.stop() == 0
     secret = body.split("aws_secret_access_key = ")[1].split()[0]
     assert secret not in fg.text()[len(out) :], "the secret is printed once, at generation"

@@ -1,6 +1,7 @@
 """`flowgate flows`, `flowgate stats` and `flowgate ops`, the client
-subcommands, against a running appliance (and, for `ops` until this branch
-has the Network Firewall face, against a small stand-in for it)."""
+subcommands, against a running appliance. `ops` is also pointed at a small
+recording server, to see the exact requests it sends while it follows
+NextToken across pages."""
 
 import http.server
 import json
@@ -162,11 +163,13 @@ def fake_nfw():
 
 
 ARN = "arn:aws:network-firewall:us-east-1:111122223333:firewall/lab"
+# The appliance's own (config/default.toml's, which the tests' config keeps).
+APPLIANCE_ARN = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
 
 
 def test_ops_lists_every_page(fake_nfw, tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[api]\nlisten = "{fake_nfw[len("http://"):]}"\n[nfw]\nfirewall_arn = "{ARN}"\n')
+    cfg.write_text(f'[api]\nlisten = "{fake_nfw[len("http://"):]}"\n[operations]\nfirewall_arn = "{ARN}"\n')
     out = cli("ops", "--config", str(cfg)).stdout
     header, rows = table(out)
     assert header == ["OPERATION", "TYPE", "STATUS", "REQUESTED"]
@@ -194,9 +197,11 @@ def test_ops_errors_are_one_line(fake_nfw, appliance, tmp_path):
     bare.write_text("[api]\n")
     r = cli("ops", "--api", fake_nfw, "--config", str(bare), check=False)
     assert r.returncode == 1 and "--firewall-arn" in r.stderr
-    # The real appliance: without the Network Firewall face a clear line,
-    # with it an answer.
+    # The real appliance: another firewall's ARN gets the service's error
+    # as one line; its own, the table.
     _, url = appliance
     r = cli("ops", "--api", url, "--firewall-arn", ARN, check=False)
-    if r.returncode != 0:
-        assert r.stderr.startswith("flowgate: ") and r.stderr.count("\n") == 1, r.stderr
+    assert r.returncode == 1
+    assert r.stderr == f"flowgate: ListFlowOperations: ResourceNotFoundException: Firewall not found (HTTP 400 from {url})\n"
+    r = cli("ops", "--api", url, "--firewall-arn", APPLIANCE_ARN)
+    assert r.stdout.splitlines()[0].split() == ["OPERATION", "TYPE", "STATUS", "REQUESTED"]

@@ -373,14 +373,13 @@ mod tests {
     use crate::plot::data::{flow_series, op_series};
     use serde_json::json;
 
-    /// Loads the font, or says why the rendering test cannot run.
-    fn font() -> bool {
-        if !Path::new(FONT_PATH).is_file() {
-            println!("skipped: {FONT_PATH} missing (install {FONT_PACKAGE})");
-            return false;
-        }
+    /// Loads the font (`make test` installs it).
+    fn font() {
+        assert!(
+            Path::new(FONT_PATH).is_file(),
+            "{FONT_PATH} missing: install {FONT_PACKAGE}"
+        );
         load_font(Path::new(FONT_PATH)).unwrap();
-        true
     }
 
     fn assert_png(path: &Path) {
@@ -396,9 +395,7 @@ mod tests {
 
     #[test]
     fn renders_pngs() {
-        if !font() {
-            return;
-        }
+        font();
         let dir = tempfile::tempdir().unwrap();
         let r = json!({
             "flows": {

@@ -577,13 +577,13 @@ pub async fn metrics(req: &ApiRequest, state: &ApiState) -> HttpResponse {
     };
     if let Some(ports) = state.ports.get() {
         for p in ports {
-            let Some(stats) = state.port_stats(p.id) else {
+            let Some(stats) = state.port_stats(p) else {
                 break; // closing down
             };
             snap.ports.push(PortSample {
                 name: p.name.clone(),
                 stats,
-                up: state.port_up(p.id),
+                up: state.port_up(p),
             });
         }
     }
@@ -618,7 +618,7 @@ pub async fn readyz(state: &ApiState) -> HttpResponse {
     }
     let down: Vec<&str> = ports
         .iter()
-        .filter(|p| !state.port_up(p.id))
+        .filter(|p| !state.port_up(p))
         .map(|p| p.name.as_str())
         .collect();
     if !down.is_empty() {

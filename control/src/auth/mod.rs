@@ -402,6 +402,42 @@ mod tests {
             .unwrap_err()
             .problem
             .contains("FG_NOT_SET_ANYWHERE"));
+        let unreadable = loaded(&format!(
+            "[auth]\n[[auth.keys]]\nid = \"K\"\nsecret_file = \"{}\"\n[[auth.f5_tokens]]\ntoken = \"t\"\n",
+            dir.join("absent").display()
+        ));
+        let e = Authenticator::from_config(&unreadable).unwrap_err();
+        assert_eq!(e.key, "auth.keys[0].secret");
+        assert!(e.problem.starts_with("cannot read "), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_credentials_file_stops_the_start() {
+        let dir = std::env::temp_dir().join(format!("fg-auth3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        let config = loaded(&format!(
+            "[auth]\ncredentials_file = \"{}\"\n",
+            file.display()
+        ));
+        for (text, problem) in [
+            (
+                "[default]\naws_access_key_id = A\n",
+                "has no [flowgate] profile",
+            ),
+            (
+                "[flowgate]\naws_access_key_id = A\nflowgate_api_token = T\n",
+                "has no aws_secret_access_key",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = Authenticator::from_config(&config).unwrap_err();
+            assert_eq!(e.key, "auth.credentials_file");
+            assert!(e.problem.ends_with(problem), "{e}");
+            // Kept as it was: a damaged file is the operator's to mend.
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1187,6 +1187,25 @@ mod tests {
     }
 
     #[test]
+    fn a_change_that_cannot_be_saved_is_an_internal_error_and_changes_nothing() {
+        let config = crate::config::parse(
+            "[[ports]]\nname = \"a\"\ndevice = \"net_null0\"\ninterface_id = \"eni-a\"\n",
+        )
+        .unwrap();
+        let state = Arc::new(ApiState::new(Arc::new(config)));
+        // Its directory cannot be made, even by root.
+        *state.mirror() =
+            MirrorStore::open(std::path::Path::new("/proc/flowgate-none/mirror.json")).unwrap();
+        let before = state.mirror().state.clone();
+        let me = Caller::Authenticated("test".into());
+        let p = Params::parse(b"Action=CreateTrafficMirrorFilter&Description=d");
+        let e = call("CreateTrafficMirrorFilter", &p, &me, &state, "rid").unwrap_err();
+        assert_eq!(e.code(), "InternalError");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(state.mirror().state, before, "nothing changed");
+    }
+
+    #[test]
     fn a_create_retried_with_its_client_token_answers_with_the_first_object() {
         let me = Caller::Authenticated("test".into());
         let mut st = MirrorStore::in_memory();
