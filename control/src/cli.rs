@@ -822,6 +822,7 @@ mod tests {
             requests: vec![],
             operations: vec![],
             jobs: 0,
+            ..Snapshot::default()
         };
         let v = StatsView::of(&parse_exposition(&render(&snap)).unwrap());
         assert_eq!(v.ports["inside"]["rx_packets"], 91.0);

@@ -507,7 +507,8 @@ pub struct ApiConfig {
     /// Connections one client address may have open at once; requests on
     /// more are answered as past `max_connections`.
     pub max_connections_per_client: usize,
-    /// Serve `POST /debug/stall-worker` (fault injection for tests). Never
+    /// Serve `POST /debug/stall-worker` and `POST /debug/release-workers`
+    /// (fault injection for tests: stall a worker, end every stall). Never
     /// turn it on in production.
     pub debug_endpoints: bool,
 }

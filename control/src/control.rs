@@ -40,6 +40,7 @@ pub fn spawn(
                 let Ok(handles) = handoff.await else { return };
                 let dispatcher = Dispatcher::spawn(handles.rings);
                 let _ = state.dispatcher.set(dispatcher.clone());
+                state.mirror_installed(handles.mirror_generation);
                 // EC2 changes saved while the ports came up were answered
                 // but could not be installed: the workers run the store as
                 // it was when they started.

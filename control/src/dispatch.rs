@@ -14,7 +14,7 @@
 //! whichever face (operations or queries) took the places.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,9 @@ enum Request {
         worker: usize,
         millis: u32,
         answer: oneshot::Sender<bool>,
+    },
+    Release {
+        answer: oneshot::Sender<usize>,
     },
     Mirror {
         cfg: Arc<MirrorConfig>,
@@ -231,6 +234,16 @@ impl Dispatcher {
         rx.await.unwrap_or(false)
     }
 
+    /// Fault injection: ends every stall a worker is in or has yet to take
+    /// from its ring. Returns how many were ended.
+    pub async fn release_stalls(&self) -> usize {
+        let (answer, rx) = oneshot::channel();
+        if self.tx.send(Request::Release { answer }).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
     /// Installs a mirror configuration on every worker; returns, per
     /// worker, whether it confirmed within `deadline`. The configurations
     /// the workers give back are freed here, on control.
@@ -312,6 +325,10 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
     let mut counters: HashMap<u64, PendingCounters> = HashMap::new();
     let mut jobs: HashMap<u64, PendingJob> = HashMap::new();
     let mut mirrors: Vec<PendingMirror> = Vec::new();
+    // The release flags of the stalls posted: one still shared with its
+    // worker is live. Dropped here, once the worker has let go of its
+    // clone, so that the worker never frees one.
+    let mut stalls: Vec<Arc<AtomicBool>> = Vec::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -331,8 +348,21 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                         counters.insert(seq, PendingCounters { got, deadline: Instant::now() + deadline, answer });
                     }
                     Request::Stall { worker, millis, answer } => {
-                        let posted = rings.get_mut(worker).is_some_and(|r| r.post(Command::Stall { millis }).is_ok());
+                        stalls.retain(|f| Arc::strong_count(f) > 1);
+                        let release = Arc::new(AtomicBool::new(false));
+                        let stall = Command::Stall { millis, release: release.clone() };
+                        let posted = rings.get_mut(worker).is_some_and(|r| r.post(stall).is_ok());
+                        if posted {
+                            stalls.push(release);
+                        }
                         let _ = answer.send(posted);
+                    }
+                    Request::Release { answer } => {
+                        stalls.retain(|f| Arc::strong_count(f) > 1);
+                        for f in &stalls {
+                            f.store(true, Ordering::Release);
+                        }
+                        let _ = answer.send(stalls.len());
                     }
                     Request::Mirror { cfg, deadline, answer } => {
                         let mut installed = vec![false; rings.len()];
@@ -492,7 +522,11 @@ mod tests {
                 // flush; worker 1 takes it.
                 let (mut c0, _w0) = ring_pair(1, 8, 8);
                 let (c1, mut w1) = ring_pair(8, 8, 8);
-                assert!(c0.post(Command::Stall { millis: 0 }).is_ok());
+                let stall = Command::Stall {
+                    millis: 0,
+                    release: Arc::default(),
+                };
+                assert!(c0.post(stall).is_ok());
                 let d = Dispatcher::spawn(vec![c0, c1]);
                 let ticket = d.reserve_job().expect("a place");
                 let mut flush = request(JobKind::Flush, 0);
@@ -524,6 +558,43 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 assert_eq!(d.jobs_placed(), 0);
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_release_ends_the_stalls_the_workers_still_hold() {
+        use flowgate_dataplane::command::ring_pair;
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let (c0, mut w0) = ring_pair(8, 8, 8);
+                let (c1, mut w1) = ring_pair(8, 8, 8);
+                let d = Dispatcher::spawn(vec![c0, c1]);
+                assert!(d.stall_worker(0, 60_000).await);
+                assert!(d.stall_worker(1, 60_000).await);
+                assert!(!d.stall_worker(2, 60_000).await, "no worker 2");
+                let flag = |c| match c {
+                    Some(Command::Stall { millis, release }) => {
+                        assert_eq!(millis, 60_000);
+                        release
+                    }
+                    other => panic!("a stall, not {other:?}"),
+                };
+                let (r0, r1) = (flag(w0.take_command()), flag(w1.take_command()));
+                // Worker 1 is done with its stall (its time ran out): only
+                // worker 0's is still held, and only it is counted.
+                drop(r1);
+                assert!(!r0.load(Ordering::Acquire));
+                assert_eq!(d.release_stalls().await, 1);
+                assert!(r0.load(Ordering::Acquire), "worker 0 sees the release");
+                drop(r0);
+                assert_eq!(d.release_stalls().await, 0, "nothing left to release");
+                // A stall posted after a release is not ended by it.
+                assert!(d.stall_worker(0, 60_000).await);
+                let r = flag(w0.take_command());
+                assert!(!r.load(Ordering::Acquire));
+                assert_eq!(d.release_stalls().await, 1);
+                assert!(r.load(Ordering::Acquire));
             })
             .await;
     }

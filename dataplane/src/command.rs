@@ -14,6 +14,7 @@
 //! never allocates, a reply stays small whatever a chunk holds, and a chunk
 //! is copied once on each side instead of through every move of a reply.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
@@ -48,8 +49,13 @@ pub enum Command {
     /// for this many milliseconds, as a wedged worker would. Control only
     /// sends it when the operator enabled debug endpoints.
     Stall {
-        /// How long.
+        /// How long, at most.
         millis: u32,
+        /// Set by control to end the stall early, so a test can hold a
+        /// worker exactly as long as its steps take instead of guessing a
+        /// window. Control keeps a clone until the worker has dropped its
+        /// own, so the worker never frees it.
+        release: Arc<AtomicBool>,
     },
 }
 

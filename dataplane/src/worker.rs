@@ -296,8 +296,8 @@ impl Worker {
                         spec: job.spec,
                     }
                 }
-                Command::Stall { millis } => {
-                    std::thread::sleep(std::time::Duration::from_millis(millis as u64));
+                Command::Stall { millis, release } => {
+                    stall(millis, &release);
                     continue;
                 }
                 Command::InstallMirror(cfg) => match &mut self.processing {
@@ -647,9 +647,45 @@ fn answer(
     out
 }
 
+/// Fault injection: sleeps `millis` ms, or until `release` is set;
+/// returns whether it was released. Sleeps in short steps because a
+/// stall control ends early must not hold the worker for the rest of its
+/// time (a test stalls for a minute and releases once its checks are done).
+fn stall(millis: u32, release: &AtomicBool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(u64::from(millis));
+    loop {
+        if release.load(Ordering::Acquire) {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_ends_when_released_or_when_its_time_is_up() {
+        // Released before its minute is up (set first: a stall that ignored
+        // the flag would run its minute and report it was not released).
+        assert!(stall(60_000, &AtomicBool::new(true)));
+        assert!(!stall(0, &AtomicBool::new(false)));
+        // Released from another thread while it sleeps.
+        let release = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let r = release.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                r.store(true, Ordering::Release);
+            })
+        };
+        assert!(stall(60_000, &release));
+        setter.join().unwrap();
+    }
 
     #[test]
     fn the_idle_slice_leaves_half_the_quickest_ring_free() {

@@ -6,6 +6,9 @@ directory; it runs without huge pages (tests run side by side) and is
 stopped with SIGTERM at the end of the test (or module, for shared ones).
 """
 
+import contextlib
+import http.client
+import json
 import os
 import pathlib
 import signal
@@ -15,6 +18,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -40,6 +44,36 @@ def signed_headers(url, service, body, headers, key=ACCESS_KEY, secret=SECRET_KE
     req = botocore.awsrequest.AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
     botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, "us-east-1").add_auth(req)
     return dict(req.headers.items())
+
+
+def _debug_post(url, path, body, source):
+    u = urllib.parse.urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.request("POST", path, body=body)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def stalled(url, worker=0, ms=60000, source=None):
+    """Worker `worker` stalled (fault injection, which needs `[api]
+    debug_endpoints = true`) for the block, and released at its end however
+    the block ends. The stall is long and ended by the release, so the block
+    never races a guessed window: a slow machine only makes it last longer.
+    `source`: the local address to send from (127.0.0.2, say) when the block
+    leaves 127.0.0.1 no request slot of its own."""
+    stall = json.dumps({"worker": worker, "ms": ms}).encode()
+    status, text = _debug_post(url, "/debug/stall-worker", stall, source)
+    assert status == 200, text
+    try:
+        yield
+    finally:
+        status, text = _debug_post(url, "/debug/release-workers", b"", source)
+        assert status == 200, text
 
 
 def free_port():

@@ -18,7 +18,7 @@ import pytest
 
 import nfw_helpers
 
-from conftest import API_TOKEN, Flowgate, config, free_port, signed_headers
+from conftest import API_TOKEN, Flowgate, config, free_port, signed_headers, stalled
 
 ARN = "arn:aws:network-firewall:us-east-1:123456789012:firewall/flowgate"
 F5 = "/api/operate/namespaces/system/sites/flowgate/ver/matching_flows"
@@ -47,11 +47,6 @@ def f5(url, body=b"{}"):
     return http(url, F5, body, {"Authorization": f"APIToken {API_TOKEN}", "Content-Type": "application/json"})
 
 
-def stall(url, worker, ms):
-    status, _, body = http(url, "/debug/stall-worker", json.dumps({"worker": worker, "ms": ms}).encode())
-    assert status == 200, body
-
-
 def readyz(url):
     return http(url, "/readyz", method="GET")[0]
 
@@ -74,6 +69,25 @@ def nfw(url):
 def test_debug_endpoint_is_off_by_default(tmpdir_path):
     fg, url = start(tmpdir_path)
     assert http(url, "/debug/stall-worker", b'{"worker":0,"ms":1}')[0] == 404
+    assert http(url, "/debug/release-workers", b"")[0] == 404
+    assert fg.stop() == 0
+
+
+def test_a_release_ends_a_stall_before_its_time(tmpdir_path):
+    # A minute's stall: /readyz comes back once it is released, within a
+    # poll that gives up at half that minute, so a release that ended
+    # nothing fails here.
+    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\n")
+    status, _, body = http(url, "/debug/stall-worker", b'{"worker": 0, "ms": 60000}')
+    assert (status, body) == (200, b"stalling\n")
+    poll(lambda: readyz(url) == 503, "/readyz to fail while the worker is stalled")
+    status, _, body = http(url, "/debug/release-workers", b"")
+    assert (status, body) == (200, b"released 1 stall(s)\n")
+    poll(lambda: readyz(url) == 200, "/readyz back once the stall is released")
+    # Nothing is left to release; a GET is not the endpoint.
+    status, _, body = http(url, "/debug/release-workers", b"")
+    assert (status, body) == (200, b"released 0 stall(s)\n")
+    assert http(url, "/debug/release-workers", method="GET")[0] == 404
     assert fg.stop() == 0
 
 
@@ -84,19 +98,19 @@ def test_a_wedged_worker_is_noticed_and_nothing_hangs(tmpdir_path):
         extra="[operations]\nworker_timeout_ms = 500\n\n[f5]\ndeadline_ms = 300\n",
     )
     assert readyz(url) == 200
-    stall(url, 0, 6000)
-    poll(lambda: readyz(url) == 503, "/readyz to fail while the worker is wedged")
     client = nfw(url)
-    op = client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
-    poll(lambda: client.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)["FlowOperationStatus"] != "IN_PROGRESS",
-         "the operation to end")
-    d = client.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)
-    assert (d["FlowOperationStatus"], d["StatusMessage"]) == ("FAILED", "Flow timeout")
-    status, headers, _ = f5(url)
-    assert status == 200
-    assert {k.lower(): v for k, v in headers.items()}.get("x-flowgate-partial") == "workers=0"
+    with stalled(url):
+        poll(lambda: readyz(url) == 503, "/readyz to fail while the worker is wedged")
+        op = client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
+        poll(lambda: client.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)["FlowOperationStatus"] != "IN_PROGRESS",
+             "the operation to end")
+        d = client.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)
+        assert (d["FlowOperationStatus"], d["StatusMessage"]) == ("FAILED", "Flow timeout")
+        status, headers, _ = f5(url)
+        assert status == 200
+        assert {k.lower(): v for k, v in headers.items()}.get("x-flowgate-partial") == "workers=0"
     # The worker comes back; so does readiness.
-    poll(lambda: readyz(url) == 200, "/readyz to recover", limit=60)
+    poll(lambda: readyz(url) == 200, "/readyz to recover")
     assert fg.stop() == 0
 
 
@@ -114,18 +128,18 @@ def test_queries_and_operations_share_the_workers_job_places(tmpdir_path):
     # (8): an operation is then throttled up front, not accepted and then
     # failed by the worker's refusal.
     fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\n", extra="[f5]\ndeadline_ms = 20000\n")
-    stall(url, 0, 4000)
+    client = nfw(url)
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(f5(url)[0])) for _ in range(8)]
-    for t in threads:
-        t.start()
-    poll(lambda: worker_jobs(url) == 8, "eight queries placed on the worker")
-    client = nfw(url)
-    with pytest.raises(client.exceptions.ThrottlingException) as e:
-        client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])
-    assert "8 flow operations and queries" in str(e.value)
-    status, _, body = f5(url)
-    assert (status, json.loads(body)["code"]) == (429, 8)
+    with stalled(url):
+        for t in threads:
+            t.start()
+        poll(lambda: worker_jobs(url) == 8, "eight queries placed on the worker")
+        with pytest.raises(client.exceptions.ThrottlingException) as e:
+            client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])
+        assert "8 flow operations and queries" in str(e.value)
+        status, _, body = f5(url)
+        assert (status, json.loads(body)["code"]) == (429, 8)
     for t in threads:
         t.join()
     assert answers == [200] * 8
@@ -141,11 +155,11 @@ def test_an_operation_past_its_deadline_is_dropped_by_the_worker(tmpdir_path):
     fg, url = nfw_helpers.start(tmpdir_path, ops={"worker_timeout_ms": 500}, api_extra="debug_endpoints = true\n")
     nfw_helpers.wait_sample(fg, url)
     client = nfw_helpers.client(url)
-    stall(url, 0, 6000)
-    op = client.start_flow_flush(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
-    d = nfw_helpers.wait_final(client, op)
-    assert (d["FlowOperationStatus"], d["StatusMessage"]) == ("FAILED", "Flow timeout")
-    assert worker_jobs(url) == 1, "the flush holds its place until the worker drops it"
+    with stalled(url):
+        op = client.start_flow_flush(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])["FlowOperationId"]
+        d = nfw_helpers.wait_final(client, op)
+        assert (d["FlowOperationStatus"], d["StatusMessage"]) == ("FAILED", "Flow timeout")
+        assert worker_jobs(url) == 1, "the flush holds its place until the worker drops it"
     poll(lambda: worker_jobs(url) == 0, "the worker to drop the flush")
     d, flows = nfw_helpers.run(client, "capture", [{"DestinationPort": "ANY"}])
     assert d["FlowOperationStatus"] == "COMPLETED"
@@ -154,44 +168,48 @@ def test_an_operation_past_its_deadline_is_dropped_by_the_worker(tmpdir_path):
 
 
 def test_requests_in_flight_per_client_are_bounded(tmpdir_path):
-    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\nmax_inflight_per_client = 1\n", extra="[f5]\ndeadline_ms = 3000\n")
-    stall(url, 0, 4000)
-    # One query waits on the wedged worker (up to its 3 s deadline)...
+    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\nmax_inflight_per_client = 1\n", extra="[f5]\ndeadline_ms = 60000\n")
     slow = {}
     t = threading.Thread(target=lambda: slow.setdefault("r", f5(url)))
-    t.start()
-    # ...so this client's next requests are throttled, each in its protocol
-    # (/healthz, which never waits on a worker, says when it is admitted).
-    poll(lambda: http(url, "/healthz", method="GET")[0] == 429, "the slow query to be in progress")
-    status, _, body = f5(url)
-    assert (status, json.loads(body)["code"]) == (429, 8)
-    headers = signed_headers(url + "/", "network-firewall", b'{"FirewallArn": "%s"}' % ARN.encode(),
-                             {"Content-Type": "application/x-amz-json-1.0",
-                              "X-Amz-Target": "NetworkFirewall_20201112.ListFlowOperations"})
-    status, _, body = http(url, "/", b'{"FirewallArn": "%s"}' % ARN.encode(), headers)
-    assert (status, json.loads(body)["__type"]) == (400, "ThrottlingException")
-    form = b"Action=DescribeTrafficMirrorSessions&Version=2016-11-15"
-    headers = signed_headers(url + "/", "ec2", form, {"Content-Type": "application/x-www-form-urlencoded"})
-    status, _, body = http(url, "/", form, headers)
-    assert status == 503 and b"<Code>RequestLimitExceeded</Code>" in body, body
+    # The stall is released from another address: 127.0.0.1's one slot is
+    # the slow query's until then.
+    with stalled(url, source="127.0.0.2"):
+        # One query waits on the wedged worker (until the release)...
+        t.start()
+        # ...so this client's next requests are throttled, each in its protocol
+        # (/healthz, which never waits on a worker, says when it is admitted).
+        poll(lambda: http(url, "/healthz", method="GET")[0] == 429, "the slow query to be in progress")
+        status, _, body = f5(url)
+        assert (status, json.loads(body)["code"]) == (429, 8)
+        headers = signed_headers(url + "/", "network-firewall", b'{"FirewallArn": "%s"}' % ARN.encode(),
+                                 {"Content-Type": "application/x-amz-json-1.0",
+                                  "X-Amz-Target": "NetworkFirewall_20201112.ListFlowOperations"})
+        status, _, body = http(url, "/", b'{"FirewallArn": "%s"}' % ARN.encode(), headers)
+        assert (status, json.loads(body)["__type"]) == (400, "ThrottlingException")
+        form = b"Action=DescribeTrafficMirrorSessions&Version=2016-11-15"
+        headers = signed_headers(url + "/", "ec2", form, {"Content-Type": "application/x-www-form-urlencoded"})
+        status, _, body = http(url, "/", form, headers)
+        assert status == 503 and b"<Code>RequestLimitExceeded</Code>" in body, body
     t.join()
     assert slow["r"][0] == 200
     assert fg.stop() == 0
 
 
 def test_a_client_that_leaves_mid_request_gives_its_slot_back(tmpdir_path):
-    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\nmax_inflight_per_client = 1\n", extra="[f5]\ndeadline_ms = 3000\n")
-    stall(url, 0, 2000)
+    # The queries' deadline outlasts the test: only the hang-up gives a
+    # slot back, never the query being answered.
+    fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\nmax_inflight_per_client = 1\n", extra="[f5]\ndeadline_ms = 60000\n")
     port = int(url.rsplit(":", 1)[1])
-    for _ in range(3):
-        # A query that waits on the wedged worker, from a client that hangs up.
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(b"POST " + F5.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: APIToken " + API_TOKEN.encode()
-                  + b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-        poll(lambda: http(url, "/healthz", method="GET")[0] == 429, "the query to be in progress")
-        s.close()
-        # The slot comes back once the query is over, answered or abandoned.
-        poll(lambda: http(url, "/healthz", method="GET")[0] == 200, "the client's slot to come back")
+    with stalled(url):
+        for _ in range(3):
+            # A query that waits on the wedged worker, from a client that hangs up.
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST " + F5.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: APIToken " + API_TOKEN.encode()
+                      + b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            poll(lambda: http(url, "/healthz", method="GET")[0] == 429, "the query to be in progress")
+            s.close()
+            # The slot comes back once the query is abandoned.
+            poll(lambda: http(url, "/healthz", method="GET")[0] == 200, "the client's slot to come back")
     assert f5(url)[0] == 200
     assert fg.stop() == 0
 

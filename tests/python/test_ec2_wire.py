@@ -11,6 +11,7 @@ first, first match decides); accept versus reject; and session priority
 
 import collections
 import contextlib
+import os
 import pathlib
 import struct
 import subprocess
@@ -164,6 +165,30 @@ def metric(url, name):
     return 0
 
 
+def mirror_generations(url):
+    """(stored, installed): the mirror configuration's generation as the
+    store has it and as every worker has confirmed it, from /metrics."""
+    got = {}
+    for line in urllib.request.urlopen(url + "/metrics", timeout=10).read().decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("flowgate_mirror_generation", "flowgate_mirror_installed_generation"):
+            got[name] = int(float(value))
+    return got["flowgate_mirror_generation"], got["flowgate_mirror_installed_generation"]
+
+
+def wait_installed(url, limit=30):
+    """Waits until every worker runs the stored mirror configuration: the
+    API answers once a change is stored, and installs it on the workers in
+    the background (retried with backoff). Returns the generation."""
+    deadline = time.time() + limit
+    while True:
+        stored, installed = mirror_generations(url)
+        if installed == stored:
+            return stored
+        assert time.time() < deadline, f"mirror generation {stored} not installed within {limit} s (at {installed})"
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def veth(netns):
     """A veth pair, up, IPv6 off (no router solicitations in the capture):
@@ -208,6 +233,7 @@ def test_changes_take_effect_while_running(tmp_path, netns):
         fg = Flowgate(config(port, ports), tmp_path)
         fg.wait_ready(url)
         sent = 0
+        generation = wait_installed(url)
 
         def send():
             nonlocal sent
@@ -216,10 +242,11 @@ def test_changes_take_effect_while_running(tmp_path, netns):
             fg.wait_output(lambda _: metric(url, "flowgate_worker_rx_packets_total") >= sent, f"{sent} packets")
 
         def settle():
-            # The API answers once the change is stored; the workers take it
-            # from their command rings within microseconds. A generous pause
-            # keeps a loaded test machine from racing it.
-            time.sleep(1.0)
+            # Every worker runs the change before the packets are sent.
+            nonlocal generation
+            installed = wait_installed(url)
+            assert installed > generation, "the change was stored"
+            generation = installed
 
         try:
             c = ec2(url)
@@ -250,8 +277,15 @@ def test_changes_take_effect_while_running(tmp_path, netns):
 def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
     """The API answers while the data plane comes up; a session created then
     is stored at once and must reach the workers once they are up. Its
-    target, filter and rule are restored from the state file; a large flow
-    table makes the bring-up long enough to create the session in."""
+    target, filter and rule are restored from the state file.
+
+    Bring-up is held while the session is made, with no guessed window: two
+    extra ports write their transmit side into FIFOs, and DPDK opens a
+    tx_pcap file when it probes the port, which blocks until the FIFO has a
+    reader. Ports are probed in config order, after the workers' starting
+    configuration is taken from the store: once flowgate has the first FIFO
+    open, that is taken (without the session); until the test opens the
+    second, the workers cannot start."""
     mirror = tmp_path / "mirror.pcap"
     state = tmp_path / "state.json"
     extra = f'[mirror]\nstate_file = "{state}"\n'
@@ -268,37 +302,52 @@ def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
     session = urllib.parse.urlencode({
         "Action": "CreateTrafficMirrorSession", "Version": "2016-11-15", "NetworkInterfaceId": INSIDE,
         "TrafficMirrorTargetId": t, "TrafficMirrorFilterId": f, "SessionNumber": 1, "VirtualNetworkId": 601})
+    entered, held = tmp_path / "entered.fifo", tmp_path / "held.fifo"
+    os.mkfifo(entered)
+    os.mkfifo(held)
+    readers = []
+
+    def writer_came(fd):
+        # Non-blocking: no writer yet reads as end of file; one that has
+        # written nothing yet, as "try again".
+        try:
+            return os.read(fd, 4096) != b""
+        except BlockingIOError:
+            return True
+
     with veth(netns) as (dev, peer, sender):
         ports = [("inside", f"net_af_packet0,iface={dev}", INSIDE), ("outside", "net_null0,no-rx=1", OUTSIDE),
-                 ("collector", f"net_pcap1,tx_pcap={mirror}", COLLECTOR)]
-        fg = Flowgate(config(port, ports, extra=extra).replace("capacity = 65536", "capacity = 4194304"), tmp_path)
+                 ("collector", f"net_pcap1,tx_pcap={mirror}", COLLECTOR),
+                 ("entered", f"net_pcap2,tx_pcap={entered}", None), ("held", f"net_pcap3,tx_pcap={held}", None)]
+        fg = Flowgate(config(port, ports, extra=extra), tmp_path)
         try:
-            def ready():
-                try:
-                    return urllib.request.urlopen(url + "/readyz", timeout=2).status == 200
-                except urllib.error.HTTPError:
-                    return False
-
-            deadline = time.time() + 30
-            while True:
-                try:
-                    ready()
-                    break
-                except OSError:
-                    assert time.time() < deadline, fg.text()
-                    time.sleep(0.01)
+            readers.append(os.open(entered, os.O_RDONLY | os.O_NONBLOCK))
+            fg.wait_output(lambda _: writer_came(readers[0]), "flowgate to probe the first held port")
             # Signed by hand: boto3 loads EC2's model on its first call of an
-            # operation, which can take longer than the bring-up.
+            # operation.
             status, text = raw(url, session)
             assert status == 200, text
-            if ready():
-                pytest.skip("the data plane came up before the session was made")
+            with pytest.raises(urllib.error.HTTPError) as unready:
+                urllib.request.urlopen(url + "/readyz", timeout=10)
+            assert unready.value.code == 503 and b"ports and workers are not up yet" in unready.value.read()
+            stored, installed = mirror_generations(url)
+            assert installed == 0, "no worker runs anything yet"
+            # The bring-up goes on.
+            readers.append(os.open(held, os.O_RDONLY | os.O_NONBLOCK))
             fg.wait_ready(url)
-            while not ready():
-                time.sleep(0.05)
+            assert wait_installed(url) == stored
             send_five(netns, sender, peer)
             fg.wait_output(lambda _: metric(url, "flowgate_worker_rx_packets_total") >= 5, "5 packets")
             assert metric(url, "flowgate_worker_mirror_copies_total") == 5
         finally:
-            assert fg.stop() == 0, fg.text()
+            if len(readers) < 2:
+                # Let a bring-up held by a failed check go on, so it can stop.
+                readers.append(os.open(held, os.O_RDONLY | os.O_NONBLOCK))
+            try:
+                assert fg.stop() == 0, fg.text()
+            finally:
+                # Closed only now: flowgate writes the FIFOs' pcap headers
+                # when it closes the ports.
+                for fd in readers:
+                    os.close(fd)
     assert mirrored_vnis(mirror) == ["601"] * 5

@@ -13,11 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
-from conftest import REPO, SAMPLE, Flowgate, config, free_port, API_TOKEN
+from conftest import REPO, SAMPLE, Flowgate, config, free_port, stalled, API_TOKEN
 from tshark_flows import expected_records, record_tuple
 
 HERE = pathlib.Path(__file__).parent
@@ -300,11 +299,8 @@ def test_a_zero_deadline_answers_with_a_partial_header(tmp_path):
     fg, url = start(tmp_path, PORTS_ONCE, deadline=0, api_extra="debug_endpoints = true\n")
     try:
         wait_rx(fg, url, 91, "the sample")
-        req = urllib.request.Request(url + "/debug/stall-worker", method="POST",
-                                     data=json.dumps({"worker": 0, "ms": 2000}).encode())
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status == 200
-        status, headers, data = curl(url + PATH, {})
+        with stalled(url):
+            status, headers, data = curl(url + PATH, {})
         assert status == 200
         assert headers["x-flowgate-partial"] == "workers=0"
         assert isinstance(data["flow"], list)

@@ -30,7 +30,7 @@ COUNTERS = [
     "flowgate_worker_rejects_sent", "flowgate_worker_rejects_failed", "flowgate_worker_rejects_limited", "flowgate_api_requests",
 ]
 GAUGES = ["flowgate_port_up", "flowgate_worker_up", "flowgate_worker_busy_ratio",
-          "flowgate_worker_flows_active"]
+          "flowgate_worker_flows_active", "flowgate_mirror_generation", "flowgate_mirror_installed_generation"]
 
 
 def get(url, accept=None):
@@ -78,6 +78,8 @@ def test_families_types_help_and_labels(start_flowgate):
     assert value(fams, "flowgate_worker_up", worker="0") == 1
     assert 0 <= value(fams, "flowgate_worker_busy_ratio", worker="0") <= 1
     assert value(fams, "flowgate_api_requests", face="f5", operation="matching_flows", status="200") == 1
+    # No mirror change since the workers started with the store.
+    assert value(fams, "flowgate_mirror_installed_generation") == value(fams, "flowgate_mirror_generation") >= 1
     # The query ran on a worker that never idles (the sample is replayed
     # forever), so it took time from forwarding iterations. (How much is
     # bounded is tested on a longer operation: test_busy_share.py.)

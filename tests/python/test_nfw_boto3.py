@@ -20,12 +20,11 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 
 import botocore.exceptions
 import pytest
 
-from conftest import ACCESS_KEY, SECRET_KEY, BINARY, signed_headers
+from conftest import ACCESS_KEY, SECRET_KEY, BINARY, signed_headers, stalled
 
 from nfw_helpers import (
     ARN,
@@ -332,17 +331,15 @@ def test_a_worker_that_does_not_answer_in_time_fails_the_operation(tmp_path):
     fg, url = start(tmp_path, ops={"worker_timeout_ms": 300}, api_extra="debug_endpoints = true\n")
     try:
         wait_sample(fg, url)
-        stall = urllib.request.Request(url + "/debug/stall-worker", data=b'{"worker": 0, "ms": 3000}', method="POST")
-        with urllib.request.urlopen(stall, timeout=10) as r:
-            assert r.status == 200
         nfw = client(url)
-        for kind in ("capture", "flush"):
-            d, flows = run(nfw, kind, [{}])
-            assert d["FlowOperationStatus"] == "FAILED"
-            assert d["StatusMessage"] == "Flow timeout"
-            assert flows == []
-            r = nfw.list_flow_operation_results(FirewallArn=ARN, FlowOperationId=d["FlowOperationId"])
-            assert (r["FlowOperationStatus"], r["StatusMessage"], r["Flows"]) == ("FAILED", "Flow timeout", [])
+        with stalled(url):
+            for kind in ("capture", "flush"):
+                d, flows = run(nfw, kind, [{}])
+                assert d["FlowOperationStatus"] == "FAILED"
+                assert d["StatusMessage"] == "Flow timeout"
+                assert flows == []
+                r = nfw.list_flow_operation_results(FirewallArn=ARN, FlowOperationId=d["FlowOperationId"])
+                assert (r["FlowOperationStatus"], r["StatusMessage"], r["Flows"]) == ("FAILED", "Flow timeout", [])
     finally:
         assert fg.stop() == 0, fg.text()
 
@@ -359,8 +356,7 @@ def test_a_worker_that_refuses_fails_the_operation(tmp_path):
 
 def pipelined(url, bodies):
     """Sends several StartFlowCapture requests in one write on one
-    connection, so the appliance reads them all before any job can finish;
-    [(status, JSON body)] in order."""
+    connection (pipelined); [(status, JSON body)] in order."""
     u = urllib.parse.urlparse(url)
     wire = b""
     for b in bodies:
@@ -396,30 +392,32 @@ def pipelined(url, bodies):
 
 
 def test_more_operations_than_allowed_are_throttled(tmp_path):
-    # A million-entry table keeps each operation in progress a while.
-    fg, url = start(tmp_path, capacity=1 << 20, ops={"max_in_progress": 2, "worker_timeout_ms": 60000})
+    # The worker is held (fault injection) while operations are started, so
+    # the two allowed stay IN_PROGRESS however quick their scans would be;
+    # they wait for it far longer than the test holds it.
+    fg, url = start(tmp_path, ops={"max_in_progress": 2, "worker_timeout_ms": 60000},
+                    api_extra="debug_endpoints = true\n")
     try:
         wait_sample(fg, url)
         nfw = client(url)
         body = {"FirewallArn": ARN, "FlowFilters": [{}]}
-        answers = pipelined(url, [body, body, body])
+        with stalled(url):
+            answers = pipelined(url, [body, body, body])
         assert [s for s, _ in answers] == [200, 200, 400]
         assert answers[2][1]["__type"] == "ThrottlingException"
         started = [a["FlowOperationId"] for _, a in answers[:2]]
         for op in started:
             assert wait_final(nfw, op)["FlowOperationStatus"] == "COMPLETED"
-        # Through boto3: start until one is refused (each refusal needs two
-        # running at that moment); bounded, and retries are off.
-        refused = None
-        for _ in range(50):
-            try:
-                started.append(nfw.start_flow_capture(**body)["FlowOperationId"])
-            except nfw.exceptions.ThrottlingException as e:
-                refused = e
-                break
-        assert refused is not None, "never throttled"
-        assert refused.response["Error"]["Code"] == "ThrottlingException"
-        assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        # Through boto3 (retries off): two started, the third refused.
+        with stalled(url):
+            started = [nfw.start_flow_capture(**body)["FlowOperationId"] for _ in range(2)]
+            with pytest.raises(nfw.exceptions.ThrottlingException) as refused:
+                nfw.start_flow_capture(**body)
+            for op in started:
+                d = nfw.describe_flow_operation(FirewallArn=ARN, FlowOperationId=op)
+                assert d["FlowOperationStatus"] == "IN_PROGRESS"
+        assert refused.value.response["Error"]["Code"] == "ThrottlingException"
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
         for op in started:
             assert wait_final(nfw, op)["FlowOperationStatus"] == "COMPLETED"
         # Once they are done, a new one is accepted again.

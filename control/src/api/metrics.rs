@@ -162,6 +162,10 @@ pub struct Snapshot {
     pub operations: Vec<(OperationLabels, u64)>,
     /// Jobs placed on the workers (see [`crate::dispatch::Dispatcher::jobs_placed`]).
     pub jobs: usize,
+    /// The mirror store's generation (bumped by every EC2 change).
+    pub mirror_generation: u32,
+    /// The newest mirror generation every worker has confirmed.
+    pub mirror_installed_generation: u32,
 }
 
 /// Labels of the flow-operation gauge.
@@ -538,6 +542,20 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
         "Flow operations and matching-flows queries placed on the workers, including those past their deadline that a worker has yet to drop",
         jobs,
     );
+    let stored = Gauge::<f64, AtomicU64>::default();
+    stored.set(f64::from(s.mirror_generation));
+    reg.register(
+        "mirror_generation",
+        "Generation of the traffic mirror configuration stored (bumped by every EC2 change); equal to mirror_installed_generation once every worker runs it",
+        stored,
+    );
+    let installed = Gauge::<f64, AtomicU64>::default();
+    installed.set(f64::from(s.mirror_installed_generation));
+    reg.register(
+        "mirror_installed_generation",
+        "Newest traffic mirror configuration generation every worker has confirmed; compare with mirror_generation to know a change reached every worker",
+        installed,
+    );
     gauges(
         reg,
         "flow_operations",
@@ -573,6 +591,10 @@ pub async fn metrics(req: &ApiRequest, state: &ApiState) -> HttpResponse {
     let mut snap = Snapshot {
         requests: state.requests.snapshot(),
         operations,
+        // The store first: an installed generation that then equals it
+        // means every change answered before this scrape reached the workers.
+        mirror_generation: state.mirror().state.generation,
+        mirror_installed_generation: state.installed_mirror_generation(),
         ..Snapshot::default()
     };
     if let Some(ports) = state.ports.get() {
@@ -690,6 +712,8 @@ mod tests {
                 3,
             )],
             jobs: 2,
+            mirror_generation: 7,
+            mirror_installed_generation: 6,
         }
     }
 
@@ -728,6 +752,8 @@ mod tests {
             l.contains(&"flowgate_flow_operations{type=\"FLOW_FLUSH\",status=\"COMPLETED\"} 3.0")
         );
         assert!(l.contains(&"flowgate_worker_jobs 2.0"));
+        assert!(l.contains(&"flowgate_mirror_generation 7.0"));
+        assert!(l.contains(&"flowgate_mirror_installed_generation 6.0"));
         assert_eq!(l.last(), Some(&"# EOF"));
         // A silent worker has no samples beyond worker_up.
         assert!(!out.contains("worker=\"1\"} 0\n"));

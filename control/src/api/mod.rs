@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -51,6 +51,10 @@ pub struct ApiState {
     pub auth: crate::auth::Authenticator,
     /// Traffic mirror targets, filters and sessions (the EC2 face).
     pub mirror: Mutex<crate::mirror_store::MirrorStore>,
+    /// The newest mirror store generation every worker runs (0 before the
+    /// data plane is up): an EC2 change is answered once stored, and
+    /// reaches the workers later, so this is how one knows it has.
+    installed_mirror: AtomicU32,
 }
 
 impl ApiState {
@@ -71,6 +75,7 @@ impl ApiState {
             requests: metrics::RequestCounters::default(),
             ops: Mutex::new(OperationStore::new(Limits::from_config(&config.operations))),
             mirror: Mutex::new(crate::mirror_store::MirrorStore::in_memory()),
+            installed_mirror: AtomicU32::new(0),
             config,
         }
     }
@@ -86,6 +91,20 @@ impl ApiState {
     /// The mirror store; held briefly by handlers on the control thread.
     pub fn mirror(&self) -> MutexGuard<'_, crate::mirror_store::MirrorStore> {
         self.mirror.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that every worker runs mirror generation `generation`.
+    /// Never lowers it: installs run side by side, and one of an older
+    /// generation may be confirmed after a newer one.
+    pub fn mirror_installed(&self, generation: u32) {
+        self.installed_mirror
+            .fetch_max(generation, Ordering::AcqRel);
+    }
+
+    /// The newest mirror generation every worker has confirmed (see
+    /// [`ApiState::mirror_installed`]).
+    pub fn installed_mirror_generation(&self) -> u32 {
+        self.installed_mirror.load(Ordering::Acquire)
     }
 
     /// Uses `store` (read from the state file) for the EC2 face.
@@ -196,6 +215,9 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
         (&Method::POST, "/debug/stall-worker") if state.config.api.debug_endpoints => {
             stall_worker(req, state).await
         }
+        (&Method::POST, "/debug/release-workers") if state.config.api.debug_endpoints => {
+            release_workers(state).await
+        }
         (_, "/metrics") => metrics::metrics(req, state).await,
         // The Network Firewall face (AWS JSON 1.0) names its operation here.
         (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
@@ -206,8 +228,9 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
 }
 
 /// Fault injection (only with `[api] debug_endpoints = true`): body
-/// `{"worker": W, "ms": N}` makes worker W stop for N ms, as a wedged
-/// worker would, so tests can watch readiness and operations notice.
+/// `{"worker": W, "ms": N}` makes worker W stop for N ms (at most a
+/// minute; `/debug/release-workers` ends it sooner), as a wedged worker
+/// would, so tests can watch readiness and operations notice.
 async fn stall_worker(req: &ApiRequest, state: &ApiState) -> HttpResponse {
     let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
     let (Some(worker), Some(ms)) = (v["worker"].as_u64(), v["ms"].as_u64()) else {
@@ -227,6 +250,17 @@ async fn stall_worker(req: &ApiRequest, state: &ApiState) -> HttpResponse {
             "no such worker, or its ring is full\n",
         )
     }
+}
+
+/// Fault injection (only with `[api] debug_endpoints = true`): ends every
+/// stall `/debug/stall-worker` started, so a test stalls for long and
+/// releases once its checks are done, instead of racing a guessed window.
+async fn release_workers(state: &ApiState) -> HttpResponse {
+    let Some(d) = state.dispatcher.get() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "data plane not up\n");
+    };
+    let n = d.release_stalls().await;
+    text(StatusCode::OK, format!("released {n} stall(s)\n"))
 }
 
 /// Reads a request's body, at most `limit` bytes within `timeout`. hyper

@@ -114,8 +114,10 @@ pub fn install(state: &Arc<ApiState>) {
                     return;
                 }
             };
+            let installed = cfg.generation;
             let answers = dispatcher.install_mirror(Arc::new(cfg), deadline).await;
             if answers.iter().all(|ok| *ok) {
+                state.mirror_installed(installed);
                 return;
             }
             if state.mirror().state.generation != generation {
