@@ -51,7 +51,7 @@ test: deps-test hugepages lint venv
 	@$(MAKE) --no-print-directory fuzz-smoke
 
 fuzz-smoke: deps-test
-	@echo "fuzz-smoke: every cargo-fuzz target on its corpus plus $${FUZZ_SECONDS:-20}s of fuzzing"
+	@echo "fuzz-smoke: every cargo-fuzz target on its corpus plus $${FUZZ_SECONDS:-10}s of fuzzing"
 	@scripts/fuzz-smoke.sh
 
 bench: deps venv

@@ -4,6 +4,9 @@
 //! client. `main.rs` is a thin command line over it; the fuzz targets drive
 //! the request decoders through it.
 
+// Every FFI call goes through flowgate-sys's safe types.
+#![forbid(unsafe_code)]
+
 /// `println!` that never panics. Rust ignores SIGPIPE, so printing to a
 /// closed pipe (`flowgate run | tee log` after tee is gone) is an error, and
 /// `println!` panics on it, which in a release build aborts the appliance
