@@ -1,5 +1,14 @@
 /* Out-of-line copies of DPDK's static-inline functions; see shim.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fopencookie */
+#endif
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+#include <pthread.h>
 #include "shim.h"
 
 uint16_t fg_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
@@ -120,4 +129,85 @@ const uint64_t fg_tx_offload_multi_segs = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 uint16_t fg_pktmbuf_data_room_size(struct rte_mempool *mp)
 {
 	return rte_pktmbuf_data_room_size(mp);
+}
+
+/* The log stream's state; every access holds log_lock. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_fd = -1;
+static int log_capturing;
+static char *log_buf;
+static size_t log_len, log_room;
+
+static ssize_t log_write(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	pthread_mutex_lock(&log_lock);
+	if (log_capturing) {
+		if (log_len + size > log_room) {
+			size_t room = (log_len + size) * 2;
+			char *grown = realloc(log_buf, room);
+			if (grown == NULL) {
+				/* Out of memory: the line is lost, the caller is not failed. */
+				pthread_mutex_unlock(&log_lock);
+				return (ssize_t)size;
+			}
+			log_buf = grown;
+			log_room = room;
+		}
+		memcpy(log_buf + log_len, buf, size);
+		log_len += size;
+		pthread_mutex_unlock(&log_lock);
+		return (ssize_t)size;
+	}
+	int fd = log_fd;
+	pthread_mutex_unlock(&log_lock);
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = write(fd, buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* a closed stdout loses log lines, nothing else */
+		done += (size_t)n;
+	}
+	return (ssize_t)size;
+}
+
+FILE *fg_log_stream_open(int fd)
+{
+	cookie_io_functions_t io = { .read = NULL, .write = log_write, .seek = NULL, .close = NULL };
+	pthread_mutex_lock(&log_lock);
+	log_fd = fd;
+	pthread_mutex_unlock(&log_lock);
+	FILE *f = fopencookie(NULL, "w", io);
+	if (f != NULL)
+		setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
+
+void fg_log_capture_begin(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_capturing = 1;
+	log_len = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+char *fg_log_capture_end(FILE *stream, size_t *len)
+{
+	if (stream != NULL)
+		fflush(stream);
+	pthread_mutex_lock(&log_lock);
+	log_capturing = 0;
+	char *out = log_buf;
+	*len = log_len;
+	log_buf = NULL;
+	log_len = 0;
+	log_room = 0;
+	pthread_mutex_unlock(&log_lock);
+	if (*len == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }

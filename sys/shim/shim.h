@@ -75,4 +75,16 @@ extern const uint64_t fg_tx_offload_multi_segs;
  * (rte_pktmbuf_data_room_size). */
 uint16_t fg_pktmbuf_data_room_size(struct rte_mempool *mp);
 
+/* DPDK's log stream, made once and never closed: it writes to `fd`, or,
+ * between fg_log_capture_begin and fg_log_capture_end, into a buffer.
+ * Capturing never swaps the stream DPDK holds, so a thread logging
+ * meanwhile can never write to a closed FILE (its line lands in the
+ * capture). NULL if the stream cannot be made. */
+FILE *fg_log_stream_open(int fd);
+/* Starts capturing (dropping anything captured before). */
+void fg_log_capture_begin(void);
+/* Ends capturing: *len bytes in a malloc'd buffer (free with free(3)), or
+ * NULL when nothing was logged. `stream` is flushed first. */
+char *fg_log_capture_end(FILE *stream, size_t *len);
+
 #endif

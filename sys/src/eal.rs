@@ -25,51 +25,49 @@ fn route_logs_to_stdout() {
     if !LOG_STREAM.load(Ordering::Acquire).is_null() {
         return;
     }
-    // SAFETY: dup/fdopen/setvbuf on our own copy of fd 1; the FILE lives for
-    // the rest of the process (DPDK keeps the pointer), so it is never closed.
+    // SAFETY: dup on fd 1; the shim's stream takes the copy and, like the
+    // FILE it returns, lives for the rest of the process (DPDK keeps the
+    // pointer), so neither is ever closed.
     unsafe {
         let fd = libc::dup(1);
         if fd < 0 {
             return;
         }
-        let f = libc::fdopen(fd, c"w".as_ptr());
+        let f = ffi::fg_log_stream_open(fd);
         if f.is_null() {
             libc::close(fd);
             return;
         }
-        libc::setvbuf(f, std::ptr::null_mut(), libc::_IOLBF, 0);
-        LOG_STREAM.store(f, Ordering::Release);
-        ffi::rte_openlog_stream(f.cast());
+        LOG_STREAM.store(f.cast(), Ordering::Release);
+        ffi::rte_openlog_stream(f);
     }
 }
 
 /// Runs `f` with DPDK's log lines captured instead of printed; returns its
-/// result and what DPDK logged meanwhile.
+/// result and what DPDK logged meanwhile (other threads' lines included).
+/// The stream DPDK writes to is never swapped or closed: the shim's stream
+/// switches between stdout and a buffer under its own lock.
 fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
-    let mut buf: *mut libc::c_char = std::ptr::null_mut();
-    let mut len: libc::size_t = 0;
-    // SAFETY: open_memstream writes the buffer pointer and size through the
-    // two out pointers, which live until after fclose below.
-    let mem = unsafe { libc::open_memstream(&mut buf, &mut len) };
-    if mem.is_null() {
+    let stream = LOG_STREAM.load(Ordering::Acquire);
+    if stream.is_null() {
         return (f(), String::new());
     }
-    // SAFETY: mem is a valid FILE*; it is swapped out again before fclose.
-    unsafe { ffi::rte_openlog_stream(mem.cast()) };
+    // SAFETY: takes the shim's lock; no pointer is involved.
+    unsafe { ffi::fg_log_capture_begin() };
     let r = f();
-    // SAFETY: restore the previous stream (stdout copy, or NULL = DPDK's
-    // default) before closing mem, so DPDK never writes to a closed FILE;
-    // after fclose, buf holds len bytes allocated with malloc, freed here.
+    let mut len: usize = 0;
+    // SAFETY: stream is the shim's log FILE, never closed; the buffer the
+    // shim hands back is `len` bytes from malloc, now ours, freed here.
     let text = unsafe {
-        ffi::rte_openlog_stream(LOG_STREAM.load(Ordering::Acquire).cast());
-        libc::fclose(mem);
-        let t = if buf.is_null() {
+        let buf = ffi::fg_log_capture_end(stream.cast(), &mut len);
+        if buf.is_null() {
             String::new()
         } else {
-            String::from_utf8_lossy(std::slice::from_raw_parts(buf.cast::<u8>(), len)).into_owned()
-        };
-        libc::free(buf.cast());
-        t
+            let t = String::from_utf8_lossy(std::slice::from_raw_parts(buf.cast::<u8>(), len))
+                .into_owned();
+            libc::free(buf.cast());
+            t
+        }
     };
     (r, text)
 }
@@ -210,8 +208,7 @@ impl Eal {
     /// address, ...) and returns the port it created. On failure the error
     /// message is what DPDK logged about it (its error codes alone say little).
     ///
-    /// Call it before any lcore is launched: DPDK's log stream is pointed at
-    /// a buffer while it runs, so other threads' logging would land there.
+    /// What other threads log while it runs lands in that message too.
     pub fn probe_port(&self, devargs: &str) -> Result<crate::PortId, DpdkError> {
         let (r, logged) = capture_logs(|| crate::port::probe(devargs));
         r.map_err(|mut e| {

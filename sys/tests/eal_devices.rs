@@ -67,6 +67,9 @@ fn wrappers_work_on_virtual_devices() {
     // A bogus device is refused with DPDK's error, not a crash.
     let err = eal.probe_port("net_nosuchdriver0").unwrap_err();
     assert!(err.op.contains("net_nosuchdriver0"), "{err}");
+    // The message is what DPDK logged about it, captured, not printed.
+    println!("probe failure: {err}");
+    assert!(err.message.contains("net_nosuchdriver0"), "{err}");
 
     let pool = Mempool::new(&eal, "fgtest", 4095, 32, 2048 + 128, -1).expect("mempool");
     assert_eq!(pool.in_use_count(), 0);
