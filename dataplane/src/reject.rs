@@ -264,6 +264,42 @@ mod tests {
         etherparse::SlicedPacket::from_ethernet(reply).expect("answer parses")
     }
 
+    /// A UDP datagram over IPv6 with `payload` bytes.
+    fn udp6(payload: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(A, B)
+            .ipv6([0xfd; 16], [0x20; 16], 64)
+            .udp(5000, 53)
+            .write(&mut f, &vec![2; payload])
+            .unwrap();
+        f
+    }
+
+    /// The ICMPv6 message of an answer, its checksum checked: (type, code,
+    /// quoted bytes, the IPv6 payload length).
+    fn icmpv6(r: &[u8]) -> (u8, u8, Vec<u8>, u16) {
+        let s = check_ip(r);
+        let Some(etherparse::TransportSlice::Icmpv6(i)) = &s.transport else {
+            panic!("{:?}", s.transport)
+        };
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+            panic!()
+        };
+        let h = ip.header().to_header();
+        assert_eq!(
+            i.icmp_type()
+                .calc_checksum(h.source, h.destination, i.payload())
+                .unwrap(),
+            i.checksum()
+        );
+        (
+            i.type_u8(),
+            i.code_u8(),
+            i.payload().to_vec(),
+            h.payload_length,
+        )
+    }
+
     #[test]
     fn answers_keep_to_the_rate_after_a_burst() {
         // A clock of 1000 ticks a second, 10 answers a second, 3 at once.
@@ -294,12 +330,7 @@ mod tests {
             .syn()
             .write(&mut syn, &[3; 8000])
             .unwrap();
-        let mut udp6 = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv6([0xfd; 16], [0x20; 16], 64)
-            .udp(5000, 53)
-            .write(&mut udp6, &[2; 7000])
-            .unwrap();
+        let udp6 = udp6(7000);
         let mut ping = Vec::new();
         PacketBuilder::ethernet2(A, B)
             .ipv4([10, 0, 0, 1], [192, 0, 2, 1], 64)
@@ -400,65 +431,25 @@ mod tests {
             0
         );
 
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv6([0xfd; 16], [0x20; 16], 64)
-            .udp(5000, 53)
-            .write(&mut f, &[2; 2000])
-            .unwrap();
+        let f = udp6(2000);
         let r = answer(&f).expect("ICMPv6");
-        assert!(r.len() - 14 <= 1280);
-        let s = check_ip(&r);
-        let Some(etherparse::TransportSlice::Icmpv6(i)) = &s.transport else {
-            panic!()
-        };
-        assert_eq!((i.type_u8(), i.code_u8()), (1, 4));
-        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
-            panic!()
-        };
-        let h = ip.header().to_header();
-        assert_eq!(
-            i.icmp_type()
-                .calc_checksum(h.source, h.destination, i.payload())
-                .unwrap(),
-            i.checksum()
-        );
+        assert_eq!(r.len() - 14, 1280, "as much as fits in the minimum MTU");
+        let (kind, code, quote, _) = icmpv6(&r);
+        assert_eq!((kind, code), (1, 4));
+        assert_eq!(quote, &f[14..14 + 1280 - 48]);
     }
 
     #[test]
     fn an_icmpv6_error_quotes_what_one_small_mbuf_holds() {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(A, B)
-            .ipv6([0xfd; 16], [0x20; 16], 64)
-            .udp(5000, 53)
-            .write(&mut f, &[2; 2000])
-            .unwrap();
+        let f = udp6(2000);
         // The smallest mbuf the config allows holds 256 bytes.
         let mut out = [0u8; 256];
         let n = build(&f, f.len(), &mut out).expect("an answer that fits");
         assert_eq!(n, 256);
-        let r = &out[..n];
-        let s = check_ip(r);
-        let Some(etherparse::TransportSlice::Icmpv6(i)) = &s.transport else {
-            panic!("{:?}", s.transport)
-        };
-        assert_eq!((i.type_u8(), i.code_u8()), (1, 4));
-        assert_eq!(
-            i.payload(),
-            &f[14..14 + 256 - 14 - 48],
-            "the packet's start"
-        );
-        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
-            panic!()
-        };
-        assert_eq!(usize::from(ip.header().payload_length()), 256 - 14 - 40);
-        let h = ip.header().to_header();
-        assert_eq!(
-            i.icmp_type()
-                .calc_checksum(h.source, h.destination, i.payload())
-                .unwrap(),
-            i.checksum()
-        );
+        let (kind, code, quote, payload_len) = icmpv6(&out[..n]);
+        assert_eq!((kind, code), (1, 4));
+        assert_eq!(quote, &f[14..14 + 256 - 14 - 48], "the packet's start");
+        assert_eq!(usize::from(payload_len), 256 - 14 - 40);
         // A RST and an ICMP error fit in any room the config allows; below
         // the headers, no answer.
         assert!(build(&f, f.len(), &mut [0u8; 60]).is_none());

@@ -265,6 +265,12 @@ fn wrappers_work_on_virtual_devices() {
     assert!(b.is_empty());
 
     let s0 = port0.stats();
+    // Another thread's view of the same counters.
+    let reader0 = port0.reader();
+    assert_eq!(reader0.id(), p0);
+    let from_reader = std::thread::spawn(move || reader0.stats()).join().unwrap();
+    assert_eq!(from_reader, Some(s0));
+    let reader0 = port0.reader();
     assert_eq!(s0.ipackets, 5);
     assert_eq!(s0.opackets, 5);
     let total: u64 = frames.iter().map(|f| f.len() as u64).sum();
@@ -280,6 +286,9 @@ fn wrappers_work_on_virtual_devices() {
     port1.stop().unwrap();
     drop(port0); // closes: net_pcap flushes out.pcap
     drop(port1);
+    // A closed port is read no more.
+    assert_eq!(reader0.stats(), None);
+    assert_eq!(reader0.link(), None);
     assert_eq!(pool.in_use_count(), 0, "every mbuf back in the pool");
 
     // out.pcap holds the input frames, byte for byte, in order.

@@ -11,6 +11,7 @@ first, first match decides); accept versus reject; and session priority
 
 import collections
 import contextlib
+import json
 import os
 import pathlib
 import struct
@@ -23,7 +24,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Flowgate, config, free_port
+from conftest import API_TOKEN, Flowgate, config, free_port
 from test_ec2_boto3 import INSIDE, OUTSIDE, ec2, raw
 
 COLLECTOR = "eni-0collector00000001"
@@ -330,6 +331,18 @@ def test_a_session_made_while_the_ports_come_up_is_installed(tmp_path, netns):
             with pytest.raises(urllib.error.HTTPError) as unready:
                 urllib.request.urlopen(url + "/readyz", timeout=10)
             assert unready.value.code == 503 and b"ports and workers are not up yet" in unready.value.read()
+            # Liveness and the F5 face say the same while it starts.
+            with pytest.raises(urllib.error.HTTPError) as starting:
+                urllib.request.urlopen(url + "/healthz", timeout=10)
+            assert (starting.value.code, starting.value.read()) == (503, b"starting: ports are not up yet\n")
+            query = urllib.request.Request(
+                url + "/api/operate/namespaces/system/sites/flowgate/ver/matching_flows", data=b"{}", method="POST",
+                headers={"Content-Type": "application/json", "Authorization": f"APIToken {API_TOKEN}"})
+            with pytest.raises(urllib.error.HTTPError) as f5_starting:
+                urllib.request.urlopen(query, timeout=10)
+            err = json.loads(f5_starting.value.read())
+            assert (f5_starting.value.code, err["code"], err["message"]) == \
+                (503, 14, "the data plane is starting; try again")
             stored, installed = mirror_generations(url)
             assert installed == 0, "no worker runs anything yet"
             # The bring-up goes on.
