@@ -371,6 +371,20 @@ fn ports(path: &str, p: &Option<String>) -> Result<PortRange, NfwError> {
     if !(1..=1024).contains(&p.len()) {
         return Err(invalid(format!("{path} must be 1 to 1024 characters long")));
     }
+    // Exactly the documented forms: the shared parser also takes spaces,
+    // "any" and "+80" (for the config file), which would be echoed back
+    // by DescribeFlowOperation in a form the service never shows.
+    let digits = |n: &str| (1..=5).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit());
+    let documented = p == "ANY"
+        || match p.split_once(':') {
+            Some((lo, hi)) => digits(lo) && digits(hi),
+            None => digits(p),
+        };
+    if !documented {
+        return Err(invalid(format!(
+            "{path}: {p:?} is not a port or range (use N, N:M or ANY)"
+        )));
+    }
     parse_ports(p, ':').map_err(|e| invalid(format!("{path}: {e} (use N, N:M or ANY)")))
 }
 
@@ -568,7 +582,10 @@ mod tests {
             (with_filters(json!([{"SourceAddress": {"AddressDefinition": "2001:db8::/129"}}])), "FlowFilters[0].SourceAddress.AddressDefinition: \"2001:db8::/129\" is not an IP address or CIDR block"),
             (with_filters(json!([{"DestinationPort": "2000:1000"}])), "FlowFilters[0].DestinationPort: port range \"2000:1000\" is reversed (use N, N:M or ANY)"),
             (with_filters(json!([{"SourcePort": "70000"}])), "FlowFilters[0].SourcePort: \"70000\" is not a port number (0-65535) (use N, N:M or ANY)"),
-            (with_filters(json!([{"SourcePort": "1-2"}])), "FlowFilters[0].SourcePort: \"1-2\" is not a port number (0-65535) (use N, N:M or ANY)"),
+            (with_filters(json!([{"SourcePort": " +80 "}])), "FlowFilters[0].SourcePort: \" +80 \" is not a port or range (use N, N:M or ANY)"),
+            (with_filters(json!([{"DestinationPort": "any"}])), "FlowFilters[0].DestinationPort: \"any\" is not a port or range (use N, N:M or ANY)"),
+            (with_filters(json!([{"DestinationPort": "80 : 90"}])), "FlowFilters[0].DestinationPort: \"80 : 90\" is not a port or range (use N, N:M or ANY)"),
+            (with_filters(json!([{"SourcePort": "1-2"}])), "FlowFilters[0].SourcePort: \"1-2\" is not a port or range (use N, N:M or ANY)"),
             (with_filters(json!([{"SourcePort": ""}])), "FlowFilters[0].SourcePort must be 1 to 1024 characters long"),
             (with_filters(json!([{"Protocols": ["6", "tcp"]}])), "FlowFilters[0].Protocols[1]: \"tcp\" is not an IANA protocol number (0-255)"),
             (with_filters(json!([{"Protocols": ["256"]}])), "FlowFilters[0].Protocols[0]: \"256\" is not an IANA protocol number (0-255)"),
