@@ -59,6 +59,27 @@ impl Policy {
         }
     }
 
+    /// The verdict for a flow picked up mid-stream, whose first packet
+    /// seen may be the answer (a server's segment after a flush): the rule
+    /// that comes first in either direction decides, the default last; and
+    /// whether it matched the reversed tuple, i.e. the flow was opened from
+    /// the other side. Deciding on the packet's own direction alone would
+    /// turn "pass to the server's port 80" into the default for a download
+    /// picked up from the server's side. Out of line: flows are picked up
+    /// mid-stream rarely.
+    #[cold]
+    #[inline(never)]
+    pub fn decide_either_way(&self, t: &Tuple) -> (RuleAction, bool) {
+        let seen = self.rules.first_match(t);
+        let answered = self.rules.first_match(&t.reversed());
+        match (seen, answered) {
+            (Some(a), Some(b)) if b < a => (self.actions[b], true),
+            (Some(a), _) => (self.actions[a], false),
+            (None, Some(b)) => (self.actions[b], true),
+            (None, None) => (self.default, false),
+        }
+    }
+
     /// Number of rules (the default not counted).
     pub fn len(&self) -> usize {
         self.actions.len()

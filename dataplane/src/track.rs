@@ -504,13 +504,19 @@ impl Tracker {
                 StreamException::Continue => midstream = true,
             }
         }
-        let decision = self.policy.decide(&key.oriented(side));
-        match decision.verdict {
-            Verdict::Pass => c.policy_pass += 1,
-            Verdict::Drop => c.policy_drop += 1,
-            Verdict::Reject => c.policy_reject += 1,
-        }
-        let mut e = FlowEntry::new(*key, side, now);
+        // A mid-stream flow may have been opened from the other side.
+        let (decision, opener) = if midstream {
+            let (d, reversed) = self.policy.decide_either_way(&key.oriented(side));
+            if x.tcp_flags & tcp::tcp_flags::RST != 0 {
+                // A stray RST ends what it names: nothing to track (as
+                // conntrack, which makes no entry for it).
+                return (Self::verdict_action(d.verdict, c), None);
+            }
+            (d, if reversed { side.reverse() } else { side })
+        } else {
+            (self.policy.decide(&key.oriented(side)), side)
+        };
+        let mut e = FlowEntry::new(*key, opener, now);
         let s = side.index();
         e.packets[s] = 1;
         e.bytes[s] = len as u64;
@@ -526,8 +532,8 @@ impl Tracker {
         if tcp_proto {
             e.tcp_state = if midstream {
                 e.flags |= flags::MIDSTREAM;
-                // A mid-stream RST or FIN still says where the flow is.
-                tcp::advance(TcpState::Established, x.tcp_flags, true)
+                // A mid-stream FIN still says where the flow is.
+                tcp::advance(TcpState::Established, x.tcp_flags, opener == side)
             } else {
                 TcpState::SynSent
             };
@@ -547,6 +553,12 @@ impl Tracker {
                 return (Action::Drop, None);
             }
         };
+        // Counted once the flow exists: a full table decides nothing.
+        match decision.verdict {
+            Verdict::Pass => c.policy_pass += 1,
+            Verdict::Drop => c.policy_drop += 1,
+            Verdict::Reject => c.policy_reject += 1,
+        }
         (Self::verdict_action(decision.verdict, c), Some(idx))
     }
 
@@ -606,7 +618,7 @@ impl Tracker {
             // The scan end never falls, so the cursor stays below it.
             self.sweep_cursor = if i as u64 + 1 >= end { 0 } else { i + 1 };
             let e = self.table.entry(i);
-            if e.is_used() && self.timeouts.expired(e, now) {
+            if e.is_used() && self.timeouts.swept(e, now) {
                 self.swept[found] = i;
                 found += 1;
             }
@@ -791,6 +803,105 @@ mod tests {
                 assert!(e.flags & flags::MIDSTREAM != 0);
             }
         }
+    }
+
+    #[test]
+    fn a_flow_picked_up_from_its_answer_gets_the_verdict_of_its_opener() {
+        let action = |verdict, rule_id| RuleAction {
+            verdict,
+            rule_id,
+            group: 1,
+        };
+        let to_web = Rule {
+            dst: crate::filter::Cidr::v4(S.0, 32),
+            dport: PortRange::single(S.1),
+            protos: ProtoSet::of(&[6]),
+            ..Rule::ANY
+        };
+        let to_ssh = Rule {
+            dport: PortRange::single(22),
+            protos: ProtoSet::of(&[6]),
+            ..Rule::ANY
+        };
+        let ssh = ([192, 0, 2, 9], 22);
+        for (rules, default, first, want) in [
+            // Pass to the server's port 80, default drop: a download picked
+            // up from the server's segment passes.
+            (
+                vec![(to_web, action(Verdict::Pass, 80))],
+                action(Verdict::Drop, 0),
+                tcp(S, C, ACK, b"data"),
+                (Action::Forward, 80),
+            ),
+            // Drop to port 22, default pass: the server speaking first does
+            // not get the session through.
+            (
+                vec![(to_ssh, action(Verdict::Drop, 22))],
+                action(Verdict::Pass, 0),
+                tcp(ssh, C, ACK, b"banner"),
+                (Action::Drop, 22),
+            ),
+            // The packet's own direction matches first: it decides.
+            (
+                vec![(to_web, action(Verdict::Pass, 80))],
+                action(Verdict::Drop, 0),
+                tcp(C, S, ACK, b"get"),
+                (Action::Forward, 80),
+            ),
+        ] {
+            let mut t = tracker(small(), Policy::new(&rules, default));
+            let mut c = WorkerCounters::default();
+            let a = run(&mut t, &[first], 5, &mut c);
+            let e = only_flow(&t);
+            assert_eq!((a[0], e.rule_id), want);
+            // The client opened it, whichever side was seen first.
+            let opener = e.key.oriented(e.opener());
+            assert_eq!(
+                opener.src_ip(),
+                std::net::IpAddr::from(std::net::Ipv4Addr::from(C.0))
+            );
+            assert!(e.flags & flags::MIDSTREAM != 0);
+        }
+    }
+
+    #[test]
+    fn a_stray_rst_is_decided_but_not_tracked() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        let a = run(&mut t, &[tcp(S, C, RST | ACK, &[])], 5, &mut c);
+        assert_eq!(a, vec![Action::Forward]);
+        assert_eq!(
+            (t.table().len(), c.flows_created, c.midstream_packets),
+            (0, 0, 1)
+        );
+    }
+
+    #[test]
+    fn a_one_sided_mid_stream_flow_is_swept_after_the_handshake_timeout() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        let spoofed = ([10, 9, 9, 9], 1234);
+        run(
+            &mut t,
+            &[
+                tcp(spoofed, S, ACK, b"x"),
+                tcp(C, S, ACK, b"y"),
+                tcp(S, C, ACK, b"z"),
+            ],
+            0,
+            &mut c,
+        );
+        assert_eq!(t.table().len(), 2);
+        // Past the handshake timeout (30 s) but well inside the hour.
+        let now = 31 * HZ;
+        t.sweep(now, &mut c);
+        t.sweep(now + 1_000_000, &mut c);
+        assert_eq!(t.table().len(), 1, "the answered one stays");
+        let e = only_flow(&t);
+        assert_eq!(
+            e.key.oriented(e.opener()).src_ip(),
+            std::net::IpAddr::from(std::net::Ipv4Addr::from(C.0))
+        );
     }
 
     #[test]
@@ -994,9 +1105,15 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..9)
             .map(|n| udp(([10, 0, 1, n], 1000), S, b"x"))
             .collect();
+        let passed = c.policy_pass;
         run(&mut t, &frames, 1_000_001, &mut c);
         assert_eq!(t.table().len(), 8);
         assert_eq!(c.table_full_drops, 1);
+        assert_eq!(
+            c.policy_pass - passed,
+            8,
+            "the refused flow decided nothing"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Idle timeouts by protocol and TCP state, in TSC ticks.
 
+use super::entry::flags;
 use super::{FlowEntry, TcpState};
 
 /// Idle timeouts in seconds, as configured.
@@ -78,6 +79,24 @@ impl Timeouts {
     #[inline]
     pub fn expired(&self, e: &FlowEntry, now: u64) -> bool {
         now.saturating_sub(e.last_seen) > self.of(e)
+    }
+
+    /// Whether the sweep ends `e` at `now`: as [`Timeouts::expired`], but a
+    /// TCP flow picked up mid-stream that has heard from one side only
+    /// keeps the handshake timeout, as an unanswered SYN does, so that one
+    /// spoofed ACK does not hold an entry for the established hour. Only
+    /// the sweep applies it: it frees the entry, and the per-packet check
+    /// stays as it is.
+    #[inline]
+    pub fn swept(&self, e: &FlowEntry, now: u64) -> bool {
+        let idle = now.saturating_sub(e.last_seen);
+        let one_sided = e.key.proto == 6
+            && e.flags & flags::MIDSTREAM != 0
+            && (e.packets[0] == 0 || e.packets[1] == 0);
+        if one_sided {
+            return idle > self.of(e).min(self.tcp[TcpState::SynSent as usize]);
+        }
+        idle > self.of(e)
     }
 }
 

@@ -20,10 +20,11 @@ pub mod tcp_flags {
 
 use tcp_flags::*;
 
-/// Whether a packet with these flags may open a flow (a SYN without ACK).
+/// Whether a packet with these flags may open a flow: a SYN without ACK,
+/// RST or FIN (SYN+FIN is no real stack's opener, only a scanner's).
 #[inline(always)]
 pub fn opens_flow(f: u8) -> bool {
-    f & (SYN | ACK | RST) == SYN
+    f & (SYN | ACK | RST | FIN) == SYN
 }
 
 /// The state after a packet with flags `f`, sent by the opener
@@ -107,6 +108,17 @@ pub fn reopens(s: TcpState, f: u8) -> bool {
 mod tests {
     use super::*;
     use TcpState::*;
+
+    #[test]
+    fn only_a_plain_syn_opens_or_reopens() {
+        assert!(opens_flow(SYN));
+        assert!(opens_flow(SYN | PSH));
+        for f in [SYN | ACK, SYN | RST, SYN | FIN, ACK, FIN, RST, 0] {
+            assert!(!opens_flow(f), "{f:#x}");
+            assert!(!reopens(Closed, f), "{f:#x}");
+        }
+        assert!(reopens(TimeWait, SYN));
+    }
 
     fn run(steps: &[(u8, bool)]) -> Vec<TcpState> {
         let mut s = SynSent;
