@@ -72,9 +72,15 @@ fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
     (r, text)
 }
 
-/// Calls `rte_eal_cleanup` when the last holder is dropped.
+/// Calls `rte_eal_cleanup` when the last holder is dropped, then removes
+/// this process's runtime directory (`/var/run/dpdk/<file prefix>`), which
+/// DPDK leaves behind with megabytes of memory maps in it: one per prefix,
+/// so a test suite with a prefix per appliance would otherwise fill the
+/// disk run after run.
 #[derive(Debug)]
-pub(crate) struct EalGuard(());
+pub(crate) struct EalGuard {
+    runtime_dir: String,
+}
 
 impl Drop for EalGuard {
     fn drop(&mut self) {
@@ -83,6 +89,12 @@ impl Drop for EalGuard {
         // (the guard only exists after a successful rte_eal_init).
         unsafe {
             ffi::rte_eal_cleanup();
+        }
+        // No other process uses it now: a second primary with this prefix
+        // is refused by EAL, and a secondary (dpdk-proc-info) could only
+        // attach while this one ran.
+        if !self.runtime_dir.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.runtime_dir);
         }
     }
 }
@@ -154,7 +166,12 @@ impl Eal {
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
         }
         let eal = Eal {
-            guard: Arc::new(EalGuard(())),
+            guard: Arc::new(EalGuard {
+                // SAFETY: EAL is initialised; the string is EAL's own, static.
+                runtime_dir: unsafe { CStr::from_ptr(ffi::rte_eal_get_runtime_dir()) }
+                    .to_string_lossy()
+                    .into_owned(),
+            }),
         };
         // The build pins the release (build.rs), but the libraries' soname
         // (23) is shared by 22.11, 23.03 and 23.07: a binary moved to

@@ -300,7 +300,14 @@ fn wrappers_work_on_virtual_devices() {
         off += 16 + caplen;
     }
     assert_eq!(off, out.len());
+    let runtime_dir = eal.info().runtime_dir;
+    assert!(std::path::Path::new(&runtime_dir).is_dir(), "{runtime_dir}");
     drop(pool);
     drop(eal);
+    // EAL's runtime files go with it.
+    assert!(
+        !std::path::Path::new(&runtime_dir).exists(),
+        "{runtime_dir} left behind"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
