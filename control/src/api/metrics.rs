@@ -188,6 +188,13 @@ where
     reg.register(name, help, f);
 }
 
+/// One gauge without labels.
+fn gauge(reg: &mut Registry, name: &str, help: &str, v: f64) {
+    let g = Gauge::<f64, AtomicU64>::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
 fn gauges<L>(reg: &mut Registry, name: &str, help: &str, rows: impl IntoIterator<Item = (L, f64)>)
 where
     L: Clone + Debug + Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
@@ -535,26 +542,23 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
         "Mirror copies dropped (no mbuf, or no room on the target's tx queue); forwarding is unaffected",
         worker(|c| c.mirror_dropped),
     );
-    let jobs = Gauge::<f64, AtomicU64>::default();
-    jobs.set(s.jobs as f64);
-    reg.register(
+    gauge(
+        reg,
         "worker_jobs",
         "Flow operations and matching-flows queries placed on the workers, including those past their deadline that a worker has yet to drop",
-        jobs,
+        s.jobs as f64,
     );
-    let stored = Gauge::<f64, AtomicU64>::default();
-    stored.set(f64::from(s.mirror_generation));
-    reg.register(
+    gauge(
+        reg,
         "mirror_generation",
         "Generation of the traffic mirror configuration stored (bumped by every EC2 change); equal to mirror_installed_generation once every worker runs it",
-        stored,
+        f64::from(s.mirror_generation),
     );
-    let installed = Gauge::<f64, AtomicU64>::default();
-    installed.set(f64::from(s.mirror_installed_generation));
-    reg.register(
+    gauge(
+        reg,
         "mirror_installed_generation",
         "Newest traffic mirror configuration generation every worker has confirmed; compare with mirror_generation to know a change reached every worker",
-        installed,
+        f64::from(s.mirror_installed_generation),
     );
     gauges(
         reg,
