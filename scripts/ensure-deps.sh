@@ -3,6 +3,8 @@
 # Idempotent: a second run installs nothing. Usage: ensure-deps.sh [run|test|bench]
 set -euo pipefail
 what=${1:-run}
+# From the repository root, where rust-toolchain.toml applies.
+cd "$(dirname "$0")/.."
 
 # Build and run: DPDK 22.11 (headers, libraries, PMDs), libclang for
 # bindgen, pkg-config to find DPDK, and a C compiler for the shim.
@@ -47,6 +49,18 @@ case "$ver" in
   22.11*) echo "deps: DPDK $ver" ;;
   *) echo "deps: DPDK $ver found, but flowgate needs 22.11 (Debian 12's libdpdk-dev)" >&2; exit 1 ;;
 esac
+
+# rust-toolchain.toml pins the toolchain (with clippy and rustfmt); rustup
+# fetches it where missing. Without rustup, the cargo on PATH is used.
+if command -v rustup >/dev/null; then
+  channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  if rustup toolchain list | grep -q "^$channel-"; then
+    echo "deps: Rust $channel (rust-toolchain.toml) is installed"
+  else
+    echo "deps: installing Rust $channel with clippy and rustfmt (rust-toolchain.toml, rustup)"
+    rustup toolchain install --no-self-update >/dev/null
+  fi
+fi
 
 if ! command -v cargo >/dev/null; then
   echo "deps: cargo not found: install a Rust toolchain (1.80 or newer, e.g. from https://rustup.rs)" >&2
