@@ -23,7 +23,7 @@ use flowgate_dataplane::filter::RuleSet;
 /// A captured or flushed flow as control keeps it: as the worker reported
 /// it, with the worker that holds it filled in.
 pub use flowgate_dataplane::job::TakenFlow;
-use flowgate_dataplane::job::{FlowRecord, InPorts, JobKind, JobResults, JobSpec, JobSummary};
+use flowgate_dataplane::job::{FlowRecord, JobKind, JobResults, JobSpec, JobSummary, PortScope};
 use flowgate_dataplane::mirror::MirrorConfig;
 use flowgate_dataplane::stats::WorkerCounters;
 use flowgate_dataplane::worker::MAX_JOBS;
@@ -60,8 +60,8 @@ pub struct JobRequest {
     pub deadline: Duration,
     /// Percent of a saturated worker's time the job may take.
     pub busy_share: u32,
-    /// Only flows whose first packet arrived on one of these ports.
-    pub in_ports: InPorts,
+    /// Which flows it may take by the port their opener's packets arrive on.
+    pub in_ports: PortScope,
 }
 
 /// What came back.
@@ -304,7 +304,7 @@ fn spec_for(op: u64, r: &JobRequest, tsc_hz: u64) -> Box<JobSpec> {
         }),
         result_cap: r.result_cap,
         busy_share: r.busy_share,
-        in_ports: r.in_ports,
+        in_ports: r.in_ports.clone(),
         newest: r.newest,
         // Allocated here, on control, so the worker never allocates: twice
         // the flows asked for (see Job::keep_newest). Written once here, so
@@ -509,7 +509,7 @@ mod tests {
             newest,
             deadline: Duration::from_millis(1),
             busy_share: 7,
-            in_ports: InPorts::ANY,
+            in_ports: PortScope::Any,
         }
     }
 

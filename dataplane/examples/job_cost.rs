@@ -18,7 +18,7 @@ use flowgate_dataplane::command::{ring_pair, Reply};
 use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
 use flowgate_dataplane::flow::key::v4_bits;
 use flowgate_dataplane::flow::{AddrFamily, FlowEntry, FlowTable, FullPolicy, Tuple};
-use flowgate_dataplane::job::{InPorts, Job, JobKind, JobResults, JobSpec, Slice, Step};
+use flowgate_dataplane::job::{Job, JobKind, JobResults, JobSpec, PortScope, Slice, Step};
 use flowgate_dataplane::track::SWEEP_MAX;
 
 const FLOWS: u32 = 1 << 20;
@@ -80,7 +80,7 @@ fn run(t: &mut FlowTable, kind: JobKind, rule: Rule, slice: u32, to: Chunks) -> 
         newest: 0,
         buffer: Vec::new(),
         busy_share: 100,
-        in_ports: InPorts::ANY,
+        in_ports: PortScope::Any,
     }));
     let mut dropped = 0u64;
     let mut kept = JobResults::Taken(Default::default());

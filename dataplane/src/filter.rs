@@ -352,6 +352,12 @@ impl RuleSet {
         None
     }
 
+    /// Which rules match `t`: bit i for rule i, of the first 64.
+    #[inline]
+    pub fn matching_rules(&self, t: &Tuple) -> u64 {
+        self.chunk(0, t)
+    }
+
     /// Whether any rule matches `t`.
     #[inline]
     pub fn any_match(&self, t: &Tuple) -> bool {

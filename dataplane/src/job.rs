@@ -151,8 +151,40 @@ pub struct JobSpec {
     /// Percent (1-100) of a saturated worker's time the job may take (the
     /// worker gives its jobs the largest share any of them asks for).
     pub busy_share: u32,
-    /// Only flows whose first packet arrived on one of these ports.
-    pub in_ports: InPorts,
+    /// Which flows the job may take by the port their opener's packets
+    /// arrive on.
+    pub in_ports: PortScope,
+}
+
+/// Which ports a job's flows must come in on ([`FlowEntry::in_port`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortScope {
+    /// Any port.
+    Any,
+    /// One set per rule of the job's filters: a flow counts if some rule
+    /// `i` matches it and its opener's packets arrive on a port of set `i`
+    /// (a rule without a set admits no port). An F5 query for one
+    /// interface asks for its rule on that port or the rule's mirror image
+    /// on the port paired with it: one set for both would keep, among the
+    /// newest, flows that are in neither direction what was asked.
+    PerRule(Vec<InPorts>),
+}
+
+impl PortScope {
+    /// Whether `e`, which some rule of `filters` matches, is in scope.
+    #[inline]
+    fn admits(&self, filters: &RuleSet, e: &FlowEntry) -> bool {
+        match self {
+            PortScope::Any => true,
+            PortScope::PerRule(sets) => {
+                let matched = filters.matching_rules(&e.forward_tuple());
+                sets.iter()
+                    .take(64)
+                    .enumerate()
+                    .any(|(i, set)| matched >> i & 1 != 0 && set.contains(e.in_port))
+            }
+        }
+    }
 }
 
 /// A set of ports, by index (as [`FlowEntry::in_port`]): a bit each.
@@ -476,7 +508,7 @@ impl Job {
         let age = now.saturating_sub(e.first_seen);
         age >= self.spec.min_age
             && age <= self.spec.max_age
-            && self.spec.in_ports.contains(e.in_port)
+            && self.spec.in_ports.admits(&self.spec.filters, e)
     }
 
     /// Of the flows at `base..base + n` (at most [`BATCH`]; bit i for
@@ -761,7 +793,7 @@ mod tests {
             newest: buffer,
             buffer: Vec::with_capacity(2 * buffer),
             busy_share: 5,
-            in_ports: InPorts::ANY,
+            in_ports: PortScope::Any,
         })
     }
 
@@ -934,7 +966,7 @@ mod tests {
             t.entry_mut(i).in_port = 3;
         }
         let mut s = spec(JobKind::Query, &[Rule::ANY], u64::MAX, 20);
-        s.in_ports = InPorts::only([3, 200]);
+        s.in_ports = PortScope::PerRule(vec![InPorts::only([3, 200])]);
         let mut job = Job::new(s);
         let out = run(&mut job, &mut t, 10_000, 33);
         let want: Vec<u32> = (0..300u32).rev().filter(|i| i % 3 != 2).take(20).collect();
@@ -943,6 +975,58 @@ mod tests {
         assert!([0, 63, 64, 255].iter().all(|&p| set.contains(p)));
         assert!([1, 62, 65, 254].iter().all(|&p| !set.contains(p)));
         assert!((0..=255).all(|p| InPorts::ANY.contains(p)));
+    }
+
+    #[test]
+    fn each_rule_of_a_query_takes_only_the_ports_given_for_it() {
+        // Entries below 300 came in on port 0, the newer ones on port 1.
+        let mut t = table(1000);
+        for i in (300..1000).filter(|i| i % 3 != 2) {
+            t.entry_mut(i).in_port = 1;
+        }
+        let to = |port| Rule {
+            dport: PortRange::single(port),
+            ..Rule::ANY
+        };
+        let newest = |f: &dyn Fn(u32) -> bool| -> Vec<u32> {
+            (0..1000u32)
+                .rev()
+                .filter(|&i| i % 3 != 2 && f(i))
+                .take(20)
+                .collect()
+        };
+        for (rules, sets, want) in [
+            // Port 80 on port 0 only: the newer port-80 flows, on port 1,
+            // take none of the 20 places.
+            (vec![to(80)], vec![[0]], newest(&|i| i % 2 == 0 && i < 300)),
+            // Each rule with its own port.
+            (
+                vec![to(80), to(443)],
+                vec![[0], [1]],
+                newest(&|i| (i % 2 == 0) == (i < 300)),
+            ),
+            (
+                vec![to(80), to(443)],
+                vec![[1], [0]],
+                newest(&|i| (i % 2 == 0) == (i >= 300)),
+            ),
+            // A rule without a set admits nothing.
+            (
+                vec![to(80), to(443)],
+                vec![[1]],
+                newest(&|i| i % 2 == 0 && i >= 300),
+            ),
+        ] {
+            let mut s = spec(JobKind::Query, &rules, u64::MAX, 20);
+            s.in_ports = PortScope::PerRule(sets.iter().map(|&p| InPorts::only(p)).collect());
+            let mut job = Job::new(s);
+            let out = run(&mut job, &mut t, 10_000, 33);
+            assert_eq!(
+                out.iter().map(|r| r.index).collect::<Vec<_>>(),
+                want,
+                "{sets:?}"
+            );
+        }
     }
 
     #[test]

@@ -385,7 +385,7 @@ impl Tracker {
                 ttl: b.ttls[i],
                 len: frames[i].wire_len(),
             };
-            let (action, idx) = self.account(&b.keys[i], pkt, in_port, now, c);
+            let (action, idx) = self.account(&b.keys[i], pkt, (in_port, out_port), now, c);
             actions[i] = action;
             if mirroring {
                 if let Some(idx) = idx {
@@ -459,7 +459,7 @@ impl Tracker {
         &mut self,
         key: &FlowKey,
         x: Packet,
-        in_port: u8,
+        (in_port, out_port): (u8, u8),
         now: u64,
         c: &mut WorkerCounters,
     ) -> (Action, Option<u32>) {
@@ -521,8 +521,14 @@ impl Tracker {
         e.packets[s] = 1;
         e.bytes[s] = len as u64;
         e.tcp_flags[s] = x.tcp_flags;
-        e.ttl = x.ttl;
-        e.in_port = in_port;
+        // The entry describes the opener's direction. A flow picked up from
+        // its other side: the opener's packets come in where this one
+        // leaves, and their TTL is not known yet.
+        (e.in_port, e.ttl) = if opener == side {
+            (in_port, x.ttl)
+        } else {
+            (out_port, 0)
+        };
         e.verdict = decision.verdict;
         e.rule_id = decision.rule_id;
         e.rule_group = decision.group;
@@ -824,7 +830,10 @@ mod tests {
             ..Rule::ANY
         };
         let ssh = ([192, 0, 2, 9], 22);
-        for (rules, default, first, want) in [
+        // `opened`: where the opener's packets come in (the frames arrive on
+        // port 3 and leave by 4) and their TTL (unknown when the other side
+        // was seen first).
+        for (rules, default, first, want, opened) in [
             // Pass to the server's port 80, default drop: a download picked
             // up from the server's segment passes.
             (
@@ -832,6 +841,7 @@ mod tests {
                 action(Verdict::Drop, 0),
                 tcp(S, C, ACK, b"data"),
                 (Action::Forward, 80),
+                (4, 0),
             ),
             // Drop to port 22, default pass: the server speaking first does
             // not get the session through.
@@ -840,6 +850,7 @@ mod tests {
                 action(Verdict::Pass, 0),
                 tcp(ssh, C, ACK, b"banner"),
                 (Action::Drop, 22),
+                (4, 0),
             ),
             // The packet's own direction matches first: it decides.
             (
@@ -847,6 +858,7 @@ mod tests {
                 action(Verdict::Drop, 0),
                 tcp(C, S, ACK, b"get"),
                 (Action::Forward, 80),
+                (3, 64),
             ),
         ] {
             let mut t = tracker(small(), Policy::new(&rules, default));
@@ -861,6 +873,7 @@ mod tests {
                 std::net::IpAddr::from(std::net::Ipv4Addr::from(C.0))
             );
             assert!(e.flags & flags::MIDSTREAM != 0);
+            assert_eq!((e.in_port, e.ttl), opened);
         }
     }
 
@@ -1210,7 +1223,7 @@ mod tests {
             newest: 0,
             buffer: Vec::new(),
             busy_share: 5,
-            in_ports: crate::job::InPorts::ANY,
+            in_ports: crate::job::PortScope::Any,
         }));
         // One step between two bursts, as the worker runs it: the flows
         // are reported and already gone.

@@ -85,26 +85,37 @@ def test_aws_cli_right_and_wrong_keys(start_flowgate):
     assert unknown.returncode != 0 and "UnrecognizedClientException" in unknown.stderr, unknown.stderr
 
 
-def curl_f5(url, token):
-    """(HTTP status, JSON body) of a query with this token (None: no header)."""
-    cmd = ["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", url + F5,
+def curl_f5(url, token, scheme="APIToken"):
+    """(HTTP status, JSON body, WWW-Authenticate or None) of a query with
+    this token (None: no Authorization header)."""
+    cmd = ["curl", "-s", "-D", "-", "-X", "POST", url + F5,
            "-H", "Content-Type: application/json", "--data-binary", "{}"]
     if token is not None:
-        cmd += ["-H", f"Authorization: APIToken {token}"]
-    body, _, status = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.rpartition("\n")
-    return int(status), json.loads(body)
+        cmd += ["-H", f"Authorization: {scheme} {token}"]
+    # text=True turns each CRLF into a newline.
+    head, _, body = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.partition("\n\n")
+    lines = head.split("\n")
+    status = int(lines[0].split()[1])
+    challenge = next((l.split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith("www-authenticate:")), None)
+    return status, json.loads(body), challenge
 
 
-def test_f5_token_401_without_403_wrong_200_right(start_flowgate):
+def test_f5_token_401_without_or_wrong_200_right(start_flowgate):
     _, url = start_flowgate()
-    # The gRPC status codes F5's API answers with: UNAUTHENTICATED and
-    # PERMISSION_DENIED, each with a message.
-    status, err = curl_f5(url, None)
-    assert (status, err["code"], err["details"]) == (401, 16, []) and err["message"]
-    status, err = curl_f5(url, "not-the-token")
-    assert (status, err["code"], err["details"]) == (403, 7, []) and err["message"]
-    status, data = curl_f5(url, API_TOKEN)
-    assert status == 200 and "flow" in data
+    # As F5 XC: a missing, empty or wrong (expired) token is 401 with gRPC
+    # status UNAUTHENTICATED (16) and a message, and a challenge naming the
+    # scheme. (403 is a valid token without the permission; flowgate's
+    # tokens carry every permission.)
+    for token, scheme in ((None, None), ("", "APIToken"), ("not-the-token", "APIToken"),
+                          (API_TOKEN, "Bearer")):
+        status, err, challenge = curl_f5(url, token, scheme)
+        assert (status, err["code"], err["details"], challenge) == (401, 16, [], "APIToken"), (token, scheme)
+        assert err["message"] == ("the API token is not valid" if token == "not-the-token"
+                                  else "no API token: send Authorization: APIToken <token>")
+    # The scheme in any case (RFC 9110).
+    for scheme in ("APIToken", "apitoken", "APITOKEN"):
+        status, data, challenge = curl_f5(url, API_TOKEN, scheme)
+        assert (status, challenge) == (200, None) and "flow" in data, scheme
 
 
 def test_auth_off_only_when_asked_and_then_flowgate_warns(tmpdir_path):

@@ -189,7 +189,7 @@ def test_records_are_linked_pairs_with_the_documented_constants(sample_once, exp
         if f["dest"] == "192.0.2.14" or f["src"] == "192.0.2.14":
             assert (r["action"], r["drop_reason"], r["ace_id"], r["acl_id"]) == ("DROP", "POLICY", 7, 3)
         else:
-            assert (r["action"], r["drop_reason"], r["ace_id"], r["acl_id"]) == ("PASS", "NONE", 1, 1)
+            assert (r["action"], r["drop_reason"], r["ace_id"], r["acl_id"]) == ("FORWARD", "NONE", 1, 1)
     # Newest first: the VLAN 200 conversation opens last in the capture.
     assert got[0]["forward_flow"]["vrf_id"] == 200 and got[0]["flow_index"] % 2 == 0
 
@@ -292,18 +292,39 @@ def test_the_cap_holds_on_a_capture_with_more_flows(tmp_path):
         assert fg.stop() == 0, fg.text()
 
 
-def test_a_zero_deadline_answers_with_a_partial_header(tmp_path):
+def test_a_zero_deadline_with_no_answer_is_504(tmp_path):
     # The worker is held (fault injection) while the query is made, so it
     # cannot answer before the control thread gives up on a zero deadline.
-    # (Without the hold, scanning the sample's few flows sometimes beat it.)
+    # No worker answered: an empty list would say "nothing matches", so the
+    # answer is the service's deadline error.
     fg, url = start(tmp_path, PORTS_ONCE, deadline=0, api_extra="debug_endpoints = true\n")
     try:
         wait_rx(fg, url, 91, "the sample")
         with stalled(url):
             status, headers, data = curl(url + PATH, {})
-        assert status == 200
-        assert headers["x-flowgate-partial"] == "workers=0"
-        assert isinstance(data["flow"], list)
+        assert (status, data) == (504, {"code": 4, "details": [],
+                                        "message": "no worker answered within [f5] deadline_ms (0 ms)"})
+    finally:
+        assert fg.stop() == 0, fg.text()
+
+
+def test_a_worker_that_does_not_answer_in_time_is_named(tmp_path):
+    # Two workers (oversubscribed on one CPU: a correctness test). One held:
+    # the other's answer, with a header naming the missing one. Both held:
+    # 504.
+    ports = [("inside", "net_null0,no-rx=1", None), ("outside", "net_null1,no-rx=1", None)]
+    fg, url = start(tmp_path, ports, deadline=300, api_extra="debug_endpoints = true\n", workers="[1, 1]")
+    try:
+        assert "2 worker(s)" in fg.text()
+        status, headers, data = curl(url + PATH, {})
+        assert (status, data) == (200, {"flow": []}) and "x-flowgate-partial" not in headers
+        with stalled(url, worker=1):
+            status, headers, data = curl(url + PATH, {})
+            assert (status, data) == (200, {"flow": []})
+            assert headers["x-flowgate-partial"] == "workers=1"
+            with stalled(url, worker=0):
+                status, _, data = curl(url + PATH, {})
+                assert (status, data["code"]) == (504, 4), data
     finally:
         assert fg.stop() == 0, fg.text()
 

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowgate_dataplane::filter::{Cidr, PortRange, ProtoSet, Rule, RuleSet};
-use flowgate_dataplane::flow::{FlowEntry, Tuple};
-use flowgate_dataplane::job::{FlowRecord, InPorts, JobKind};
+use flowgate_dataplane::flow::{FlowEntry, Tuple, Verdict};
+use flowgate_dataplane::job::{FlowRecord, InPorts, JobKind, PortScope};
 use flowgate_dataplane::worker::MAX_JOBS;
 use hyper::{Method, StatusCode};
 use serde::Serialize;
@@ -138,10 +138,12 @@ impl MatchQuery {
         }
     }
 
-    /// What the workers match a flow's forward tuple against: the rule (the
-    /// forward record matches) or its mirror image (the reverse record
-    /// does). Control then checks each record exactly.
-    pub fn worker_rules(&self) -> RuleSet {
+    /// What the workers match a flow's forward tuple against, and on
+    /// which ports: the rule (the forward record matches) with the port
+    /// the forward direction enters by, or its mirror image (the reverse
+    /// record does) with the ports whose pair peer that is. Control then
+    /// checks each record exactly.
+    pub fn worker_filters(&self, topo: &Topology) -> (RuleSet, PortScope) {
         let r = self.rule();
         let mirror = Rule {
             src: r.dst,
@@ -150,10 +152,25 @@ impl MatchQuery {
             dport: r.sport,
             protos: r.protos,
         };
+        let Scope::Port(p) = self.scope else {
+            let rules = if mirror == r {
+                vec![r]
+            } else {
+                vec![r, mirror]
+            };
+            return (RuleSet::compile(&rules), PortScope::Any);
+        };
+        let forward = InPorts::only([p]);
+        let reverse = InPorts::only(topo.entering_from(p));
         if mirror == r {
-            RuleSet::compile(&[r])
+            // One rule for both records: either port.
+            let either = InPorts::only(std::iter::once(p).chain(topo.entering_from(p)));
+            (RuleSet::compile(&[r]), PortScope::PerRule(vec![either]))
         } else {
-            RuleSet::compile(&[r, mirror])
+            (
+                RuleSet::compile(&[r, mirror]),
+                PortScope::PerRule(vec![forward, reverse]),
+            )
         }
     }
 }
@@ -418,18 +435,12 @@ impl Topology {
         }
     }
 
-    /// The ports a worker's flow must have come in on for one of its two
-    /// directions to be in `scope`: the port itself (the forward direction
-    /// enters there) and the port paired with it (the reverse one does).
-    pub fn in_ports(&self, scope: &Scope) -> InPorts {
-        match *scope {
-            Scope::Port(p) => InPorts::only(
-                (0..self.peer.len())
-                    .filter_map(|x| u8::try_from(x).ok())
-                    .filter(|&x| x == p || self.peer_of(x) == p),
-            ),
-            Scope::All | Scope::Nothing(_) => InPorts::ANY,
-        }
+    /// The ports whose flows' reverse direction enters by `port` (as
+    /// [`map_flow`] names it): those paired with it.
+    fn entering_from(&self, port: u8) -> impl Iterator<Item = u8> + '_ {
+        (0..self.peer.len())
+            .filter_map(|x| u8::try_from(x).ok())
+            .filter(move |&x| self.peer_of(x) == port)
     }
 
     fn peer_of(&self, port: u8) -> u8 {
@@ -468,7 +479,7 @@ pub struct VerFlow {
     pub ace_id: u32,
     /// Group of that rule.
     pub acl_id: u16,
-    /// PASS, DROP or REJECT.
+    /// FORWARD, DROP or REJECT (see [`vrouter_action`]).
     pub action: &'static str,
     /// Bytes (frame lengths) in this direction, as a decimal string.
     pub byte_count: String,
@@ -476,7 +487,7 @@ pub struct VerFlow {
     pub dest_nh_id: u32,
     /// VLAN the packets leave in: flowgate never translates, so `vrf_id`.
     pub dest_vrf_id: u32,
-    /// NONE, POLICY or MID_STREAM.
+    /// NONE or POLICY.
     pub drop_reason: &'static str,
     /// No ECMP in flowgate: empty.
     pub ecmp_nh_id: Vec<u32>,
@@ -514,6 +525,16 @@ pub struct Mapped {
     pub flow: VerFlow,
 }
 
+/// A verdict as vRouter's `flow -l` names actions (FORWARD, DROP, NAT, ...):
+/// a reject has no vRouter word and keeps flowgate's.
+fn vrouter_action(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "FORWARD",
+        Verdict::Drop => "DROP",
+        Verdict::Reject => "REJECT",
+    }
+}
+
 /// The forward (opener → responder) and reverse records of one flow.
 pub fn map_flow(worker: usize, rec: &FlowRecord, topo: &Topology) -> [Mapped; 2] {
     let e: &FlowEntry = &rec.entry;
@@ -538,7 +559,7 @@ pub fn map_flow(worker: usize, rec: &FlowRecord, topo: &Topology) -> [Mapped; 2]
         flow: VerFlow {
             ace_id: e.rule_id,
             acl_id: e.rule_group,
-            action: e.verdict.name(),
+            action: vrouter_action(e.verdict),
             byte_count: b.to_string(),
             dest_nh_id: nh.1 as u32,
             dest_vrf_id: t.vlan,
@@ -610,7 +631,18 @@ pub fn select(
         .collect();
     out.sort_by_key(|m| (std::cmp::Reverse(m.first_seen), m.flow.flow_index));
     let cut = out.len() > max;
-    out.truncate(max);
+    // A flow's two records sit side by side (forward first): the cut does
+    // not part them (unless the cap is one record), so no kept record
+    // points to one left out.
+    let keep = match (max.checked_sub(1).and_then(|l| out.get(l)), out.get(max)) {
+        (Some(last), Some(next))
+            if max > 1 && last.flow.reverse_flow_index == next.flow.flow_index =>
+        {
+            max - 1
+        }
+        _ => max,
+    };
+    out.truncate(keep);
     (out.into_iter().map(|m| m.flow).collect(), cut)
 }
 
@@ -629,7 +661,16 @@ pub async fn matching_flows(
 ) -> HttpResponse {
     match answer(req, state, ns, site).await {
         Ok(r) => r,
-        Err(e) => e.response(),
+        Err(e) => {
+            let mut r = e.response();
+            if e.status == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    hyper::header::HeaderValue::from_static("APIToken"),
+                );
+            }
+            r
+        }
     }
 }
 
@@ -639,18 +680,13 @@ async fn answer(
     ns: &str,
     site: &str,
 ) -> Result<HttpResponse, ApiError> {
-    // Who is asking comes first, as on the real service.
-    state.auth.f5(req).map_err(|e| match e {
-        crate::auth::TokenError::Missing => ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: 16, // UNAUTHENTICATED
-            message: e.to_string(),
-        },
-        crate::auth::TokenError::Wrong => ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: 7, // PERMISSION_DENIED
-            message: e.to_string(),
-        },
+    // Who is asking comes first, as on the real service. A missing, wrong
+    // or expired token is 401 there; 403 is a valid token without the
+    // permission, which flowgate's tokens (all or nothing) never are.
+    state.auth.f5(req).map_err(|e| ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: 16, // UNAUTHENTICATED
+        message: e.to_string(),
     })?;
     if req.method != Method::POST {
         return Err(ApiError {
@@ -697,12 +733,14 @@ async fn answer(
         });
     };
     let max = config.f5.max_flows;
+    let topo = Topology::of(config);
+    let (filters, in_ports) = q.worker_filters(&topo);
     let outcome = dispatcher
         .run_job(
             ticket,
             JobRequest {
                 kind: JobKind::Query,
-                filters: Arc::new(q.worker_rules()),
+                filters: Arc::new(filters),
                 min_age_secs: 0,
                 max_age_secs: (q.seconds > 0).then_some(q.seconds),
                 result_cap: max as u64,
@@ -711,7 +749,7 @@ async fn answer(
                 newest: max,
                 deadline: Duration::from_millis(config.f5.deadline_ms),
                 busy_share: config.f5.busy_share_percent,
-                in_ports: Topology::of(config).in_ports(&q.scope),
+                in_ports,
             },
         )
         .await;
@@ -722,7 +760,27 @@ async fn answer(
             .filter(|&w| outcome.summaries[w].is_none() || outcome.refused.contains(&w))
             .collect()
     };
-    let (flows, cut) = select(&outcome.records, &q, &Topology::of(config), max);
+    // With no worker's answer, an empty list would read as "nothing
+    // matches": the service's own errors say what happened instead.
+    if !missing.is_empty() && missing.len() == outcome.summaries.len() {
+        return Err(if missing.iter().all(|w| outcome.refused.contains(w)) {
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: 14, // UNAVAILABLE
+                message: "no worker could take the query now; try again".into(),
+            }
+        } else {
+            ApiError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: 4, // DEADLINE_EXCEEDED
+                message: format!(
+                    "no worker answered within [f5] deadline_ms ({} ms)",
+                    config.f5.deadline_ms
+                ),
+            }
+        });
+    }
+    let (flows, cut) = select(&outcome.records, &q, &topo, max);
     let mut r = ok(&flows, &missing);
     if cut || outcome.truncated() {
         r.headers_mut().insert(
@@ -772,10 +830,31 @@ node = "n1"
             "pairs = [[\"inside\", \"outside\"], [\"c\", \"d\"]]",
         ) + "[[ports]]\nname = \"c\"\ndevice = \"net_null2\"\n[[ports]]\nname = \"d\"\ndevice = \"net_null3\"\n";
         let topo = Topology::of(&crate::config::parse(&text).unwrap());
-        // A flow that came in on `outside` enters `inside` the other way.
-        assert_eq!(topo.in_ports(&Scope::Port(0)), InPorts::only([0, 1]));
-        assert_eq!(topo.in_ports(&Scope::Port(3)), InPorts::only([2, 3]));
-        assert_eq!(topo.in_ports(&Scope::All), InPorts::ANY);
+        let scope = |body: &str, port: u8| {
+            let mut q = parse(body).unwrap();
+            q.scope = Scope::Port(port);
+            q.worker_filters(&topo)
+        };
+        // The forward record is on the port its flow came in by; the
+        // reverse record on that port's pair peer (a flow that came in on
+        // `outside` enters `inside` the other way).
+        let (rules, ports) = scope(r#"{"dest_port": 80}"#, 0);
+        assert_eq!(rules.len(), 2, "the rule and its mirror image");
+        assert_eq!(
+            ports,
+            PortScope::PerRule(vec![InPorts::only([0]), InPorts::only([1])])
+        );
+        let (_, ports) = scope(r#"{"dest_port": 80}"#, 3);
+        assert_eq!(
+            ports,
+            PortScope::PerRule(vec![InPorts::only([3]), InPorts::only([2])])
+        );
+        // A rule that is its own mirror image: one rule, either port.
+        let (rules, ports) = scope("{}", 0);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(ports, PortScope::PerRule(vec![InPorts::only([0, 1])]));
+        let (rules, ports) = parse(r#"{"dest_port": 80}"#).unwrap().worker_filters(&topo);
+        assert_eq!((rules.len(), ports), (2, PortScope::Any));
     }
 
     #[test]
@@ -1058,15 +1137,23 @@ node = "n1"
         // The ingress port: the forward record's is "outside" (1).
         let (out, _) = select(&records, &q(r#"{"intf": "outside"}"#), &topo, 1024);
         assert!(out.iter().all(|f| f.flow_index % 2 == 0) && out.len() == 2);
-        // The cap keeps the newest.
-        let (capped, cut) = select(&records, &q("{}"), &topo, 3);
-        assert!(cut);
+        // The cap keeps the newest, and keeps a flow's two records together.
+        for (max, want) in [(3, vec![4, 5]), (2, vec![4, 5]), (1, vec![4])] {
+            let (capped, cut) = select(&records, &q("{}"), &topo, max);
+            assert!(cut);
+            assert_eq!(
+                capped.iter().map(|f| f.flow_index).collect::<Vec<_>>(),
+                want
+            );
+        }
+        // Records of one direction only are cut anywhere.
+        let (capped, _) = select(&records, &q(r#"{"src": "10.0.0.1"}"#), &topo, 1);
         assert_eq!(
             capped.iter().map(|f| f.flow_index).collect::<Vec<_>>(),
-            vec![4, 5, 2]
+            vec![4]
         );
         // The workers are asked for the rule or its mirror image.
-        let wq = q(r#"{"src": "10.0.0.1"}"#).worker_rules();
+        let (wq, _) = q(r#"{"src": "10.0.0.1"}"#).worker_filters(&topo);
         let t = entry().forward_tuple();
         assert!(wq.any_match(&t) && wq.any_match(&t.reversed()));
     }

@@ -300,10 +300,13 @@ impl Authenticator {
         if !self.enabled {
             return Ok(Caller::Anonymous);
         }
+        // The scheme is case-insensitive (RFC 9110); an empty token is none.
         let given = req
             .header("authorization")
-            .and_then(|v| v.strip_prefix("APIToken "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("APIToken"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
             .ok_or(TokenError::Missing)?;
         // Compare every token fully so timing says nothing about which part matched.
         let ok = self.tokens.iter().fold(false, |acc, t| {

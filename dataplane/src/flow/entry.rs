@@ -89,10 +89,9 @@ pub enum DropReason {
     /// Not dropped.
     #[default]
     None = 0,
-    /// A policy rule said drop or reject.
+    /// A policy rule said drop or reject. (Under a drop or reject stream
+    /// exception policy, a TCP flow first seen mid-stream gets no entry.)
     Policy = 1,
-    /// A TCP flow first seen mid-stream, under a drop/reject stream exception policy.
-    MidStream = 2,
 }
 
 impl DropReason {
@@ -101,7 +100,6 @@ impl DropReason {
         match self {
             DropReason::None => "NONE",
             DropReason::Policy => "POLICY",
-            DropReason::MidStream => "MID_STREAM",
         }
     }
 }
@@ -151,9 +149,10 @@ pub struct FlowEntry {
     pub verdict: Verdict,
     /// Why dropped, if dropped.
     pub drop_reason: DropReason,
-    /// TTL (hop limit) of the first packet.
+    /// TTL (hop limit) of the opener's first packet seen (0 for a flow
+    /// picked up mid-stream from the other side).
     pub ttl: u8,
-    /// Port index (config order) the first packet arrived on.
+    /// Port index (config order) the opener's packets arrive on.
     pub in_port: u8,
     _pad: [u8; 10],
 }

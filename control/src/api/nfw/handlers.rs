@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use flowgate_dataplane::filter::RuleSet;
-use flowgate_dataplane::job::{InPorts, JobKind};
+use flowgate_dataplane::job::{JobKind, PortScope};
 use flowgate_dataplane::worker::MAX_JOBS;
 use serde::Serialize;
 use uuid::Uuid;
@@ -77,7 +77,7 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
         newest: 0,
         deadline: Duration::from_millis(o.worker_timeout_ms),
         busy_share: o.busy_share_percent,
-        in_ports: InPorts::ANY,
+        in_ports: PortScope::Any,
     };
     let spec = FlowOperationSpec {
         minimum_flow_age_in_seconds: req.min_age,

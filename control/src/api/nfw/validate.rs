@@ -861,7 +861,7 @@ mod tests {
                 newest: 0,
                 buffer: Vec::new(),
                 busy_share: 5,
-                in_ports: flowgate_dataplane::job::InPorts::ANY,
+                in_ports: flowgate_dataplane::job::PortScope::Any,
             }));
             let mut out = BTreeSet::new();
             loop {
