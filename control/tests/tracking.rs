@@ -313,6 +313,21 @@ fn answers_to_a_flood_of_rejected_packets_keep_to_the_rate() {
 }
 
 #[test]
+fn a_later_fragment_without_its_first_meets_the_policy() {
+    // The second fragment of a datagram to port 53, its first never seen:
+    // its ports are unknown.
+    let mut later = udp([10, 0, 0, 7], 10_000, [192, 0, 2, 9], 53, &[7; 32]);
+    later[20..22].copy_from_slice(&5u16.to_be_bytes()); // offset 40, the last
+                                                        // Port 53 passes, the rest drops: the fragment could be of any port.
+    let dns_only = "[policy]\ndefault_action = \"drop\"\n[[policy.rules]]\nid = 1\npriority = 1\naction = \"pass\"\ndst_ports = \"53\"\nprotocols = [\"udp\"]\n";
+    let (out, _, out_b) = replay("fragpol", std::slice::from_ref(&later), dns_only);
+    assert!(out_b.is_empty(), "{out}");
+    // Everything passes: so does the fragment, byte for byte.
+    let (out, _, out_b) = replay("fragpass", std::slice::from_ref(&later), "");
+    assert_eq!(out_b, vec![later], "{out}");
+}
+
+#[test]
 fn hostile_frames_at_full_rate_crash_nothing_and_every_frame_is_counted() {
     let dir = TempDir::new("hostile");
     let pcap = dir.path("hostile.pcap");

@@ -352,10 +352,18 @@ impl RuleSet {
         None
     }
 
-    /// Which rules match `t`: bit i for rule i, of the first 64.
-    #[inline]
-    pub fn matching_rules(&self, t: &Tuple) -> u64 {
-        self.chunk(0, t)
+    /// The rules that match `t`, in order.
+    pub fn each_match<'a>(&'a self, t: &'a Tuple) -> impl Iterator<Item = usize> + 'a {
+        (0..self.len()).step_by(64).flat_map(move |base| {
+            let mut m = self.chunk(base, t);
+            std::iter::from_fn(move || {
+                (m != 0).then(|| {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    base + i
+                })
+            })
+        })
     }
 
     /// Whether any rule matches `t`.

@@ -176,13 +176,9 @@ impl PortScope {
     fn admits(&self, filters: &RuleSet, e: &FlowEntry) -> bool {
         match self {
             PortScope::Any => true,
-            PortScope::PerRule(sets) => {
-                let matched = filters.matching_rules(&e.forward_tuple());
-                sets.iter()
-                    .take(64)
-                    .enumerate()
-                    .any(|(i, set)| matched >> i & 1 != 0 && set.contains(e.in_port))
-            }
+            PortScope::PerRule(sets) => filters
+                .each_match(&e.forward_tuple())
+                .any(|i| sets.get(i).is_some_and(|set| set.contains(e.in_port))),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! [`RuleSet`]; a worker evaluates it once per flow, on the flow's first
 //! packet, and keeps the verdict and the deciding rule in the entry.
 
-use crate::filter::{Rule, RuleSet};
+use crate::filter::{PortRange, Rule, RuleSet};
 use crate::flow::{Tuple, Verdict};
 
 /// What a rule decides, and who it is.
@@ -24,6 +24,11 @@ pub struct Policy {
     rules: RuleSet,
     actions: Vec<RuleAction>,
     default: RuleAction,
+    /// The rules with their ports widened to any, for packets whose ports
+    /// are not known (see [`Policy::passes_whatever_ports`]).
+    any_ports: RuleSet,
+    /// Per rule: whether it names ports.
+    names_ports: Vec<bool>,
 }
 
 impl Policy {
@@ -31,10 +36,23 @@ impl Policy {
     /// applies when none matches.
     pub fn new(rules: &[(Rule, RuleAction)], default: RuleAction) -> Policy {
         let (r, a): (Vec<Rule>, Vec<RuleAction>) = rules.iter().copied().unzip();
+        let widened: Vec<Rule> = r
+            .iter()
+            .map(|r| Rule {
+                sport: PortRange::ANY,
+                dport: PortRange::ANY,
+                ..*r
+            })
+            .collect();
         Policy {
             rules: RuleSet::compile(&r),
             actions: a,
             default,
+            any_ports: RuleSet::compile(&widened),
+            names_ports: r
+                .iter()
+                .map(|r| r.sport != PortRange::ANY || r.dport != PortRange::ANY)
+                .collect(),
         }
     }
 
@@ -78,6 +96,31 @@ impl Policy {
             (None, Some(b)) => (self.actions[b], true),
             (None, None) => (self.default, false),
         }
+    }
+
+    /// Whether a packet whose ports are not known (a later fragment whose
+    /// first was not seen) would pass whatever its ports were, as the
+    /// opener's packet or as the answer: the first rule that matches it
+    /// whatever its ports decides, and every rule before it that could
+    /// match, given some ports, must pass too. A policy that could drop it
+    /// drops it, since letting it by would let a fragment through that the
+    /// rules stop in its flow. Out of line: such fragments are rare.
+    #[cold]
+    #[inline(never)]
+    pub fn passes_whatever_ports(&self, t: &Tuple) -> bool {
+        self.passes_one_way(t) || self.passes_one_way(&t.reversed())
+    }
+
+    fn passes_one_way(&self, t: &Tuple) -> bool {
+        for i in self.any_ports.each_match(t) {
+            if self.actions[i].verdict != Verdict::Pass {
+                return false;
+            }
+            if !self.names_ports[i] {
+                return true;
+            }
+        }
+        self.default.verdict == Verdict::Pass
     }
 
     /// Number of rules (the default not counted).
@@ -148,5 +191,106 @@ mod tests {
         assert_eq!(p.decide(&t(22, 17)), udp);
         assert_eq!(p.decide(&t(80, 6)), dflt);
         assert_eq!(Policy::pass_all().decide(&t(1, 1)).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_packet_without_ports_passes_only_where_no_ports_could_drop_it() {
+        let act = |verdict| RuleAction {
+            verdict,
+            rule_id: 1,
+            group: 1,
+        };
+        let (pass, drop) = (act(Verdict::Pass), act(Verdict::Drop));
+        let inside = crate::filter::Cidr::v4([10, 0, 0, 0], 8);
+        let udp = ProtoSet::of(&[17]);
+        let dns = Rule {
+            dport: PortRange::single(53),
+            protos: udp,
+            ..Rule::ANY
+        };
+        let from_inside = Rule {
+            src: inside,
+            ..Rule::ANY
+        };
+        let ssh = Rule {
+            dport: PortRange::single(22),
+            protos: ProtoSet::of(&[6]),
+            ..Rule::ANY
+        };
+        let any_udp = Rule {
+            protos: udp,
+            ..Rule::ANY
+        };
+        // A fragment's tuple: no ports.
+        let frag = |src: [u8; 4], dst: [u8; 4], proto| Tuple {
+            src: v4_bits(src),
+            dst: v4_bits(dst),
+            sport: 0,
+            dport: 0,
+            proto,
+            family: AddrFamily::V4,
+            vlan: 0,
+        };
+        let (client, server) = ([10, 0, 0, 1], [192, 0, 2, 1]);
+        for (rules, default, t, want) in [
+            (vec![], pass, frag(client, server, 17), true),
+            (vec![], drop, frag(client, server, 17), false),
+            // Passed to port 53 only: other ports would be dropped.
+            (vec![(dns, pass)], drop, frag(client, server, 17), false),
+            // Everything from inside passes, whatever the ports, either
+            // way (the answer of a flow opened from inside).
+            (
+                vec![(from_inside, pass)],
+                drop,
+                frag(client, server, 6),
+                true,
+            ),
+            (
+                vec![(from_inside, pass)],
+                drop,
+                frag(server, client, 6),
+                true,
+            ),
+            (
+                vec![(from_inside, pass)],
+                drop,
+                frag(server, [192, 0, 2, 2], 6),
+                false,
+            ),
+            // Port 22 dropped: a TCP fragment could be SSH, a UDP one not.
+            (vec![(ssh, drop)], pass, frag(client, server, 6), false),
+            (vec![(ssh, drop)], pass, frag(client, server, 17), true),
+            // A port rule that passes, then one that drops whatever the
+            // ports: the fragment may be either.
+            (
+                vec![(dns, pass), (any_udp, drop)],
+                pass,
+                frag(client, server, 17),
+                false,
+            ),
+            // Dropped from inside, but as the answer of a DNS query from
+            // the server it would pass.
+            (
+                vec![(dns, pass), (from_inside, drop)],
+                pass,
+                frag(client, server, 17),
+                true,
+            ),
+            // A rule that drops after one that passes whatever the ports:
+            // never reached.
+            (
+                vec![(from_inside, pass), (ssh, drop)],
+                drop,
+                frag(client, server, 6),
+                true,
+            ),
+        ] {
+            let p = Policy::new(&rules, default);
+            assert_eq!(
+                p.passes_whatever_ports(&t),
+                want,
+                "{rules:?} {default:?} {t:?}"
+            );
+        }
     }
 }

@@ -50,17 +50,21 @@ impl AnswerLimit {
         }
     }
 
+    /// Whether an answer may go at TSC `now`, without counting one.
+    #[inline]
+    pub fn has_room(&self, now: u64) -> bool {
+        self.interval == 0 || self.next.max(now) - now <= self.window
+    }
+
     /// Whether an answer may go at TSC `now`; if so it is counted.
     #[inline]
     pub fn admit(&mut self, now: u64) -> bool {
-        if self.interval == 0 {
-            return true;
-        }
-        let next = self.next.max(now);
-        if next - now > self.window {
+        if !self.has_room(now) {
             return false;
         }
-        self.next = next + self.interval;
+        if self.interval != 0 {
+            self.next = self.next.max(now) + self.interval;
+        }
         true
     }
 }
@@ -308,6 +312,9 @@ mod tests {
             |l: &mut AnswerLimit, now: u64, n: usize| (0..n).filter(|_| l.admit(now)).count();
         assert_eq!(admitted(&mut l, 5000, 10), 3, "the burst");
         assert_eq!(admitted(&mut l, 5050, 10), 0, "half an interval later");
+        // Asking whether there is room takes none.
+        assert!((0..10).all(|_| l.has_room(5100)));
+        assert!(!l.has_room(5099));
         assert_eq!(admitted(&mut l, 5100, 10), 1, "one interval later");
         assert_eq!(admitted(&mut l, 7000, 10), 3, "idle: the whole burst again");
         // Over a second of steady offers, the rate.

@@ -51,8 +51,11 @@ pub struct WorkerCounters {
     pub malformed_dropped: u64,
     /// Frames that are not IP (ARP, LLDP, ...), forwarded untracked.
     pub not_ip: u64,
-    /// Non-first fragments whose first fragment was not seen, forwarded untracked.
+    /// Non-first fragments whose first fragment was not seen (untracked).
     pub fragments_untracked: u64,
+    /// Of those, the ones dropped: the policy could drop them, given
+    /// their ports ([`crate::policy::Policy::passes_whatever_ports`]).
+    pub fragments_untracked_dropped: u64,
     /// Fragment map entries overwritten while live (map full).
     pub fragment_map_overwrites: u64,
     /// New flows the policy passed.
@@ -67,7 +70,8 @@ pub struct WorkerCounters {
     pub rejects_sent: u64,
     /// Rejects that could not be sent (no mbuf, or tx refused).
     pub rejects_failed: u64,
-    /// Rejects not answered: over the answer rate limit.
+    /// Rejected packets not answered: over the answer rate limit (counted
+    /// before knowing whether one was due).
     pub rejects_limited: u64,
     /// Mirror copies sent.
     pub mirror_copies: u64,
@@ -98,6 +102,7 @@ impl Default for WorkerCounters {
             malformed_dropped: 0,
             not_ip: 0,
             fragments_untracked: 0,
+            fragments_untracked_dropped: 0,
             fragment_map_overwrites: 0,
             policy_pass: 0,
             policy_drop: 0,
@@ -137,6 +142,7 @@ impl WorkerCounters {
         self.malformed_dropped += o.malformed_dropped;
         self.not_ip += o.not_ip;
         self.fragments_untracked += o.fragments_untracked;
+        self.fragments_untracked_dropped += o.fragments_untracked_dropped;
         self.fragment_map_overwrites += o.fragment_map_overwrites;
         self.policy_pass += o.policy_pass;
         self.policy_drop += o.policy_drop;

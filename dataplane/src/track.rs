@@ -20,7 +20,7 @@ use crate::flow::{
     Timeouts, Verdict,
 };
 use crate::mirror::{MirrorConfig, UNDECIDED};
-use crate::parse::{parse_segmented, Fragment, Parsed};
+use crate::parse::{parse_segmented, Fragment, Malformed, Parsed};
 use crate::policy::Policy;
 use crate::reject::AnswerLimit;
 use crate::stats::WorkerCounters;
@@ -341,7 +341,14 @@ impl Tracker {
                     } else {
                         match self.fragment(pp.tuple, pp.fragment, now, c) {
                             Some(t) => t,
-                            None => continue,
+                            None => {
+                                actions[i] = self.untracked_fragment(&pp.tuple, c);
+                                if mirroring {
+                                    out.mirror[i] = self.untracked_mirror(&pp.tuple, ports);
+                                    out.hash[i] = pp.tuple.canonical().0.hash();
+                                }
+                                continue;
+                            }
                         }
                     };
                     let (key, side) = t.canonical();
@@ -357,7 +364,11 @@ impl Tracker {
                 Parsed::NotIp { .. } => c.not_ip += 1,
                 Parsed::Malformed(m) => {
                     c.malformed[m.index()] += 1;
-                    if self.settings.malformed == MalformedAction::Drop {
+                    // Fragments shaped to slip ports past a filter (RFC
+                    // 1858) go whatever the setting: it is for damage.
+                    if self.settings.malformed == MalformedAction::Drop
+                        || m == Malformed::FragmentOffset
+                    {
                         c.malformed_dropped += 1;
                         actions[i] = Action::Drop;
                     }
@@ -388,10 +399,13 @@ impl Tracker {
             let (action, idx) = self.account(&b.keys[i], pkt, (in_port, out_port), now, c);
             actions[i] = action;
             if mirroring {
-                if let Some(idx) = idx {
-                    out.mirror[i] = self.mirror_decision(idx, b.sides[i], in_port, out_port);
-                    out.hash[i] = b.hashes[i];
-                }
+                out.mirror[i] = match idx {
+                    Some(idx) => self.mirror_decision(idx, b.sides[i], in_port, out_port),
+                    // No flow (a stray RST, a full table...): still a packet
+                    // the port received.
+                    None => self.untracked_mirror(&b.keys[i].oriented(b.sides[i]), ports),
+                };
+                out.hash[i] = b.hashes[i];
             }
             m &= m - 1;
         }
@@ -416,6 +430,29 @@ impl Tracker {
                 .encode();
         }
         self.table.entry(idx).mirror[s]
+    }
+
+    /// What becomes of a later fragment whose first was not seen: it has
+    /// no flow, so the policy decides on what it knows (see
+    /// [`Policy::passes_whatever_ports`]); a fragment gets no answer.
+    #[cold]
+    #[inline(never)]
+    fn untracked_fragment(&self, t: &Tuple, c: &mut WorkerCounters) -> Action {
+        if self.policy.passes_whatever_ports(t) {
+            Action::Forward
+        } else {
+            c.fragments_untracked_dropped += 1;
+            Action::Drop
+        }
+    }
+
+    /// The mirror decision for a packet without a flow to cache it in.
+    #[cold]
+    #[inline(never)]
+    fn untracked_mirror(&self, t: &Tuple, (in_port, out_port): (u8, u8)) -> u16 {
+        self.mirror
+            .decide(t, in_port as usize, out_port as usize)
+            .encode()
     }
 
     /// The tuple of a fragment: a first fragment's ports are remembered, a
@@ -890,6 +927,57 @@ mod tests {
     }
 
     #[test]
+    fn packets_without_a_flow_are_mirrored_like_any_other() {
+        use crate::mirror::{
+            Decision, DirectionRules, MirrorAction, MirrorFilter, MirrorSession, MirrorTarget,
+            VxlanTunnel,
+        };
+        // One session on the frames' ingress port (3), accepting all.
+        let all = MirrorFilter {
+            ingress: DirectionRules::new(&[(Rule::ANY, MirrorAction::Accept)]),
+            egress: DirectionRules::default(),
+        };
+        let target = MirrorTarget {
+            port: 5,
+            mtu: 1500,
+            tunnel: VxlanTunnel {
+                src_mac: [2, 0, 0, 0, 0, 9],
+                dst_mac: [2, 0, 0, 0, 0, 8],
+                src_ip: [10, 9, 0, 1],
+                dst_ip: [10, 9, 0, 2],
+            },
+        };
+        let session = MirrorSession {
+            vni: 7,
+            packet_length: None,
+            target: 0,
+            filter: 0,
+        };
+        let cfg =
+            crate::mirror::MirrorConfig::new(1, 6, vec![target], vec![all], &[(3, 1, session)])
+                .unwrap();
+        let mut t = tracker(small(), Policy::pass_all());
+        t.set_mirror(Arc::new(cfg));
+        // A stray RST (decided, not tracked) and a later fragment whose
+        // first was not seen, beside a packet of a tracked flow.
+        let mut later = udp(C, S, &[0; 16]);
+        later[20..22].copy_from_slice(&4u16.to_be_bytes()); // offset 32, last
+        let frames = [tcp(S, C, RST | ACK, &[]), later, udp(C, S, b"q")];
+        let mut c = WorkerCounters::default();
+        let mut out = BurstOut::default();
+        t.process(&frames, (3, 4), 5, &mut out, &mut c);
+        assert_eq!((t.table().len(), c.fragments_untracked), (1, 1));
+        let mirrored = Decision {
+            ingress: Some(0),
+            egress: None,
+        };
+        for i in 0..3 {
+            assert_eq!(out.actions[i], Action::Forward, "{i}");
+            assert_eq!(Decision::decode(out.mirror[i]), mirrored, "{i}");
+        }
+    }
+
+    #[test]
     fn a_one_sided_mid_stream_flow_is_swept_after_the_handshake_timeout() {
         let mut t = tracker(small(), Policy::pass_all());
         let mut c = WorkerCounters::default();
@@ -1010,13 +1098,21 @@ mod tests {
                 Policy::pass_all(),
             );
             let mut c = WorkerCounters::default();
+            // A TCP fragment at offset 8, over the first's flags (RFC
+            // 1858): dropped whatever the setting.
+            let mut overlap = tcp(C, S, ACK, &[0; 32]);
+            overlap[20..22].copy_from_slice(&1u16.to_be_bytes());
             let a = run(
                 &mut t,
-                &[bad.clone(), vec![0; 9], udp(C, S, b"ok")],
+                &[bad.clone(), vec![0; 9], udp(C, S, b"ok"), overlap],
                 5,
                 &mut c,
             );
-            assert_eq!(a, vec![want, want, Action::Forward]);
+            assert_eq!(a, vec![want, want, Action::Forward, Action::Drop]);
+            assert_eq!(
+                c.malformed[crate::parse::Malformed::FragmentOffset.index()],
+                1
+            );
             assert_eq!(
                 c.malformed[crate::parse::Malformed::Ipv4HeaderLength.index()],
                 1
@@ -1025,9 +1121,9 @@ mod tests {
             assert_eq!(
                 c.malformed_dropped,
                 if setting == MalformedAction::Drop {
-                    2
+                    3
                 } else {
-                    0
+                    1
                 }
             );
             assert_eq!(t.table().len(), 1, "the good packet is tracked");
@@ -1289,6 +1385,37 @@ mod tests {
         assert_eq!(e.forward_tuple().dport, 53);
         assert_eq!(e.packets_fwd_rev(), (2, 0));
         assert_eq!(e.bytes_fwd_rev().0, (first.len() + later.len()) as u64);
+        assert_eq!(c.fragments_untracked_dropped, 0);
+
+        // Under a policy that passes port 53 only, a later fragment whose
+        // first was not seen could be of any port: dropped. Once its first
+        // is seen, it is part of a passed flow.
+        let dns = Rule {
+            dport: PortRange::single(53),
+            protos: ProtoSet::of(&[17]),
+            ..Rule::ANY
+        };
+        let act = |verdict| RuleAction {
+            verdict,
+            rule_id: 1,
+            group: 1,
+        };
+        let policy = Policy::new(&[(dns, act(Verdict::Pass))], act(Verdict::Drop));
+        let mut t = tracker(small(), policy);
+        let mut c = WorkerCounters::default();
+        let a = run(&mut t, std::slice::from_ref(&later), 1, &mut c);
+        assert_eq!(a, vec![Action::Drop]);
+        assert_eq!(
+            (
+                t.table().len(),
+                c.fragments_untracked,
+                c.fragments_untracked_dropped
+            ),
+            (0, 1, 1)
+        );
+        let a = run(&mut t, &[first.clone(), later.clone()], 2, &mut c);
+        assert_eq!(a, vec![Action::Forward, Action::Forward]);
+        assert_eq!(c.fragments_untracked_dropped, 1);
     }
 
     #[test]

@@ -628,15 +628,19 @@ fn answer(
     now: u64,
     c: &mut WorkerCounters,
 ) -> Option<Mbuf> {
+    // The limit first: building an answer (copying and summing up to
+    // 1280 bytes) is the cost it caps under a flood. Over it, a packet that
+    // would have got no answer anyway (a RST...) is counted as limited too.
+    if !answers.has_room(now) {
+        c.rejects_limited += 1;
+        return None;
+    }
     let mut buf = [0u8; reject::MAX_REPLY];
     // The answer goes in one mbuf: with a small data room an ICMPv6 error
     // quotes less rather than failing.
     let room = usize::from(pool.segment_room()).min(buf.len());
     let len = reject::build(m.data(), m.pkt_len() as usize, &mut buf[..room])?;
-    if !answers.admit(now) {
-        c.rejects_limited += 1;
-        return None;
-    }
+    answers.admit(now);
     let out = pool.alloc().and_then(|mut out| {
         out.append(len as u16)?.copy_from_slice(&buf[..len]);
         Some(out)

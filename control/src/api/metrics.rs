@@ -475,8 +475,14 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     counters(
         reg,
         "worker_fragments_untracked",
-        "Non-first fragments whose first fragment was not seen, forwarded untracked",
+        "Non-first fragments whose first fragment was not seen, untracked",
         worker(|c| c.fragments_untracked),
+    );
+    counters(
+        reg,
+        "worker_fragments_untracked_dropped",
+        "Untracked non-first fragments dropped: the policy could drop them, given their ports",
+        worker(|c| c.fragments_untracked_dropped),
     );
     counters(
         reg,
@@ -526,7 +532,7 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     counters(
         reg,
         "worker_rejects_limited",
-        "Rejects not answered: over [policy] reject_rate",
+        "Rejected packets not answered: over [policy] reject_rate",
         worker(|c| c.rejects_limited),
     );
 
