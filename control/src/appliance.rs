@@ -296,6 +296,9 @@ impl Appliance {
 
         let enis = mirror_ports(&c.ports, &views);
         let tunnel = crate::mirror_store::TunnelConfig::from_config(&c.mirror);
+        for left in mirror.left_out(&enis) {
+            say!("flowgate: {left}");
+        }
         let initial_mirror = match mirror.compile(&enis, &tunnel) {
             Ok(m) => Arc::new(m),
             Err(e) => {

@@ -174,6 +174,35 @@ pub struct ClientTokenUse {
     pub seq: u64,
 }
 
+/// A session that is kept but not mirrored: see [`MirrorStore::left_out`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The session's id.
+    pub session_id: String,
+    /// Each interface it needs that is not a configured port, with its role
+    /// (`source` or `target`).
+    pub missing: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "traffic mirror session {} not installed:",
+            self.session_id
+        )?;
+        for (i, (role, eni)) in self.missing.iter().enumerate() {
+            let and = if i == 0 { "" } else { " and" };
+            write!(f, "{and} its {role} interface {eni}")?;
+        }
+        let verb = if self.missing.len() == 1 { "is" } else { "are" };
+        write!(
+            f,
+            " {verb} not in [[ports]] (kept; it mirrors again once the port is back)"
+        )
+    }
+}
+
 /// Why the state file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -364,8 +393,40 @@ impl MirrorStore {
         v
     }
 
+    /// The sessions [`MirrorStore::compile`] leaves out because an
+    /// interface they name (their source, or their target's) is not among
+    /// `ports`. The API refuses such interfaces, so only a session restored
+    /// after its port left the configuration is one; it stays in the store
+    /// so that putting the port back mirrors it again.
+    pub fn left_out(&self, ports: &[MirrorPort]) -> Vec<LeftOut> {
+        let configured = |eni: &str| ports.iter().any(|p| p.eni == eni);
+        self.state
+            .sessions
+            .values()
+            .filter_map(|s| {
+                let mut missing = Vec::new();
+                if !configured(&s.network_interface_id) {
+                    missing.push(("source", s.network_interface_id.clone()));
+                }
+                // A missing target id is not this case: the data plane's
+                // Dangling check catches it.
+                if let Some(t) = self.state.targets.get(&s.target_id) {
+                    if !configured(&t.network_interface_id) {
+                        missing.push(("target", t.network_interface_id.clone()));
+                    }
+                }
+                (!missing.is_empty()).then(|| LeftOut {
+                    session_id: s.id.clone(),
+                    missing,
+                })
+            })
+            .collect()
+    }
+
     /// The data plane's view: ports are given in port order; the tunnel's
-    /// addresses come from config.
+    /// addresses come from config. Sessions on an interface that is not a
+    /// port are left out ([`MirrorStore::left_out`]) rather than failing the
+    /// whole configuration, so the others keep mirroring.
     pub fn compile(
         &self,
         ports: &[MirrorPort],
@@ -401,10 +462,16 @@ impl MirrorStore {
                 egress: DirectionRules::new(&self.compiled_rules(f, false)),
             })
             .collect();
+        let left_out: Vec<String> = self
+            .left_out(ports)
+            .into_iter()
+            .map(|l| l.session_id)
+            .collect();
         let sessions: Vec<(usize, u16, MirrorSession)> = self
             .state
             .sessions
             .values()
+            .filter(|s| !left_out.contains(&s.id))
             .map(|s| {
                 (
                     port_of(&s.network_interface_id).unwrap_or(usize::MAX),
@@ -615,5 +682,79 @@ mod tests {
         assert_eq!(c.target_of(0).mtu, 9000);
         assert!(c.watches(0, 1));
         assert!(!c.watches(1, 1));
+    }
+
+    #[test]
+    fn a_session_on_a_port_no_longer_configured_is_left_out_alone() {
+        let mut s = MirrorStore::in_memory();
+        for (id, eni) in [("tmt-1", "eni-b"), ("tmt-2", "eni-d")] {
+            s.state.targets.insert(
+                id.into(),
+                Target {
+                    id: id.into(),
+                    network_interface_id: eni.into(),
+                    description: None,
+                    tags: vec![],
+                },
+            );
+        }
+        s.state.filters.insert(
+            "tmf-1".into(),
+            Filter {
+                id: "tmf-1".into(),
+                description: None,
+                network_services: vec![],
+                tags: vec![],
+            },
+        );
+        let healthy = Session {
+            virtual_network_id: 42,
+            ..session("tms-1", 3, "tmt-1", "tmf-1")
+        };
+        let gone_source = Session {
+            network_interface_id: "eni-c".into(),
+            ..session("tms-2", 1, "tmt-1", "tmf-1")
+        };
+        let gone_target = session("tms-3", 2, "tmt-2", "tmf-1");
+        for x in [healthy, gone_source, gone_target] {
+            s.state.sessions.insert(x.id.clone(), x);
+        }
+        let ports: Vec<MirrorPort> = ["eni-a", "eni-b"]
+            .into_iter()
+            .map(|eni| MirrorPort {
+                eni: eni.into(),
+                mac: [2; 6],
+                mtu: 1500,
+            })
+            .collect();
+        let t = TunnelConfig {
+            source_ip: [192, 0, 2, 1],
+            destination_ip: [192, 0, 2, 2],
+            next_hop_mac: [6; 6],
+        };
+        let c = s.compile(&ports, &t).unwrap();
+        assert_eq!(c.session_count(), 1);
+        assert_eq!(c.session(0).vni, 42);
+        assert_eq!(c.target_of(0).port, 1);
+        assert!(c.watches(0, 1));
+        let left: Vec<String> = s.left_out(&ports).iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            left,
+            [
+                "traffic mirror session tms-2 not installed: its source interface eni-c \
+                 is not in [[ports]] (kept; it mirrors again once the port is back)",
+                "traffic mirror session tms-3 not installed: its target interface eni-d \
+                 is not in [[ports]] (kept; it mirrors again once the port is back)",
+            ]
+        );
+        // Both missing: one line names both.
+        s.state
+            .sessions
+            .get_mut("tms-3")
+            .unwrap()
+            .network_interface_id = "eni-e".into();
+        assert!(s.left_out(&ports)[1]
+            .to_string()
+            .contains("its source interface eni-e and its target interface eni-d are not"));
     }
 }

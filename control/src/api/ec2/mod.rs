@@ -105,6 +105,12 @@ pub fn install(state: &Arc<ApiState>) {
     tokio::task::spawn_local(async move {
         let generation = state.mirror().state.generation;
         let mut pause = std::time::Duration::from_millis(50);
+        // Once per install, not per retry. A change can leave a session out
+        // (a new one on a target restored without its port).
+        let left_out = state.mirror().left_out(&port_enis(&state));
+        for left in left_out {
+            say!("flowgate: {left}");
+        }
         loop {
             let compiled = state.mirror().compile(&port_enis(&state), &tunnel(&state));
             let cfg = match compiled {
@@ -526,9 +532,30 @@ fn within(have: usize, max: usize, code: &'static str, message: &str) -> Result<
     Ok(())
 }
 
-/// A VNI as EC2 assigns one when none is given.
-fn random_vni() -> u32 {
-    rand::random::<u32>() & 0x00ff_ffff
+/// A VNI as EC2 assigns one when none is given: at random, and used by no
+/// other session (EC2's is unique in the account), so a collector can tell
+/// sessions apart by it.
+fn unused_vni(store: &MirrorStore) -> u32 {
+    fresh_vni(store, || rand::random::<u32>() & 0x00ff_ffff)
+}
+
+/// The first of `draw`'s VNIs no session has. With a few hundred sessions
+/// among 2^24 values a second draw is rare and a hundredth never happens;
+/// the bound keeps a broken `draw` from spinning, and the scan after it
+/// still finds a free one.
+fn fresh_vni(store: &MirrorStore, mut draw: impl FnMut() -> u32) -> u32 {
+    let taken = |v: u32| {
+        store
+            .state
+            .sessions
+            .values()
+            .any(|s| s.virtual_network_id == v)
+    };
+    (0..100)
+        .map(|_| draw())
+        .chain(0..=0x00ff_ffff)
+        .find(|&v| !taken(v))
+        .unwrap_or_default()
 }
 
 /// Runs one operation; returns whether the store changed.
@@ -787,7 +814,7 @@ fn ops(
                 session_number: number as u16,
                 virtual_network_id: p
                     .int_in("VirtualNetworkId", 0, 16_777_215)?
-                    .map_or_else(random_vni, |v| v as u32),
+                    .map_or_else(|| unused_vni(store), |v| v as u32),
                 description: description(p)?,
                 tags: c.tags("traffic-mirror-session")?,
             };
@@ -848,7 +875,7 @@ fn ops(
                 match field.as_str() {
                     "packet-length" => s.packet_length = None,
                     "description" => s.description = None,
-                    "virtual-network-id" => s.virtual_network_id = random_vni(),
+                    "virtual-network-id" => s.virtual_network_id = unused_vni(store),
                     f => {
                         return Err(Ec2Error::InvalidParameterValue(format!(
                             "Value ({f}) for parameter RemoveField is invalid."
@@ -895,7 +922,7 @@ fn ops(
                 ),
                 |t| &t.id,
                 |t, name| match name {
-                    "description" => Some(vec![t.description.clone().unwrap_or_default()]),
+                    "description" => Some(t.description.iter().cloned().collect()),
                     "network-interface-id" => Some(vec![t.network_interface_id.clone()]),
                     "network-load-balancer-arn" => Some(vec![]),
                     "owner-id" => Some(vec![c.owner.to_string()]),
@@ -922,7 +949,7 @@ fn ops(
                 ("filter", &["description", "traffic-mirror-filter-id"]),
                 |f| &f.id,
                 |f, name| match name {
-                    "description" => Some(vec![f.description.clone().unwrap_or_default()]),
+                    "description" => Some(f.description.iter().cloned().collect()),
                     "traffic-mirror-filter-id" => Some(vec![f.id.clone()]),
                     _ => None,
                 },
@@ -970,7 +997,7 @@ fn ops(
                 ),
                 |r| &r.id,
                 |r, name| match name {
-                    "description" => Some(vec![r.description.clone().unwrap_or_default()]),
+                    "description" => Some(r.description.iter().cloned().collect()),
                     "destination-cidr-block" => Some(vec![r.destination_cidr.clone()]),
                     "source-cidr-block" => Some(vec![r.source_cidr.clone()]),
                     "protocol" => Some(r.protocol.map(|p| p.to_string()).into_iter().collect()),
@@ -1016,7 +1043,7 @@ fn ops(
                 ),
                 |s| &s.id,
                 |s, name| match name {
-                    "description" => Some(vec![s.description.clone().unwrap_or_default()]),
+                    "description" => Some(s.description.iter().cloned().collect()),
                     "network-interface-id" => Some(vec![s.network_interface_id.clone()]),
                     "owner-id" => Some(vec![c.owner.to_string()]),
                     "packet-length" => {
@@ -1495,6 +1522,76 @@ mod tests {
         assert_eq!(seen, ids.iter().step_by(2).collect::<Vec<_>>());
         assert!(one.find(ids[0].as_str()) < one.find(ids[8].as_str()));
         assert!(two.contains(ids[10].as_str()));
+    }
+
+    #[test]
+    fn a_description_filter_lists_no_object_without_one() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        let mut made = |body: &str, id: &str| first(&run(&mut st, body, &me).unwrap(), id);
+        let with = made(
+            "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-b&Description=collector",
+            "trafficMirrorTargetId",
+        );
+        let without = made(
+            "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-c",
+            "trafficMirrorTargetId",
+        );
+        let f = made("Action=CreateTrafficMirrorFilter", "trafficMirrorFilterId");
+        let s = made(
+            &format!(
+                "Action=CreateTrafficMirrorSession&NetworkInterfaceId=eni-a\
+                 &TrafficMirrorTargetId={with}&TrafficMirrorFilterId={f}&SessionNumber=1"
+            ),
+            "trafficMirrorSessionId",
+        );
+        let describe = |st: &mut MirrorStore, action: &str, value: &str| {
+            run(
+                st,
+                &format!("Action={action}&Filter.1.Name=description&Filter.1.Value.1={value}"),
+                &me,
+            )
+            .unwrap()
+        };
+        let d = describe(&mut st, "DescribeTrafficMirrorTargets", "*");
+        assert!(d.contains(&with) && !d.contains(&without), "{d}");
+        // Nor does the empty value pick out the ones without.
+        let d = describe(&mut st, "DescribeTrafficMirrorTargets", "");
+        assert!(!d.contains(&without), "{d}");
+        for action in [
+            "DescribeTrafficMirrorFilters",
+            "DescribeTrafficMirrorSessions",
+        ] {
+            let d = describe(&mut st, action, "*");
+            assert!(!d.contains(&f) && !d.contains(&s), "{action}: {d}");
+        }
+    }
+
+    #[test]
+    fn a_default_vni_is_one_no_other_session_has() {
+        let mut st = MirrorStore::in_memory();
+        for (id, vni) in [("tms-1", 0), ("tms-2", 5), ("tms-3", 6)] {
+            st.state.sessions.insert(
+                id.into(),
+                Session {
+                    id: id.into(),
+                    network_interface_id: "eni-a".into(),
+                    target_id: "tmt-1".into(),
+                    filter_id: "tmf-1".into(),
+                    packet_length: None,
+                    session_number: vni as u16 + 1,
+                    virtual_network_id: vni,
+                    description: None,
+                    tags: vec![],
+                },
+            );
+        }
+        let mut draws = [5, 6, 5, 9, 10].into_iter();
+        assert_eq!(fresh_vni(&st, || draws.next().unwrap()), 9);
+        // A draw that only ever repeats one in use still ends, on a free one.
+        assert_eq!(fresh_vni(&st, || 6), 1);
+        let v = unused_vni(&st);
+        assert!(v <= 0x00ff_ffff && ![0, 5, 6].contains(&v));
     }
 
     #[test]
