@@ -532,5 +532,8 @@ fn transport(
     Ok(())
 }
 
+mod quoted;
+pub use quoted::{is_icmp_error, quoted_flow};
+
 #[cfg(test)]
 mod tests;

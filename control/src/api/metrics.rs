@@ -486,6 +486,12 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     );
     counters(
         reg,
+        "worker_icmp_related_packets",
+        "ICMP errors about a tracked flow, given that flow's verdict (untracked)",
+        worker(|c| c.icmp_related),
+    );
+    counters(
+        reg,
         "worker_fragment_map_overwrites",
         "Fragment map entries overwritten while live (map full)",
         worker(|c| c.fragment_map_overwrites),
