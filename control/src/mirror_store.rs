@@ -575,6 +575,36 @@ mod tests {
         }
     }
 
+    /// Adds target `id` on `eni` and an empty filter `tmf-1`.
+    fn add_target_and_filter(s: &mut MirrorStore, targets: &[(&str, &str)]) {
+        for &(id, eni) in targets {
+            s.state.targets.insert(
+                id.into(),
+                Target {
+                    id: id.into(),
+                    network_interface_id: eni.into(),
+                    description: None,
+                    tags: vec![],
+                },
+            );
+        }
+        s.state.filters.insert(
+            "tmf-1".into(),
+            Filter {
+                id: "tmf-1".into(),
+                description: None,
+                network_services: vec![],
+                tags: vec![],
+            },
+        );
+    }
+
+    const TUNNEL: TunnelConfig = TunnelConfig {
+        source_ip: [192, 0, 2, 1],
+        destination_ip: [192, 0, 2, 2],
+        next_hop_mac: [6; 6],
+    };
+
     #[test]
     fn ids_look_like_ec2s() {
         let id = new_id("tms");
@@ -626,24 +656,7 @@ mod tests {
     #[test]
     fn compiles_sessions_filters_and_targets() {
         let mut s = MirrorStore::in_memory();
-        s.state.targets.insert(
-            "tmt-1".into(),
-            Target {
-                id: "tmt-1".into(),
-                network_interface_id: "eni-b".into(),
-                description: None,
-                tags: vec![],
-            },
-        );
-        s.state.filters.insert(
-            "tmf-1".into(),
-            Filter {
-                id: "tmf-1".into(),
-                description: None,
-                network_services: vec![],
-                tags: vec![],
-            },
-        );
+        add_target_and_filter(&mut s, &[("tmt-1", "eni-b")]);
         s.state.rules.insert(
             "tmfr-1".into(),
             FilterRule {
@@ -670,12 +683,7 @@ mod tests {
             mtu,
         };
         let ports = vec![port("eni-a", [2; 6], 1500), port("eni-b", [4; 6], 9000)];
-        let t = TunnelConfig {
-            source_ip: [192, 0, 2, 1],
-            destination_ip: [192, 0, 2, 2],
-            next_hop_mac: [6; 6],
-        };
-        let c = s.compile(&ports, &t).unwrap();
+        let c = s.compile(&ports, &TUNNEL).unwrap();
         assert_eq!(c.session_count(), 1);
         assert_eq!(c.target_of(0).port, 1);
         assert_eq!(c.target_of(0).tunnel.src_mac, [4; 6]);
@@ -687,26 +695,7 @@ mod tests {
     #[test]
     fn a_session_on_a_port_no_longer_configured_is_left_out_alone() {
         let mut s = MirrorStore::in_memory();
-        for (id, eni) in [("tmt-1", "eni-b"), ("tmt-2", "eni-d")] {
-            s.state.targets.insert(
-                id.into(),
-                Target {
-                    id: id.into(),
-                    network_interface_id: eni.into(),
-                    description: None,
-                    tags: vec![],
-                },
-            );
-        }
-        s.state.filters.insert(
-            "tmf-1".into(),
-            Filter {
-                id: "tmf-1".into(),
-                description: None,
-                network_services: vec![],
-                tags: vec![],
-            },
-        );
+        add_target_and_filter(&mut s, &[("tmt-1", "eni-b"), ("tmt-2", "eni-d")]);
         let healthy = Session {
             virtual_network_id: 42,
             ..session("tms-1", 3, "tmt-1", "tmf-1")
@@ -727,12 +716,7 @@ mod tests {
                 mtu: 1500,
             })
             .collect();
-        let t = TunnelConfig {
-            source_ip: [192, 0, 2, 1],
-            destination_ip: [192, 0, 2, 2],
-            next_hop_mac: [6; 6],
-        };
-        let c = s.compile(&ports, &t).unwrap();
+        let c = s.compile(&ports, &TUNNEL).unwrap();
         assert_eq!(c.session_count(), 1);
         assert_eq!(c.session(0).vni, 42);
         assert_eq!(c.target_of(0).port, 1);

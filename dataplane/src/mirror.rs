@@ -329,7 +329,7 @@ impl MirrorConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::filter::{PortRange, ProtoSet};
     use crate::flow::key::v4_bits;
@@ -347,7 +347,8 @@ mod tests {
         }
     }
 
-    fn target(port: usize) -> MirrorTarget {
+    /// A target on `port` (for this crate's tests).
+    pub(crate) fn target(port: usize) -> MirrorTarget {
         MirrorTarget {
             port,
             mtu: 1500,

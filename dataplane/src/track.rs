@@ -1072,25 +1072,13 @@ mod tests {
 
     #[test]
     fn packets_without_a_flow_are_mirrored_like_any_other() {
-        use crate::mirror::{
-            Decision, DirectionRules, MirrorAction, MirrorFilter, MirrorSession, MirrorTarget,
-            VxlanTunnel,
-        };
+        use crate::mirror::{Decision, DirectionRules, MirrorAction, MirrorFilter, MirrorSession};
         // One session on the frames' ingress port (3), accepting all.
         let all = MirrorFilter {
             ingress: DirectionRules::new(&[(Rule::ANY, MirrorAction::Accept)]),
             egress: DirectionRules::default(),
         };
-        let target = MirrorTarget {
-            port: 5,
-            mtu: 1500,
-            tunnel: VxlanTunnel {
-                src_mac: [2, 0, 0, 0, 0, 9],
-                dst_mac: [2, 0, 0, 0, 0, 8],
-                src_ip: [10, 9, 0, 1],
-                dst_ip: [10, 9, 0, 2],
-            },
-        };
+        let target = crate::mirror::tests::target(5);
         let session = MirrorSession {
             vni: 7,
             packet_length: None,

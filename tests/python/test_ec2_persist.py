@@ -13,12 +13,10 @@ flowgate with one line naming it (exit 2), and a missing one starts empty.
 
 import signal
 import subprocess
-import time
-import urllib.request
 
 from conftest import Flowgate, config, free_port
 from test_ec2_boto3 import INSIDE, OUTSIDE, ec2
-from test_ec2_wire import ALL, COLLECTOR, read_pcap, write_pcap
+from test_ec2_wire import ALL, COLLECTOR, read_pcap, wait_all_received, write_pcap
 
 VNI = 4242
 
@@ -44,15 +42,6 @@ def traffic_ports(tmp_path):
              ("outside", f"net_pcap1,tx_pcap={out}", OUTSIDE),
              ("collector", f"net_pcap2,tx_pcap={mirror}", COLLECTOR)]
     return ports, out, mirror
-
-
-def wait_all_received(url):
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        m = urllib.request.urlopen(url + "/metrics").read().decode()
-        if f'flowgate_worker_rx_packets_total{{worker="0"}} {len(ALL)}' in m:
-            return
-        time.sleep(0.2)
 
 
 def vnis(capture):

@@ -74,6 +74,16 @@ OTHER = [frame("192.168.1.1", "10.0.0.9", 17, 4000, 9999)]
 ALL = DNS + WEB_UDP + TCP + OTHER
 
 
+def wait_all_received(url):
+    """Until the worker has received every frame of ALL (30 s at most)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        m = urllib.request.urlopen(url + "/metrics").read().decode()
+        if f'flowgate_worker_rx_packets_total{{worker="0"}} {len(ALL)}' in m:
+            return
+        time.sleep(0.2)
+
+
 def rule(c, f, n, action, direction="ingress", **kw):
     args = dict(TrafficMirrorFilterId=f, TrafficDirection=direction, RuleNumber=n, RuleAction=action,
                 DestinationCidrBlock="0.0.0.0/0", SourceCidrBlock="0.0.0.0/0")
@@ -124,12 +134,7 @@ def mirrored(tmp_path):
              ("collector", f"net_pcap2,tx_pcap={mirror}", COLLECTOR)]
     fg = Flowgate(config(port, ports, extra=extra), tmp_path)
     fg.wait_ready(url)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        m = urllib.request.urlopen(url + "/metrics").read().decode()
-        if f'flowgate_worker_rx_packets_total{{worker="0"}} {len(ALL)}' in m:
-            break
-        time.sleep(0.2)
+    wait_all_received(url)
     assert fg.stop() == 0
     assert read_pcap(out) == ALL  # forwarding untouched
     fields = subprocess.run(
