@@ -25,7 +25,7 @@ fuzz_target!(|body: &[u8]| {
     match f5::parse_request(body, config()) {
         Ok(q) => {
             let _ = q.rule();
-            let _ = q.worker_rules();
+            let _ = q.worker_filters(&f5::Topology::of(config()));
         }
         Err(e) => {
             assert!(e.status.is_client_error() || e.status.as_u16() == 404, "{}", e.status);
