@@ -724,12 +724,33 @@ async fn answer(
     };
     // Flow operations take the workers' job places too.
     let Some(ticket) = dispatcher.reserve_job() else {
-        return Err(ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: 8,
-            message: format!(
-                "the workers are running {MAX_JOBS} flow operations and queries, the most they run at once; try again"
-            ),
+        // Every place is held: by as many jobs as the workers run (too
+        // frequent: 429), or by jobs that a worker which stopped answering
+        // has not given back, which no waiting by the client frees (503).
+        let answers = dispatcher
+            .worker_counters(crate::api::metrics::READY_DEADLINE)
+            .await;
+        let silent: Vec<String> = (0..answers.len())
+            .filter(|&w| answers[w].is_none())
+            .map(|w| w.to_string())
+            .collect();
+        return Err(if silent.is_empty() {
+            ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: 8,
+                message: format!(
+                    "the workers are running {MAX_JOBS} flow operations and queries, the most they run at once; try again"
+                ),
+            }
+        } else {
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: 14,
+                message: format!(
+                    "worker(s) {} do not answer, and the jobs they hold take every place",
+                    silent.join(", ")
+                ),
+            }
         });
     };
     let max = config.f5.max_flows;
