@@ -730,7 +730,7 @@ mod tests {
 
     fn rec(index: u64, src: &str, sport: u64, flags: &str) -> Value {
         json!({
-            "flow_index": index, "reverse_flow_index": index ^ 1, "action": "PASS", "ace_id": 1,
+            "flow_index": index, "reverse_flow_index": index ^ 1, "action": "FORWARD", "ace_id": 1,
             "pkt_count": "3", "byte_count": "180", "flags": flags, "drop_reason": "NONE",
             "forward_flow": {"src": src, "src_port": sport, "dest": "192.0.2.1", "dest_port": 80,
                              "proto": 6, "intf_id": 0, "vrf_id": 0}
