@@ -200,6 +200,17 @@ impl Dispatcher {
         self.workers
     }
 
+    /// The workers that do not answer their command ring within
+    /// `deadline`, as a comma-separated list ("" when all answer).
+    pub async fn silent_workers(&self, deadline: Duration) -> String {
+        let answers = self.worker_counters(deadline).await;
+        let silent: Vec<String> = (0..answers.len())
+            .filter(|&w| answers[w].is_none())
+            .map(|w| w.to_string())
+            .collect();
+        silent.join(", ")
+    }
+
     /// Every worker's counters; `None` for a worker that did not answer
     /// within `deadline`.
     pub async fn worker_counters(&self, deadline: Duration) -> Vec<Option<WorkerCounters>> {

@@ -727,13 +727,9 @@ async fn answer(
         // Every place is held: by as many jobs as the workers run (too
         // frequent: 429), or by jobs that a worker which stopped answering
         // has not given back, which no waiting by the client frees (503).
-        let answers = dispatcher
-            .worker_counters(crate::api::metrics::READY_DEADLINE)
+        let silent = dispatcher
+            .silent_workers(crate::api::metrics::READY_DEADLINE)
             .await;
-        let silent: Vec<String> = (0..answers.len())
-            .filter(|&w| answers[w].is_none())
-            .map(|w| w.to_string())
-            .collect();
         return Err(if silent.is_empty() {
             ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
@@ -747,8 +743,7 @@ async fn answer(
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: 14,
                 message: format!(
-                    "worker(s) {} do not answer, and the jobs they hold take every place",
-                    silent.join(", ")
+                    "worker(s) {silent} do not answer, and the jobs they hold take every place"
                 ),
             }
         });

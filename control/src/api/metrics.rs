@@ -662,17 +662,10 @@ pub async fn readyz(state: &ApiState) -> HttpResponse {
     if !down.is_empty() {
         return unavailable(format!("link down on port(s) {}", down.join(", ")));
     }
-    let answers = d.worker_counters(READY_DEADLINE).await;
-    let silent: Vec<String> = answers
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.is_none())
-        .map(|(w, _)| w.to_string())
-        .collect();
+    let silent = d.silent_workers(READY_DEADLINE).await;
     if !silent.is_empty() {
         return unavailable(format!(
-            "worker(s) {} did not answer on their ring within {} ms",
-            silent.join(", "),
+            "worker(s) {silent} did not answer on their ring within {} ms",
             READY_DEADLINE.as_millis()
         ));
     }
