@@ -13,6 +13,17 @@ use etherparse::PacketBuilder;
 const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
+/// Recomputes the IPv4 header checksum of an untagged frame after a test
+/// rewrote a header field, so the appliance sees the edit, not damage.
+fn refill_ipv4_checksum(frame: &mut [u8]) {
+    let hl = usize::from(frame[14] & 0x0f) * 4;
+    frame[24..26].fill(0);
+    let sum = etherparse::checksum::Sum16BitWords::new()
+        .add_slice(&frame[14..14 + hl])
+        .ones_complement();
+    frame[24..26].copy_from_slice(&sum.to_ne_bytes());
+}
+
 fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ethernet2(A, B)
@@ -110,6 +121,8 @@ fn malformed_frames_are_counted_per_reason_and_forwarding_continues() {
             "ipv4_total_length",
             with(&|v| v[16..18].copy_from_slice(&2000u16.to_be_bytes())),
         ),
+        // A hop that decremented the TTL and left the checksum as it was.
+        ("ipv4_checksum", with(&|v| v[22] -= 1)),
         ("truncated_ipv6", v6[..40].to_vec()),
         ("ipv6_payload_length", {
             let mut x = v6.clone();
@@ -318,7 +331,8 @@ fn a_later_fragment_without_its_first_meets_the_policy() {
     // its ports are unknown.
     let mut later = udp([10, 0, 0, 7], 10_000, [192, 0, 2, 9], 53, &[7; 32]);
     later[20..22].copy_from_slice(&5u16.to_be_bytes()); // offset 40, the last
-                                                        // Port 53 passes, the rest drops: the fragment could be of any port.
+    refill_ipv4_checksum(&mut later);
+    // Port 53 passes, the rest drops: the fragment could be of any port.
     let dns_only = "[policy]\ndefault_action = \"drop\"\n[[policy.rules]]\nid = 1\npriority = 1\naction = \"pass\"\ndst_ports = \"53\"\nprotocols = [\"udp\"]\n";
     let (out, _, out_b) = replay("fragpol", std::slice::from_ref(&later), dns_only);
     assert!(out_b.is_empty(), "{out}");

@@ -1094,6 +1094,7 @@ mod tests {
         // first was not seen, beside a packet of a tracked flow.
         let mut later = udp(C, S, &[0; 16]);
         later[20..22].copy_from_slice(&4u16.to_be_bytes()); // offset 32, last
+        crate::wire::Ipv4Packet::new_unchecked(&mut later[14..]).fill_checksum();
         let frames = [tcp(S, C, RST | ACK, &[]), later, udp(C, S, b"q")];
         let mut c = WorkerCounters::default();
         let mut out = BurstOut::default();
@@ -1234,6 +1235,7 @@ mod tests {
             // 1858): dropped whatever the setting.
             let mut overlap = tcp(C, S, ACK, &[0; 32]);
             overlap[20..22].copy_from_slice(&1u16.to_be_bytes());
+            crate::wire::Ipv4Packet::new_unchecked(&mut overlap[14..]).fill_checksum();
             let a = run(
                 &mut t,
                 &[bad.clone(), vec![0; 9], udp(C, S, b"ok"), overlap],

@@ -133,6 +133,13 @@ fn raw_v4(proto: u8, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Recomputes the checksum of the IPv4 header at `l3` after a test has
+/// rewritten its fields, so the parser sees the edit and not a damaged
+/// header.
+fn refill_v4_checksum(frame: &mut [u8], l3: usize) {
+    Ipv4Packet::new_unchecked(&mut frame[l3..]).fill_checksum();
+}
+
 fn raw_v6(proto: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ethernet2(MAC_S, MAC_D)
@@ -566,6 +573,10 @@ fn ipv4_options_move_the_l4_header() {
         assert_eq!(h.options(), options);
         assert!(h.verify_checksum());
         assert_prefixes(&v);
+        // The checksum covers the options too.
+        let mut damaged = v.clone();
+        damaged[34 + options.len() - 1] ^= 0x01;
+        assert_eq!(malformed(&damaged), Malformed::Ipv4Checksum);
     }
     // Maximum header: IHL 15, 40 bytes of options.
     let mut hdr = Ipv4Header::new(0, 64, IpNumber::TCP, V4S, V4D).unwrap();
@@ -677,6 +688,7 @@ fn v4_fragment(proto: u8, payload: &[u8], offset: u16, more: bool, id: u16) -> V
     let mut v = raw_v4(proto, payload);
     set16(&mut v, 18, id);
     set16(&mut v, 20, offset | if more { 0x2000 } else { 0 });
+    refill_v4_checksum(&mut v, 14);
     v
 }
 
@@ -812,6 +824,15 @@ fn malformed_cases() -> Vec<(Malformed, Vec<u8>)> {
     let mut tl_big = udp_v4(&[0; 8]);
     set16(&mut tl_big, 16, 37);
     cases.push((Ipv4TotalLength, tl_big));
+
+    // One bit of the source address flipped on the way.
+    let mut flipped = udp_v4(&[0; 8]);
+    flipped[14 + 12] ^= 0x10;
+    cases.push((Ipv4Checksum, flipped));
+    // A hop that decremented the TTL without updating the checksum.
+    let mut ttl = udp_v4(&[0; 8]);
+    ttl[14 + 8] -= 1;
+    cases.push((Ipv4Checksum, ttl));
 
     let mut short6 = udp_v6(&[]);
     short6.truncate(14 + 39);
@@ -983,6 +1004,7 @@ fn malformed_reasons_are_dense_and_named() {
         "ipv4_bad_version",
         "ipv4_header_length",
         "ipv4_total_length",
+        "ipv4_checksum",
         "truncated_ipv6",
         "ipv6_payload_length",
         "ipv6_extension_header",
