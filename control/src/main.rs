@@ -62,17 +62,29 @@ fn announce_auth(
     generated: Option<&flowgate_control::auth::Generated>,
     listen: std::net::SocketAddr,
 ) {
+    // Only what is accepted: a key or token the config overrides would only
+    // mislead, and printing a secret nobody uses leaks it for nothing.
     if let Some(g) = generated {
+        let mut lines = String::new();
+        if g.key_in_force {
+            lines += &format!(
+                "\n  access key id: {}\n  secret access key: {}",
+                g.key_id, g.secret
+            );
+        }
+        if g.token_in_force {
+            lines += &format!("\n  F5 API token: {}", g.token);
+        }
+        if g.key_in_force {
+            lines += &format!(
+                "\n  aws CLI: AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={} aws --endpoint-url http://{listen} ...",
+                g.path.display(),
+                flowgate_control::auth::PROFILE
+            );
+        }
         say!(
-            "flowgate: generated API credentials in {} (mode 0600; shown only now):\n  \
-             access key id: {}\n  secret access key: {}\n  F5 API token: {}\n  \
-             aws CLI: AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={} aws --endpoint-url http://{listen} ...",
+            "flowgate: generated API credentials in {} (mode 0600; shown only now):{lines}",
             g.path.display(),
-            g.key_id,
-            g.secret,
-            g.token,
-            g.path.display(),
-            flowgate_control::auth::PROFILE
         );
     }
     if !auth.enabled() {

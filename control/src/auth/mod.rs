@@ -61,6 +61,10 @@ pub struct Generated {
     pub secret: String,
     /// The F5 API token.
     pub token: String,
+    /// Whether the key is accepted: only when the config lists no keys.
+    pub key_in_force: bool,
+    /// Whether the token is accepted: only when the config lists no tokens.
+    pub token_in_force: bool,
 }
 
 /// The keys and tokens flowgate accepts.
@@ -106,6 +110,13 @@ fn read_secret(
     if value.is_empty() {
         return Err(l.error(key, "is empty"));
     }
+    // A header's value is read trimmed, so such a secret could never match.
+    if value.trim() != value {
+        return Err(l.error(
+            key,
+            "starts or ends with white space, which no request can carry",
+        ));
+    }
     Ok(value)
 }
 
@@ -147,6 +158,8 @@ fn generate(path: &Path) -> std::io::Result<Generated> {
         key_id: format!("AKFG{}", random_string(upper, 16)),
         secret: random_string(secret_chars, 40),
         token: random_string(b"0123456789abcdef", 32),
+        key_in_force: true,
+        token_in_force: true,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -212,7 +225,15 @@ impl Authenticator {
                 &k.secret_file,
                 &k.secret_env,
             )?;
-            auth.keys.insert(k.id.clone(), secret);
+            if k.id.is_empty() {
+                return Err(l.error(format!("auth.keys[{i}].id"), "is empty"));
+            }
+            if auth.keys.insert(k.id.clone(), secret).is_some() {
+                return Err(l.error(
+                    format!("auth.keys[{i}].id"),
+                    format!("{:?} is listed twice", k.id),
+                ));
+            }
         }
         for (i, t) in a.f5_tokens.iter().enumerate() {
             auth.tokens.push(read_secret(
@@ -224,7 +245,12 @@ impl Authenticator {
             )?);
         }
         let mut generated = None;
-        if auth.keys.is_empty() || auth.tokens.is_empty() {
+        // The file supplies only the kind the config lists none of: a
+        // configured key list is the whole list, so the file's key must not
+        // join it (and is then neither accepted nor announced).
+        let key_from_file = auth.keys.is_empty();
+        let token_from_file = auth.tokens.is_empty();
+        if key_from_file || token_from_file {
             let Some(path) = &a.credentials_file else {
                 return Err(l.error("auth", "authentication is on but no keys, f5_tokens or credentials_file are configured"));
             };
@@ -244,9 +270,15 @@ impl Authenticator {
             }
             let (id, secret, token) =
                 read_credentials_file(path).map_err(|e| l.error("auth.credentials_file", e))?;
-            auth.keys.entry(id).or_insert(secret);
-            if auth.tokens.is_empty() {
+            if key_from_file {
+                auth.keys.insert(id, secret);
+            }
+            if token_from_file {
                 auth.tokens.push(token);
+            }
+            if let Some(g) = &mut generated {
+                g.key_in_force = key_from_file;
+                g.token_in_force = token_from_file;
             }
         }
         Ok((auth, generated))
@@ -378,6 +410,53 @@ mod tests {
         );
         assert_eq!(std::fs::read(&file).unwrap(), before);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_file_supplies_only_the_kind_the_config_lists_none_of() {
+        let dir = std::env::temp_dir().join(format!("fg-auth4-{}", std::process::id()));
+        let file = dir.join("credentials");
+        let keys_only = loaded(&format!(
+            "[auth]\ncredentials_file = \"{}\"\n[[auth.keys]]\nid = \"OPS\"\nsecret = \"s3cret\"\n",
+            file.display()
+        ));
+        let (a, g) = Authenticator::from_config(&keys_only).unwrap();
+        let g = g.expect("the token is generated");
+        assert_eq!(a.keys.keys().collect::<Vec<_>>(), ["OPS"], "no other key");
+        assert_eq!(a.tokens, [g.token.clone()]);
+        assert!(!g.key_in_force && g.token_in_force);
+        // Reusing the file later is the same.
+        let (a, g2) = Authenticator::from_config(&keys_only).unwrap();
+        assert!(g2.is_none());
+        assert_eq!(a.keys.keys().collect::<Vec<_>>(), ["OPS"]);
+
+        let tokens_only = loaded(&format!(
+            "[auth]\ncredentials_file = \"{}\"\n[[auth.f5_tokens]]\ntoken = \"mine\"\n",
+            file.display()
+        ));
+        let (a, _) = Authenticator::from_config(&tokens_only).unwrap();
+        assert_eq!(a.tokens, ["mine"], "the file's token is not accepted");
+        assert_eq!(a.keys.get(&g.key_id), Some(&g.secret));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn key_ids_are_named_once_and_secrets_carry_no_edge_space() {
+        let twice = loaded("[auth]\n[[auth.keys]]\nid = \"K\"\nsecret = \"a\"\n[[auth.keys]]\nid = \"K\"\nsecret = \"b\"\n[[auth.f5_tokens]]\ntoken = \"t\"\n");
+        let e = Authenticator::from_config(&twice).unwrap_err();
+        assert_eq!(e.key, "auth.keys[1].id");
+        assert!(e.problem.contains("twice"), "{e}");
+        let empty = loaded(
+            "[auth]\n[[auth.keys]]\nid = \"\"\nsecret = \"a\"\n[[auth.f5_tokens]]\ntoken = \"t\"\n",
+        );
+        assert_eq!(
+            Authenticator::from_config(&empty).unwrap_err().key,
+            "auth.keys[0].id"
+        );
+        let spaced = loaded("[auth]\n[[auth.keys]]\nid = \"K\"\nsecret = \"a\"\n[[auth.f5_tokens]]\ntoken = \" t\"\n");
+        let e = Authenticator::from_config(&spaced).unwrap_err();
+        assert_eq!(e.key, "auth.f5_tokens[0].token");
+        assert!(e.problem.contains("white space"), "{e}");
     }
 
     #[test]
