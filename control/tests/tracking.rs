@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use etherparse::PacketBuilder;
+use etherparse::icmpv4::DestUnreachableHeader;
+use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder};
 
 const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -59,9 +60,27 @@ fn tcp_ack(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: u3
 /// Runs flowgate once over `frames` arriving on port a (b receives
 /// nothing); returns (stdout, frames sent out of a, frames sent out of b).
 fn replay(tag: &str, frames: &[Vec<u8>], extra: &str) -> (String, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (out, out_a, out_b, _) = replay_both(tag, frames, &[], extra);
+    (out, out_a, out_b)
+}
+
+/// Runs flowgate once over `from_a` arriving on port a and `from_b` on
+/// port b; returns (stdout, frames sent out of a, frames sent out of b,
+/// /metrics once every frame was received).
+///
+/// The one worker polls a before b in each turn of its loop, and the pcap
+/// driver hands over a file's frames a whole burst (32) at a time: the
+/// first 32 of `from_a` are tracked before any of `from_b` is seen, so
+/// b's frames can be answers to those.
+fn replay_both(
+    tag: &str,
+    from_a: &[Vec<u8>],
+    from_b: &[Vec<u8>],
+    extra: &str,
+) -> (String, Vec<Vec<u8>>, Vec<Vec<u8>>, String) {
     let dir = TempDir::new(tag);
-    write_pcap(&dir.path("in_a.pcap"), frames);
-    write_pcap(&dir.path("in_b.pcap"), &[]);
+    write_pcap(&dir.path("in_a.pcap"), from_a);
+    write_pcap(&dir.path("in_b.pcap"), from_b);
     let api = free_port();
     let cfg = format!(
         "{}\n{extra}\n[[ports]]\nname = \"a\"\ndevice = \"net_pcap0,rx_pcap={},tx_pcap={}\"\n[[ports]]\nname = \"b\"\ndevice = \"net_pcap1,rx_pcap={},tx_pcap={}\"\n",
@@ -74,17 +93,20 @@ fn replay(tag: &str, frames: &[Vec<u8>], extra: &str) -> (String, Vec<Vec<u8>>, 
     std::fs::write(dir.path("fg.toml"), cfg).unwrap();
     let mut fg = Flowgate::start(&dir.path("fg.toml"), api);
     fg.wait_ready();
-    let n = frames.len();
+    let n = from_a.len() + from_b.len();
     fg.wait_stdout(Duration::from_secs(60), "every frame received", |out| {
         out.lines()
             .any(|l| l.trim_start().starts_with("worker 0") && l.contains(&format!("rx {n} ")))
     });
+    let (status, metrics) = http_get(api, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{metrics}");
     let (st, out, err) = fg.stop();
     assert_eq!(st.code(), Some(0), "{out}\n{err}");
     (
         out,
         read_pcap(&dir.path("out_a.pcap")),
         read_pcap(&dir.path("out_b.pcap")),
+        metrics,
     )
 }
 
@@ -339,6 +361,155 @@ fn a_later_fragment_without_its_first_meets_the_policy() {
     // Everything passes: so does the fragment, byte for byte.
     let (out, _, out_b) = replay("fragpass", std::slice::from_ref(&later), "");
     assert_eq!(out_b, vec![later], "{out}");
+}
+
+/// A full-sized TCP segment (a 1500-byte IP packet, no Ethernet header):
+/// the kind a router finds too big for a smaller next hop.
+fn big_segment4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .tcp(sport, dport, 1001, 64240)
+        .ack(1)
+        .write(&mut v, &[0x5a; 1460])
+        .unwrap();
+    v
+}
+
+/// As [`big_segment4`], over IPv6.
+fn big_segment6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(src, dst, 64)
+        .tcp(sport, dport, 1001, 64240)
+        .ack(1)
+        .write(&mut v, &[0x5a; 1440])
+        .unwrap();
+    v
+}
+
+/// An ICMPv4 "fragmentation needed" from `router` to `to`, Ethernet `eth`
+/// (source, destination), quoting `quote`.
+fn frag_needed(eth: ([u8; 6], [u8; 6]), router: [u8; 4], to: [u8; 4], quote: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(eth.0, eth.1)
+        .ipv4(router, to, 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+        ))
+        .write(&mut v, quote)
+        .unwrap();
+    v
+}
+
+/// An ICMPv6 "packet too big" from `router` to `to`, quoting as much of
+/// `packet` as fits in the minimum IPv6 MTU (RFC 4443 2.4 (c)).
+fn packet_too_big(router: [u8; 16], to: [u8; 16], packet: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(B, A)
+        .ipv6(router, to, 64)
+        .icmpv6(Icmpv6Type::PacketTooBig { mtu: 1280 })
+        .write(&mut v, &packet[..1280 - 40 - 8])
+        .unwrap();
+    v
+}
+
+#[test]
+fn icmp_errors_about_a_passed_connection_pass_and_the_rest_meet_the_policy() {
+    // Only HTTPS out: an ICMP error is no TCP to 443, and passes only as
+    // part of a connection the policy passed (path MTU discovery).
+    let https_only = "[policy]\ndefault_action = \"drop\"\n[[policy.rules]]\nid = 1\npriority = 1\naction = \"pass\"\ndst_ports = \"443\"\nprotocols = [\"tcp\"]\n";
+    let (client, server) = ([10, 0, 0, 7], [192, 0, 2, 9]);
+    // Routers on either side of flowgate: the near one where the clients
+    // are (port a), the far one towards the servers (port b).
+    let (near, far) = ([10, 0, 0, 1], [198, 51, 100, 1]);
+    let v6 = |net: u8, host: u8| {
+        let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, net, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        a[15] = host;
+        a
+    };
+    let (client6, server6, far6) = (v6(0, 7), v6(1, 9), v6(2, 1));
+    let mut syn6 = Vec::new();
+    PacketBuilder::ethernet2(A, B)
+        .ipv6(client6, server6, 64)
+        .tcp(40000, 443, 1000, 64240)
+        .syn()
+        .write(&mut syn6, &[])
+        .unwrap();
+    let mut from_a = vec![
+        tcp_syn(client, 40000, server, 443, 1000),
+        tcp_syn(client, 40001, server, 80, 2000), // dropped
+        syn6,
+    ];
+    // Other clients' connections, enough to fill the first burst: a burst's
+    // errors are looked up before its new flows are made, and a real error
+    // comes after its flow's packet was sent on anyway.
+    from_a.extend((0..29).map(|i| tcp_syn(client, 41000 + i, server, 443, 1)));
+    // The server's answer was too big for the near router, which tells
+    // the server: an error arriving where the connection was opened,
+    // quoting the answer direction.
+    from_a.push(frag_needed(
+        (A, B),
+        near,
+        server,
+        &big_segment4(server, 443, client, 40000)[..28],
+    ));
+    // The far router tells the client, quoting the client's packet. A
+    // classic router quotes the IP header and 8 bytes: just the ports.
+    let far_error = |sport, dport| {
+        frag_needed(
+            (B, A),
+            far,
+            client,
+            &big_segment4(client, sport, server, dport)[..28],
+        )
+    };
+    let from_b = vec![
+        far_error(40000, 443),
+        far_error(40001, 80),
+        // A connection to 443 the policy would pass, but never seen: the
+        // error is a flow of its own, ICMP, dropped.
+        far_error(40002, 443),
+        packet_too_big(far6, client6, &big_segment6(client6, 40000, server6, 443)),
+        packet_too_big(far6, client6, &big_segment6(client6, 40001, server6, 443)),
+    ];
+    let (out, out_a, out_b, metrics) = replay_both("icmprel", &from_a, &from_b, https_only);
+    // Byte for byte: what the policy passed, and the errors about it.
+    let mut passed = from_a.clone();
+    passed.remove(1);
+    assert_eq!(out_b, passed, "{out}");
+    assert_eq!(out_a, vec![from_b[0].clone(), from_b[3].clone()], "{out}");
+    let rows = tshark(
+        &out_a,
+        &[
+            "icmp.type",
+            "icmp.code",
+            "icmp.checksum.status",
+            "icmpv6.type",
+            "icmpv6.checksum.status",
+            "tcp.dstport",
+        ],
+    );
+    // What the client gets is what its stack would act on: a
+    // fragmentation needed and a packet too big, checksums good, about
+    // its connection to 443.
+    assert_eq!(
+        rows,
+        [
+            ["3", "4", "1", "", "", "443"],
+            ["", "", "", "2", "1", "443"]
+        ]
+    );
+    // Four errors were about a tracked flow (one of them the dropped
+    // one's): none made a flow; the two unrelated ones made one each.
+    let related = metrics
+        .lines()
+        .find(|l| l.starts_with("flowgate_worker_icmp_related_packets_total{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(related.ends_with(" 4"), "{related}");
+    let w = final_section(&out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("worker 0"))
+        .unwrap();
+    assert!(w.contains("  created 34  "), "{w}");
 }
 
 #[test]
