@@ -144,8 +144,9 @@ impl Appliance {
         let mut ids = Vec::new();
         for (i, p) in c.ports.iter().enumerate() {
             let id = if is_pci(&p.device) {
-                let name = crate::config::split_devargs(&p.device).0;
-                Port::id_by_name(name).ok_or_else(|| l.error(format!("ports[{i}].device"), format!("PCI device {name} was not probed (is it bound to vfio-pci or uio_pci_generic?)")))
+                let given = crate::config::split_devargs(&p.device).0;
+                let name = crate::config::pci_canonical(given).unwrap_or_else(|| given.to_string());
+                Port::id_by_name(&name).ok_or_else(|| l.error(format!("ports[{i}].device"), format!("PCI device {name} was not probed (is it bound to vfio-pci or uio_pci_generic?)")))
             } else {
                 eal.probe_port(&p.device).map_err(|e| {
                     l.error(

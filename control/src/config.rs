@@ -220,6 +220,8 @@ pub struct FlowsConfig {
     pub when_full: WhenFull,
     /// Malformed frames: "drop" or "pass" (untracked).
     pub malformed: OnMalformed,
+    /// Whether an IPv4 header whose checksum does not verify is malformed.
+    pub verify_ipv4_checksum: bool,
     /// TCP without SYN of an unknown flow: "drop", "continue" or "reject".
     pub stream_exception: OnMidstream,
     /// Datagrams whose first fragment's ports are remembered.
@@ -239,6 +241,7 @@ impl Default for FlowsConfig {
             capacity: 1 << 20,
             when_full: WhenFull::DropNew,
             malformed: OnMalformed::Drop,
+            verify_ipv4_checksum: true,
             stream_exception: OnMidstream::Continue,
             fragment_map: 4096,
             fragment_timeout: 30,
@@ -657,7 +660,44 @@ impl Loaded {
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let loaded = load_file(path)?;
     check_machine(&loaded, &available_cpus())?;
+    check_memory(&loaded, available_memory())?;
     Ok(loaded)
+}
+
+/// Whether the workers' flow tables fit in `available` bytes (`None`: not
+/// known, not checked). Their memory is taken, and first touched, by each
+/// worker as it starts: the kernel grants the mappings and then kills the
+/// process with no word once they do not fit.
+pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigError> {
+    let c = &l.config;
+    let Some(available) = available else {
+        return Ok(());
+    };
+    if c.dataplane.mode != Mode::Track {
+        return Ok(());
+    }
+    let workers = c.dataplane.worker_cpus.len() as u64;
+    let need = flowgate_dataplane::flow::FlowTable::footprint(c.flows.capacity) as u64 * workers;
+    if need > available {
+        return Err(l.error(
+            "flows.capacity",
+            format!(
+                "{} flows per worker take {} MiB of flow tables for {workers} worker(s); this machine has {} MiB available",
+                c.flows.capacity,
+                need >> 20,
+                available >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo, in bytes.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Reads, parses and validates a config file, without asking whether this
@@ -789,7 +829,13 @@ pub fn split_devargs(device: &str) -> (&str, Vec<(&str, &str)>) {
 
 /// Whether a device string names a PCI device (`0000:03:00.0` or `03:00.0`).
 pub fn is_pci(device: &str) -> bool {
-    let name = split_devargs(device).0;
+    pci_canonical(split_devargs(device).0).is_some()
+}
+
+/// A PCI address as DPDK names the port it probes: with its domain, in
+/// lower case (`03:00.0` and `0000:03:00.0` are one device); `None` when
+/// `name` is not a PCI address.
+pub fn pci_canonical(name: &str) -> Option<String> {
     let parts: Vec<&str> = name.split(':').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
     let devfn = |s: &str| {
@@ -797,12 +843,60 @@ pub fn is_pci(device: &str) -> bool {
             hex(d, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c))
         })
     };
-    match parts.as_slice() {
-        [dom, bus, df] => hex(dom, 4) && hex(bus, 2) && devfn(df),
-        [bus, df] => hex(bus, 2) && devfn(df),
-        _ => false,
+    let full = match parts.as_slice() {
+        [dom, bus, df] if hex(dom, 4) && hex(bus, 2) && devfn(df) => name.to_string(),
+        [bus, df] if hex(bus, 2) && devfn(df) => format!("0000:{name}"),
+        _ => return None,
+    };
+    Some(full.to_ascii_lowercase())
+}
+
+/// EAL options flowgate derives from the config: given again in
+/// `[eal] extra_args`, DPDK would take one or refuse both, with a message
+/// that names neither key.
+const EAL_ARGS_SET: [&str; 14] = [
+    "-l",
+    "-c",
+    "--lcores",
+    "--main-lcore",
+    "--file-prefix",
+    "--log-level",
+    "-m",
+    "--no-huge",
+    "-a",
+    "--allow",
+    "-b",
+    "--block",
+    "--no-pci",
+    "--vdev",
+];
+
+/// The option of [`EAL_ARGS_SET`] that `arg` gives, if any: `--opt`,
+/// `--opt=value`, or a short option with its value attached (`-l0-3`).
+fn eal_arg_flowgate_sets(arg: &str) -> Option<&'static str> {
+    EAL_ARGS_SET.into_iter().find(|opt| {
+        arg == *opt
+            || if opt.starts_with("--") {
+                arg.strip_prefix(opt).is_some_and(|r| r.starts_with('='))
+            } else {
+                !arg.starts_with("--") && arg.starts_with(opt)
+            }
+    })
+}
+
+/// Where flowgate takes an option of [`EAL_ARGS_SET`] from.
+fn eal_arg_source(opt: &str) -> &'static str {
+    match opt {
+        "-l" | "-c" | "--lcores" | "--main-lcore" => "dataplane.main_cpu and dataplane.worker_cpus",
+        "--file-prefix" => "eal.file_prefix",
+        "--log-level" => "eal.log_level",
+        "-m" | "--no-huge" => "eal.hugepages and eal.memory_mb",
+        _ => "the [[ports]] devices",
     }
 }
+
+/// The longest idle timeout, in seconds: a year.
+pub const MAX_TIMEOUT_SECS: u32 = 31_536_000;
 
 /// Checks what serde cannot: names, references, CPUs, files.
 pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
@@ -828,6 +922,17 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
             "eal.log_level",
             format!("unknown level {:?} (emergency, alert, critical, error, warning, notice, info, debug)", c.eal.log_level),
         ));
+    }
+    for (i, a) in c.eal.extra_args.iter().enumerate() {
+        if let Some(key) = eal_arg_flowgate_sets(a) {
+            return Err(l.error(
+                format!("eal.extra_args[{i}]"),
+                format!(
+                    "{a:?}: flowgate sets {key} itself, from {}",
+                    eal_arg_source(key)
+                ),
+            ));
+        }
     }
     if dp.worker_cpus.is_empty() {
         return Err(l.error("dataplane.worker_cpus", "at least one worker CPU is needed"));
@@ -897,7 +1002,7 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
                 "no device name before the first ','",
             ));
         }
-        if !devices.insert(dev) {
+        if !devices.insert(pci_canonical(dev).unwrap_or_else(|| dev.to_string())) {
             return Err(l.error(
                 format!("ports[{i}].device"),
                 format!("device {dev:?} is used by two ports"),
@@ -973,6 +1078,26 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
             "flows.fragment_map",
             format!("{} is outside 1..={MAX_FRAGMENT_MAP}", c.flows.fragment_map),
         ));
+    }
+    let t = &c.flows.timeouts;
+    for (key, secs) in [
+        ("flows.timeouts.tcp_handshake", t.tcp_handshake),
+        ("flows.timeouts.tcp_established", t.tcp_established),
+        ("flows.timeouts.tcp_closing", t.tcp_closing),
+        ("flows.timeouts.tcp_closed", t.tcp_closed),
+        ("flows.timeouts.udp", t.udp),
+        ("flows.timeouts.icmp", t.icmp),
+        ("flows.timeouts.other", t.other),
+        ("flows.fragment_timeout", c.flows.fragment_timeout),
+    ] {
+        // 0 would expire a flow at its first sweep, between its packets;
+        // "never" is not a timeout, and a huge one only wraps in ticks.
+        if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+            return Err(l.error(
+                key,
+                format!("{secs} is outside 1..={MAX_TIMEOUT_SECS} seconds (a year)"),
+            ));
+        }
     }
     if !(10..=60_000).contains(&c.flows.sweep_period_ms) {
         return Err(l.error(
@@ -1354,6 +1479,7 @@ pub fn track_settings(c: &Config) -> flowgate_dataplane::track::TrackSettings {
             OnMalformed::Drop => MalformedAction::Drop,
             OnMalformed::Pass => MalformedAction::Pass,
         },
+        verify_ipv4_checksum: f.verify_ipv4_checksum,
         stream_exception: match f.stream_exception {
             OnMidstream::Drop => StreamException::Drop,
             OnMidstream::Continue => StreamException::Continue,
@@ -1416,6 +1542,27 @@ device = "net_null1"
         };
         validate(&l)?;
         check_machine(&l, &[0, 1])
+    }
+
+    #[test]
+    fn flow_tables_must_fit_in_the_memory_available() {
+        let l = |text: String| Loaded {
+            path: "t.toml".into(),
+            config: parse(&text).unwrap(),
+        };
+        let big = l(format!("{GOOD}[flows]\ncapacity = 268435456\n"));
+        let e = check_memory(&big, Some(8 << 30)).unwrap_err();
+        assert_eq!(e.key, "flows.capacity");
+        assert!(e.problem.contains("8192 MiB available"), "{e}");
+        check_memory(&big, Some(1 << 40)).unwrap();
+        check_memory(&big, None).unwrap();
+        // Forwarding only: no tables.
+        let forward = GOOD.replace("[dataplane]\n", "[dataplane]\nmode = \"forward\"\n");
+        check_memory(
+            &l(format!("{forward}[flows]\ncapacity = 268435456\n")),
+            Some(8 << 30),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1583,6 +1730,11 @@ device = "net_null1"
                 "ports[0].device",
             ),
             (
+                GOOD.replace("net_null0", "03:00.0")
+                    .replace("net_null1", "0000:03:00.0"),
+                "ports[1].device",
+            ),
+            (
                 GOOD.replace("net_null0", "net_pcap0,tx_pcap=/nonexistent/out.pcap"),
                 "ports[0].device",
             ),
@@ -1600,6 +1752,30 @@ device = "net_null1"
             (
                 format!("{GOOD}[flows]\nsweep_period_ms = 5\n"),
                 "flows.sweep_period_ms",
+            ),
+            (
+                format!("{GOOD}[flows.timeouts]\ntcp_established = 0\n"),
+                "flows.timeouts.tcp_established",
+            ),
+            (
+                format!("{GOOD}[flows.timeouts]\nudp = 4294967295\n"),
+                "flows.timeouts.udp",
+            ),
+            (
+                format!("{GOOD}[flows]\nfragment_timeout = 0\n"),
+                "flows.fragment_timeout",
+            ),
+            (
+                format!("{GOOD}[eal]\nextra_args = [\"--in-memory\", \"--lcores=0-3\"]\n"),
+                "eal.extra_args[1]",
+            ),
+            (
+                format!("{GOOD}[eal]\nextra_args = [\"-l0-1\"]\n"),
+                "eal.extra_args[0]",
+            ),
+            (
+                format!("{GOOD}[eal]\nextra_args = [\"--vdev\", \"net_null9\"]\n"),
+                "eal.extra_args[0]",
             ),
             (
                 format!("{GOOD}[mirror]\nnext_hop_mac = \"02:00:00:00:00\"\n"),
@@ -1751,6 +1927,12 @@ protocols = ["tcp", 17]
     fn pci_addresses_are_recognised() {
         assert!(is_pci("0000:03:00.0"));
         assert!(is_pci("03:00.1,rx_queues=2"));
+        assert_eq!(pci_canonical("03:00.1").as_deref(), Some("0000:03:00.1"));
+        assert_eq!(
+            pci_canonical("0000:3B:00.0").as_deref(),
+            Some("0000:3b:00.0")
+        );
+        assert_eq!(pci_canonical("net_null0"), None);
         assert!(!is_pci("net_pcap0,rx_pcap=a.pcap"));
         assert!(!is_pci("net_null0"));
     }

@@ -119,6 +119,9 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
         if let Err(e) = config::check_machine(&loaded, &config::available_cpus()) {
             say!("warning: on this machine: {e}");
         }
+        if let Err(e) = config::check_memory(&loaded, config::available_memory()) {
+            say!("warning: on this machine: {e}");
+        }
         if let Err(e) = eal_args::build(&loaded) {
             say!("warning: on this machine: {e}");
         }
@@ -160,6 +163,11 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    if c.dataplane.pairs.is_empty() {
+        say!("flowgate: warning: [dataplane] pairs is empty: no worker polls a port, so nothing is forwarded");
+    }
+    // Port 0 in the config takes any free port: say which one.
+    let listen = listener.local_addr().unwrap_or(c.api.listen);
     let (auth, generated) = match flowgate_control::auth::Authenticator::from_config(&loaded) {
         Ok(x) => x,
         Err(e) => {
@@ -184,7 +192,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             c.mirror.state_file.display()
         );
     }
-    announce_auth(&auth, generated.as_ref(), c.api.listen);
+    announce_auth(&auth, generated.as_ref(), listen);
     let state =
         Arc::new(api::ApiState::with_auth(Arc::new(c.clone()), auth).with_mirror_store(mirror));
     let (handoff_tx, handoff_rx) = tokio::sync::oneshot::channel();
@@ -216,10 +224,7 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
     };
     state.ports_opened(handles.ports.clone());
     let _ = handoff_tx.send(handles);
-    say!(
-        "flowgate: API on http://{} (GET /healthz); stop with Ctrl-C or SIGTERM",
-        c.api.listen
-    );
+    say!("flowgate: API on http://{listen} (GET /healthz); stop with Ctrl-C or SIGTERM");
 
     let reason = stop_rx.recv().unwrap_or("control thread ended");
     say!("flowgate: {reason}: stopping");

@@ -253,10 +253,31 @@ pub fn parse(frame: &[u8]) -> Parsed {
 /// checked against `wire_len`.
 #[inline(always)]
 pub fn parse_segmented(head: &[u8], wire_len: usize) -> Parsed {
-    match parse_frame(head, wire_len.saturating_sub(head.len())) {
+    match parse_frame::<true>(head, wire_len.saturating_sub(head.len())) {
         Ok(p) => p,
         Err(m) => Parsed::Malformed(m),
     }
+}
+
+/// [`parse_segmented`] but for the IPv4 header checksum, which the caller
+/// checks with [`ipv4_header_verifies`] before it acts on the packet. The
+/// tracker issues a packet's bucket prefetch first: summed here, before
+/// the hash, the checksum cost 9 % of the forwarding rate at 64K flows;
+/// after the prefetch, 5 to 6 %.
+#[inline(always)]
+pub fn parse_segmented_but_checksum(head: &[u8], wire_len: usize) -> Parsed {
+    match parse_frame::<false>(head, wire_len.saturating_sub(head.len())) {
+        Ok(p) => p,
+        Err(m) => Parsed::Malformed(m),
+    }
+}
+
+/// Whether the IPv4 header at `l3_offset` of a frame
+/// [`parse_segmented_but_checksum`] found to be IPv4 has a checksum that
+/// verifies ([`Malformed::Ipv4Checksum`] otherwise).
+#[inline(always)]
+pub fn ipv4_header_verifies(head: &[u8], l3_offset: u16) -> bool {
+    Ipv4Packet::new_unchecked(tail(head, usize::from(l3_offset))).verify_checksum()
 }
 
 /// `b[at..]`, or empty if `at` is past the end.
@@ -267,7 +288,7 @@ fn tail(b: &[u8], at: usize) -> &[u8] {
 
 /// `beyond`: bytes of the frame after `frame` (in later segments).
 #[inline(always)]
-fn parse_frame(frame: &[u8], beyond: usize) -> Result<Parsed, Malformed> {
+fn parse_frame<const CHECKSUM: bool>(frame: &[u8], beyond: usize) -> Result<Parsed, Malformed> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed::Runt)?;
     let mut ethertype = eth.ethertype();
     let mut l3 = EthernetFrame::<&[u8]>::HEADER_LEN;
@@ -290,7 +311,7 @@ fn parse_frame(frame: &[u8], beyond: usize) -> Result<Parsed, Malformed> {
         l3 += VlanTag::<&[u8]>::LEN;
     }
     match ethertype {
-        ethertype::IPV4 => parse_ipv4(frame, beyond, l3, vlan).map(Parsed::Ip),
+        ethertype::IPV4 => parse_ipv4::<CHECKSUM>(frame, beyond, l3, vlan).map(Parsed::Ip),
         ethertype::IPV6 => parse_ipv6(frame, beyond, l3, vlan).map(Parsed::Ip),
         other => Ok(Parsed::NotIp { ethertype: other }),
     }
@@ -300,7 +321,7 @@ fn parse_frame(frame: &[u8], beyond: usize) -> Result<Parsed, Malformed> {
 const MAX_DATAGRAM: usize = 65535;
 
 #[inline(always)]
-fn parse_ipv4(
+fn parse_ipv4<const CHECKSUM: bool>(
     frame: &[u8],
     beyond: usize,
     l3: usize,
@@ -312,7 +333,7 @@ fn parse_ipv4(
         Error::HeaderLength => Malformed::Ipv4HeaderLength,
         Error::Length => Malformed::Ipv4TotalLength,
     })?;
-    if !ip.verify_checksum() {
+    if CHECKSUM && !ip.verify_checksum() {
         return Err(Malformed::Ipv4Checksum);
     }
     let proto = ip.protocol();

@@ -14,14 +14,15 @@ use flowgate_sys::{Mbuf, BURST_SIZE};
 use crate::flow::entry::flags;
 use crate::flow::frag::{FragMap, Remembered};
 use crate::flow::tcp;
-use crate::flow::Tuple;
+use crate::flow::{AddrFamily, Tuple};
 use crate::flow::{
     DropReason, FlowEntry, FlowKey, FlowTable, FullPolicy, Insert, Side, TcpState, TimeoutSecs,
     Timeouts, Verdict,
 };
 use crate::mirror::{MirrorConfig, UNDECIDED};
 use crate::parse::{
-    is_icmp_error, parse_segmented, quoted_flow, Fragment, Malformed, Parsed, ParsedPacket,
+    ipv4_header_verifies, is_icmp_error, parse_segmented_but_checksum, quoted_flow, Fragment,
+    Malformed, Parsed, ParsedPacket,
 };
 use crate::policy::Policy;
 use crate::reject::AnswerLimit;
@@ -91,6 +92,10 @@ pub struct TrackSettings {
     pub timeouts: TimeoutSecs,
     /// Malformed frames.
     pub malformed: MalformedAction,
+    /// Whether an IPv4 header whose checksum does not verify is malformed
+    /// ([`Malformed::Ipv4Checksum`]); off, such a packet is tracked as it
+    /// reads.
+    pub verify_ipv4_checksum: bool,
     /// Mid-stream TCP.
     pub stream_exception: StreamException,
     /// Datagrams the fragment map can hold.
@@ -113,6 +118,7 @@ impl Default for TrackSettings {
             when_full: FullPolicy::DropNew,
             timeouts: TimeoutSecs::default(),
             malformed: MalformedAction::Drop,
+            verify_ipv4_checksum: true,
             stream_exception: StreamException::Continue,
             fragment_map: 4096,
             fragment_timeout: 30,
@@ -220,6 +226,13 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
+/// Whether an IPv4 header at `v4_l3` has a checksum that verifies; `v4_l3`
+/// 0 (IPv6, or checksums not verified) passes.
+#[inline(always)]
+fn header_verifies(head: &[u8], v4_l3: u16) -> bool {
+    v4_l3 == 0 || ipv4_header_verifies(head, v4_l3)
+}
+
 /// How many packets ahead of the one it accounts the tracker fetches
 /// entries.
 const ENTRY_LEAD: usize = 8;
@@ -266,7 +279,7 @@ impl Tracker {
             table: FlowTable::new(settings.capacity, settings.when_full)?,
             frags: FragMap::new(
                 settings.fragment_map,
-                settings.fragment_timeout as u64 * tsc_hz,
+                u64::from(settings.fragment_timeout).saturating_mul(tsc_hz),
             ),
             policy,
             mirror: Arc::new(MirrorConfig::empty(0)),
@@ -332,17 +345,30 @@ impl Tracker {
         b.tracked = 0;
 
         let mirroring = self.mirror.watches(in_port as usize, out_port as usize);
+        let verify_checksum = self.settings.verify_ipv4_checksum;
         // Stage 1: parse, key, hash; fetch buckets.
         for i in 0..n {
             actions[i] = Action::Forward;
             out.mirror[i] = 0;
-            match parse_segmented(frames[i].head(), frames[i].wire_len() as usize) {
+            match parse_segmented_but_checksum(frames[i].head(), frames[i].wire_len() as usize) {
                 Parsed::Ip(pp) => {
+                    // The IPv4 header checksum is verified once the bucket
+                    // fetch is under way (see `parse_segmented_but_checksum`),
+                    // or before a cold path acts on the header.
+                    let v4_l3 = if verify_checksum && pp.tuple.family == AddrFamily::V4 {
+                        pp.l3_offset
+                    } else {
+                        0
+                    };
                     // The cold paths take copies: a tuple whose address is
                     // taken is kept in memory on the common path too (see
                     // `fragment`), which cost 5 % of the forwarding rate.
                     let t = if pp.fragment == Fragment::None {
                         if is_icmp_error(pp.tuple.proto, pp.tuple.sport) {
+                            if !header_verifies(frames[i].head(), v4_l3) {
+                                actions[i] = self.malformed(Malformed::Ipv4Checksum, c);
+                                continue;
+                            }
                             if let Some(u) = self.related(frames[i].head(), pp, ports, mirroring, c)
                             {
                                 (actions[i], out.mirror[i], out.hash[i]) = u;
@@ -351,6 +377,10 @@ impl Tracker {
                         }
                         pp.tuple
                     } else {
+                        if !header_verifies(frames[i].head(), v4_l3) {
+                            actions[i] = self.malformed(Malformed::Ipv4Checksum, c);
+                            continue;
+                        }
                         match self.fragment(pp.tuple, pp.fragment, now, c) {
                             Some(t) => t,
                             None => {
@@ -363,6 +393,10 @@ impl Tracker {
                     let (key, side) = t.canonical();
                     let hash = key.hash();
                     self.table.prefetch_bucket(hash);
+                    if !header_verifies(frames[i].head(), v4_l3) {
+                        actions[i] = self.malformed(Malformed::Ipv4Checksum, c);
+                        continue;
+                    }
                     b.keys[i] = key;
                     b.hashes[i] = hash;
                     b.sides[i] = side;
@@ -371,17 +405,7 @@ impl Tracker {
                     b.tracked |= 1 << i;
                 }
                 Parsed::NotIp { .. } => c.not_ip += 1,
-                Parsed::Malformed(m) => {
-                    c.malformed[m.index()] += 1;
-                    // Fragments shaped to slip ports past a filter (RFC
-                    // 1858) go whatever the setting: it is for damage.
-                    if self.settings.malformed == MalformedAction::Drop
-                        || m == Malformed::FragmentOffset
-                    {
-                        c.malformed_dropped += 1;
-                        actions[i] = Action::Drop;
-                    }
-                }
+                Parsed::Malformed(m) => actions[i] = self.malformed(m, c),
             }
         }
         // Stage 2: fetch the entries the signatures point at, ENTRY_LEAD
@@ -439,6 +463,21 @@ impl Tracker {
                 .encode();
         }
         self.table.entry(idx).mirror[s]
+    }
+
+    /// A malformed frame: counted, and dropped, or forwarded untracked with
+    /// `malformed = "pass"`. Fragments shaped to slip ports past a filter
+    /// (RFC 1858) go whatever the setting: it is for damage.
+    #[cold]
+    #[inline(never)]
+    fn malformed(&self, m: Malformed, c: &mut WorkerCounters) -> Action {
+        c.malformed[m.index()] += 1;
+        if self.settings.malformed == MalformedAction::Drop || m == Malformed::FragmentOffset {
+            c.malformed_dropped += 1;
+            Action::Drop
+        } else {
+            Action::Forward
+        }
     }
 
     /// What becomes of a later fragment whose first was not seen: it has
@@ -1261,6 +1300,97 @@ mod tests {
                 }
             );
             assert_eq!(t.table().len(), 1, "the good packet is tracked");
+        }
+    }
+
+    #[test]
+    fn a_damaged_ipv4_header_is_malformed_wherever_the_packet_would_go() {
+        use crate::wire::Ipv4Packet;
+        let damaged = |mut f: Vec<u8>| {
+            f[14 + 8] -= 1; // a TTL decremented, the checksum left as it was
+            f
+        };
+        let first_frag = |bad: bool| {
+            let mut f = udp(C, S, &[0; 32]);
+            f[20] = 0x20; // more fragments, offset 0
+            Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+            if bad {
+                damaged(f)
+            } else {
+                f
+            }
+        };
+        let mut later = udp(C, S, &[0; 32]);
+        later[20..22].copy_from_slice(&5u16.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut later[14..]).fill_checksum();
+        let error = {
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 1])
+                .ipv4([198, 51, 100, 1], C.0, 64)
+                .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                    etherparse::icmpv4::DestUnreachableHeader::Port,
+                ))
+                .write(&mut v, &udp(C, S, b"q")[14..14 + 28])
+                .unwrap();
+            v
+        };
+        for (malformed, verify) in [
+            (MalformedAction::Drop, true),
+            (MalformedAction::Pass, true),
+            (MalformedAction::Drop, false),
+        ] {
+            let mut t = tracker(
+                TrackSettings {
+                    malformed,
+                    verify_ipv4_checksum: verify,
+                    ..small()
+                },
+                Policy::pass_all(),
+            );
+            let mut c = WorkerCounters::default();
+            // A flow, then (in the next burst: an error is looked up
+            // before its burst's new flows are in) damaged copies of one of
+            // its packets, an ICMP error about it, a first fragment whose
+            // later one follows, and a new flow's opener.
+            assert_eq!(
+                run(&mut t, &[udp(C, S, b"q")], 5, &mut c),
+                [Action::Forward]
+            );
+            let frames = [
+                damaged(udp(C, S, b"q")),
+                damaged(error.clone()),
+                first_frag(true),
+                later.clone(),
+                damaged(udp(([10, 9, 9, 9], 7), S, b"new")),
+            ];
+            let a = run(&mut t, &frames, 5, &mut c);
+            let bad = c.malformed[Malformed::Ipv4Checksum.index()];
+            if verify {
+                let damaged_go = match malformed {
+                    MalformedAction::Drop => Action::Drop,
+                    MalformedAction::Pass => Action::Forward,
+                };
+                assert_eq!(
+                    a,
+                    [
+                        damaged_go,
+                        damaged_go,
+                        damaged_go,
+                        Action::Forward, // pass-all: untracked, as any such
+                        damaged_go,
+                    ]
+                );
+                assert_eq!(bad, 4);
+                assert_eq!(c.icmp_related, 0, "the damaged error is not read");
+                assert_eq!(c.fragments_untracked, 1, "the first was not remembered");
+                assert_eq!(t.table().len(), 1, "no flow from a damaged header");
+            } else {
+                assert_eq!(a, [Action::Forward; 5]);
+                assert_eq!(bad, 0);
+                assert_eq!(c.icmp_related, 1);
+                assert_eq!(c.fragments_untracked, 0);
+                assert_eq!(t.table().len(), 2);
+            }
         }
     }
 

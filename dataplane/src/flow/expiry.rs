@@ -48,7 +48,7 @@ pub struct Timeouts {
 impl Timeouts {
     /// Converts seconds to ticks of a `tsc_hz` clock.
     pub fn new(s: &TimeoutSecs, tsc_hz: u64) -> Timeouts {
-        let t = |secs: u32| secs as u64 * tsc_hz;
+        let t = |secs: u32| u64::from(secs).saturating_mul(tsc_hz);
         let mut tcp = [t(s.tcp_established); 8];
         tcp[TcpState::SynSent as usize] = t(s.tcp_handshake);
         tcp[TcpState::SynRecv as usize] = t(s.tcp_handshake);

@@ -106,12 +106,7 @@ impl FlowTable {
     /// memory now.
     pub fn new(capacity: u32, policy: FullPolicy) -> std::io::Result<FlowTable> {
         let capacity = capacity.max(8);
-        // About half the slots stay free at full capacity, so inserts
-        // almost never find both buckets full.
-        let nb = (capacity as usize)
-            .div_ceil(SLOTS / 2)
-            .next_power_of_two()
-            .max(2);
+        let nb = Self::buckets_for(capacity);
         let buckets = HugeArray::new(nb, Bucket::default())?;
         let entries = HugeArray::new(capacity as usize, FlowEntry::default())?;
         let scan = HugeArray::new(capacity as usize, ScanKey::FREE)?;
@@ -224,6 +219,27 @@ impl FlowTable {
     /// Memory of the whole table divided by its capacity.
     pub fn bytes_per_flow(&self) -> f64 {
         self.mapped_bytes() as f64 / self.capacity() as f64
+    }
+
+    /// Buckets for `capacity` flows: about half the slots stay free at
+    /// full capacity, so inserts almost never find both buckets full.
+    fn buckets_for(capacity: u32) -> usize {
+        (capacity as usize)
+            .div_ceil(SLOTS / 2)
+            .next_power_of_two()
+            .max(2)
+    }
+
+    /// The memory a table of `capacity` flows takes, before it is made (to
+    /// refuse a config the machine cannot hold with a message, not meet the
+    /// OOM killer when the workers first touch their tables).
+    pub fn footprint(capacity: u32) -> usize {
+        let capacity = capacity.max(8) as usize;
+        Self::buckets_for(capacity as u32) * std::mem::size_of::<Bucket>()
+            + capacity
+                * (std::mem::size_of::<FlowEntry>()
+                    + std::mem::size_of::<ScanKey>()
+                    + std::mem::size_of::<u32>())
     }
 
     /// Total bytes mapped.
@@ -533,6 +549,19 @@ mod tests {
     use crate::flow::{AddrFamily, Scanned, Side, Tuple, V4Tuple};
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn footprint_is_what_a_table_maps_before_rounding() {
+        for capacity in [8, 1000, 1 << 16, 1 << 20] {
+            let t = FlowTable::new(capacity, FullPolicy::DropNew).unwrap();
+            let (want, got) = (FlowTable::footprint(capacity), t.mapped_bytes());
+            // Each of the four arrays is rounded up to whole 2 MiB pages.
+            assert!(
+                want <= got && got < want + 4 * (2 << 20),
+                "{capacity}: {want} {got}"
+            );
+        }
+    }
 
     fn key(n: u32) -> FlowKey {
         Tuple {
