@@ -126,7 +126,7 @@ def worker_jobs(url):
 
 def test_queries_and_operations_share_the_workers_job_places(tmpdir_path):
     # Queries waiting on a wedged worker hold every job place a worker has
-    # (8): an operation is then throttled up front, not accepted and then
+    # (8): an operation is then refused up front, not accepted and then
     # failed by the worker's refusal.
     fg, url = start(tmpdir_path, api_extra="debug_endpoints = true\n", extra="[f5]\ndeadline_ms = 20000\n")
     client = nfw(url)
@@ -136,12 +136,14 @@ def test_queries_and_operations_share_the_workers_job_places(tmpdir_path):
         for t in threads:
             t.start()
         poll(lambda: worker_jobs(url) == 8, "eight queries placed on the worker")
-        with pytest.raises(client.exceptions.ThrottlingException) as e:
+        # Both faces say why no waiting helps: the places are held by a
+        # worker that does not answer, not by too many requests (which
+        # would be ThrottlingException and 429).
+        with pytest.raises(client.exceptions.InternalServerError) as e:
             client.start_flow_capture(FirewallArn=ARN, FlowFilters=[{"DestinationPort": "ANY"}])
-        assert "8 flow operations and queries" in str(e.value)
-        # The F5 face says why no waiting helps: the places are held by a
-        # worker that does not answer (503, UNAVAILABLE), not by too many
-        # requests (429).
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert e.value.response["Error"]["Message"] == (
+            "Worker(s) 0 do not answer, and the operations they hold take every place")
         status, _, body = f5(url)
         err = json.loads(body)
         assert (status, err["code"], err["message"]) == (

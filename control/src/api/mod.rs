@@ -220,7 +220,9 @@ async fn dispatch(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
         }
         (_, "/metrics") => metrics::metrics(req, state).await,
         // The Network Firewall face (AWS JSON 1.0) names its operation here.
-        (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => nfw::handle(req, state),
+        (&Method::POST, "/") if req.headers.contains_key("x-amz-target") => {
+            nfw::handle(req, state).await
+        }
         // The EC2 face (query protocol) names it in the form body.
         (&Method::POST, "/") if ec2::is_ec2(req) => ec2::handle(req, state),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -27,10 +27,10 @@ use crate::dispatch::{Dispatcher, JobRequest, JobTicket};
 use crate::ops::{Finish, FlowResult, OpKind};
 
 /// Runs `op` on `input`; the JSON body of its output.
-pub fn call(op: NfwOp, input: &Input, state: &Arc<ApiState>) -> Result<String, NfwError> {
+pub async fn call(op: NfwOp, input: &Input, state: &Arc<ApiState>) -> Result<String, NfwError> {
     match op {
-        NfwOp::StartFlowCapture => start(state, OpKind::Capture, input),
-        NfwOp::StartFlowFlush => start(state, OpKind::Flush, input),
+        NfwOp::StartFlowCapture => start(state, OpKind::Capture, input).await,
+        NfwOp::StartFlowFlush => start(state, OpKind::Flush, input).await,
         NfwOp::DescribeFlowOperation => describe(state, input),
         NfwOp::ListFlowOperations => list_operations(state, input),
         NfwOp::ListFlowOperationResults => list_results(state, input),
@@ -55,7 +55,7 @@ fn reported_scope(s: &Scope, o: &OperationsConfig) -> Scope {
     s
 }
 
-fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, NfwError> {
+async fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, NfwError> {
     let req = validate::start(input)?;
     let o = &state.config.operations;
     validate::check_target(&req.target, o)?;
@@ -85,11 +85,9 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
         scope: req.target.scope,
     };
     // Matching-flows queries take the workers' job places too.
-    let ticket = dispatcher.reserve_job().ok_or_else(|| {
-        NfwError::Throttling(format!(
-            "The workers are running {MAX_JOBS} flow operations and queries, the most they run at once"
-        ))
-    })?;
+    let Some(ticket) = dispatcher.reserve_job() else {
+        return Err(no_job_place(&dispatcher).await);
+    };
     let id = state
         .ops()
         .start(kind, spec, SystemTime::now(), Instant::now())
@@ -101,6 +99,25 @@ fn start(state: &Arc<ApiState>, kind: OpKind, input: &Input) -> Result<String, N
         flow_operation_id: id.to_string(),
         flow_operation_status: status_name(crate::ops::OpStatus::InProgress),
     })
+}
+
+/// Why every job place is taken: by jobs that are running (come back later:
+/// the error boto3 backs off and retries), or by jobs that a worker which
+/// stopped answering has not given back, which no waiting by the client
+/// frees: a fault of the appliance (AWS's "system problem" error, 500).
+async fn no_job_place(dispatcher: &Dispatcher) -> NfwError {
+    let silent = dispatcher
+        .silent_workers(crate::api::metrics::READY_DEADLINE)
+        .await;
+    if silent.is_empty() {
+        NfwError::Throttling(format!(
+            "The workers are running {MAX_JOBS} flow operations and queries, the most they run at once"
+        ))
+    } else {
+        NfwError::InternalServerError(format!(
+            "Worker(s) {silent} do not answer, and the operations they hold take every place"
+        ))
+    }
 }
 
 /// Runs the job on every worker and records how it ended.

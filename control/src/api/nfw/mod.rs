@@ -31,11 +31,11 @@ use self::model::{NfwOp, TARGET_PREFIX};
 use crate::api::{respond, ApiRequest, ApiState, HttpResponse};
 
 /// Answers one request that carries an `X-Amz-Target` header.
-pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
+pub async fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
     let target = req.header("x-amz-target").unwrap_or_default();
     let result = match state.auth.aws(req, "network-firewall") {
         Err(e) => Err(NfwError::from(e)),
-        Ok(_) => dispatch(target, req, state),
+        Ok(_) => dispatch(target, req, state).await,
     };
     let mut resp = match result {
         Ok(body) => respond(StatusCode::OK, CONTENT_TYPE, body),
@@ -48,14 +48,19 @@ pub fn handle(req: &ApiRequest, state: &Arc<ApiState>) -> HttpResponse {
     resp
 }
 
-fn dispatch(target: &str, req: &ApiRequest, state: &Arc<ApiState>) -> Result<String, NfwError> {
+async fn dispatch(
+    target: &str,
+    req: &ApiRequest,
+    state: &Arc<ApiState>,
+) -> Result<String, NfwError> {
     match NfwOp::from_target(target) {
         None => Err(NfwError::UnknownOperation(format!(
             "Unknown operation {target:?}: this firewall serves {TARGET_PREFIX}.StartFlowCapture, \
              StartFlowFlush, DescribeFlowOperation, ListFlowOperations and ListFlowOperationResults"
         ))),
         Some(op) => {
-            validate::read(op, &req.body).and_then(|input| handlers::call(op, &input, state))
+            let input = validate::read(op, &req.body)?;
+            handlers::call(op, &input, state).await
         }
     }
 }
@@ -95,13 +100,14 @@ mod tests {
             body: body.to_string().into(),
             peer: "127.0.0.1:1".parse().unwrap(),
         };
-        let resp = handle(&req, state);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let resp = rt.block_on(handle(&req, state));
         assert_eq!(resp.headers()["content-type"], CONTENT_TYPE);
         assert!(resp.headers().contains_key("x-amzn-requestid"));
         let status = resp.status().as_u16();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let bytes = rt.block_on(async { resp.into_body().collect().await.unwrap().to_bytes() });
         (status, serde_json::from_slice(&bytes).unwrap())
     }
