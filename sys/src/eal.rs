@@ -226,7 +226,13 @@ impl Eal {
     /// message is what DPDK logged about it (its error codes alone say little).
     ///
     /// What other threads log while it runs lands in that message too.
+    /// Probes from several threads run one at a time: `rte_dev_probe`
+    /// inserts into EAL's device list without a lock of its own.
     pub fn probe_port(&self, devargs: &str) -> Result<crate::PortId, DpdkError> {
+        static PROBING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        // A panic while probing leaves DPDK's list as consistent as a
+        // failed probe does, so a poisoned lock is still usable.
+        let _one_at_a_time = PROBING.lock().unwrap_or_else(|e| e.into_inner());
         let (r, logged) = capture_logs(|| crate::port::probe(devargs));
         r.map_err(|mut e| {
             let lines: Vec<&str> = logged

@@ -164,6 +164,21 @@ fn wrappers_work_on_virtual_devices() {
         ))
         .expect("probe pcap");
     let p1 = eal.probe_port("net_null0,no-rx=1").expect("probe null");
+    // Probes from several threads at once each get their own port.
+    let ids: Vec<_> = (0..4)
+        .map(|i| {
+            let eal = eal.clone();
+            std::thread::spawn(move || eal.probe_port(&format!("net_null{}", 10 + i)))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap().expect("concurrent probe"))
+        .collect();
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 4, "{ids:?}");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(Port::id_by_name(&format!("net_null{}", 10 + i)), Some(*id));
+    }
     let info0 = Port::device_info(p0).unwrap();
     assert_eq!(info0.driver, "net_pcap");
     assert_eq!(info0.name, "net_pcap0");
@@ -300,6 +315,45 @@ fn wrappers_work_on_virtual_devices() {
         off += 16 + caplen;
     }
     assert_eq!(off, out.len());
+    // A driver that refuses packets (a ring port nobody drains fills at
+    // 1023): what it refused is freed by the sender, what it took is the
+    // driver's until received back.
+    {
+        let pr = eal.probe_port("net_ring0").expect("probe ring");
+        let (mut port, mut rx, mut tx) =
+            Port::configure(&eal, pr, &PortSetup::default(), pool.clone()).unwrap();
+        port.start().unwrap();
+        let (mut rxq, mut txq) = (rx.pop().unwrap(), tx.pop().unwrap());
+        let (mut sent, mut dropped) = (0, 0);
+        for _ in 0..40 {
+            let mut b = MbufBurst::<32>::new();
+            for _ in 0..32 {
+                assert!(b.push(pool.alloc().unwrap()).is_ok());
+            }
+            let r = txq.tx_burst(&mut b);
+            assert!(b.is_empty());
+            sent += r.sent;
+            dropped += r.dropped;
+        }
+        assert_eq!(sent + dropped, 1280);
+        assert!(dropped > 0 && sent > 0, "{sent} sent, {dropped} refused");
+        assert_eq!(pool.in_use_count(), sent as u32, "refused packets freed");
+        assert!(!txq.tx_one(pool.alloc().unwrap()), "the ring is full");
+        assert_eq!(pool.in_use_count(), sent as u32);
+        let mut got = 0;
+        loop {
+            let mut b = MbufBurst::<32>::new();
+            let n = rxq.rx_burst(&mut b);
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, sent);
+        assert_eq!(pool.in_use_count(), 0);
+        drop((rxq, txq, rx, tx));
+        port.stop().unwrap();
+    }
     let runtime_dir = eal.info().runtime_dir;
     assert!(std::path::Path::new(&runtime_dir).is_dir(), "{runtime_dir}");
     drop(pool);
