@@ -3,6 +3,9 @@
 #   make test  install what is missing, run every test
 # Both are idempotent and say what they do.
 
+# Where scripts/ensure-deps.sh installs rustup when the machine has no Rust.
+export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
+
 CONFIG ?= config/default.toml
 CARGO  ?= cargo
 BIN    := target/release/flowgate

@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # bindgen, pkg-config to find DPDK, and a C compiler for the shim.
 # test and bench also need fonts-dejavu-core: flowgate-plot draws its text
 # with DejaVu Sans (and its test renders the plots).
-pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
+# curl and ca-certificates fetch rustup where no Rust is installed.
+pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make curl ca-certificates)
 case "$what" in
-  test)  pkgs+=(tshark iproute2 python3-venv python3-pip curl dpdk-dev vagrant systemd fonts-dejavu-core) ;;
+  test)  pkgs+=(tshark iproute2 python3-venv python3-pip dpdk-dev vagrant systemd fonts-dejavu-core) ;;
   bench) pkgs+=(dpdk-dev tshark python3-venv openvswitch-switch-dpdk wrk fonts-dejavu-core) ;;
 esac
 
@@ -51,7 +52,26 @@ case "$ver" in
 esac
 
 # rust-toolchain.toml pins the toolchain (with clippy and rustfmt); rustup
-# fetches it where missing. Without rustup, the cargo on PATH is used.
+# fetches it where missing. A machine with no Rust, or with an older cargo
+# and no rustup (Debian's is 1.63), gets rustup first, in $CARGO_HOME
+# (~/.cargo), which the Makefile puts first on PATH.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+export PATH="$cargo_home/bin:$PATH"
+min_rust=1.80
+if ! command -v rustup >/dev/null; then
+  have=$(cargo --version 2>/dev/null | awk '{print $2}' || true)
+  if [ -n "$have" ] && dpkg --compare-versions "$have" ge "$min_rust"; then
+    echo "deps: no rustup; using cargo $have from PATH (rust-toolchain.toml's pin needs rustup)"
+  else
+    url="https://static.rust-lang.org/rustup/dist/$(uname -m)-unknown-linux-gnu/rustup-init"
+    echo "deps: ${have:+cargo $have is older than $min_rust; }installing rustup into $cargo_home (from $url)"
+    tmp=$(mktemp -d)
+    curl --proto '=https' --tlsv1.2 -sSf -o "$tmp/rustup-init" "$url"
+    chmod +x "$tmp/rustup-init"
+    "$tmp/rustup-init" -y -q --no-modify-path --default-toolchain none --profile minimal >/dev/null
+    rm -rf "$tmp"
+  fi
+fi
 if command -v rustup >/dev/null; then
   channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
   if rustup toolchain list | grep -q "^$channel-"; then
@@ -63,7 +83,7 @@ if command -v rustup >/dev/null; then
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "deps: cargo not found: install a Rust toolchain (1.80 or newer, e.g. from https://rustup.rs)" >&2
+  echo "deps: cargo not found after installing rustup into $cargo_home" >&2
   exit 1
 fi
 echo "deps: $(cargo --version)"
