@@ -423,7 +423,7 @@ mod tests {
         let (a, g) = Authenticator::from_config(&keys_only).unwrap();
         let g = g.expect("the token is generated");
         assert_eq!(a.keys.keys().collect::<Vec<_>>(), ["OPS"], "no other key");
-        assert_eq!(a.tokens, [g.token.clone()]);
+        assert_eq!(a.tokens, std::slice::from_ref(&g.token));
         assert!(!g.key_in_force && g.token_in_force);
         // Reusing the file later is the same.
         let (a, g2) = Authenticator::from_config(&keys_only).unwrap();
