@@ -878,8 +878,8 @@ def report(res, cfg, path):
               f"| **ratio** | **{f['ratio']:.2f}** (target ≥ 0.95) |", ""]
     if "flows" in res:
         L += ["## Flow-count sweep (issue 3)", ""] + measured("flows") + [
-              "flowgate tracks every packet (parse, key, lookup/insert, per-direction counters, "
-              "TCP state, default policy). Table capacity: 1,048,576, or twice the flow count "
+              "flowgate tracks every packet (parse, IPv4 header checksum, key, lookup/insert, "
+              "per-direction counters, TCP state, default policy). Table capacity: 1,048,576, or twice the flow count "
               "above that. cycles/pkt = TSC Hz / pps on the one forwarding core.", "",
               "| flows | testpmd io | testpmd macswap | testpmd 5tswap | testpmd csum | flowgate track | flowgate / 5tswap | flowgate cycles/pkt | bytes/flow |",
               "|---|---|---|---|---|---|---|---|---|"]
