@@ -1424,9 +1424,27 @@ pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, 
                     .map_err(|e| l.error(format!("policy.rules[{i}].protocols[{j}]"), e))?,
             });
         }
+        let (src, dst) = (cidr("src", &r.src)?, cidr("dst", &r.dst)?);
+        let family = |c: &flowgate_dataplane::filter::Cidr| match c.family {
+            flowgate_dataplane::flow::AddrFamily::V4 => "IPv4",
+            _ => "IPv6",
+        };
+        if src.family != flowgate_dataplane::flow::AddrFamily::None
+            && dst.family != flowgate_dataplane::flow::AddrFamily::None
+            && src.family != dst.family
+        {
+            return Err(l.error(
+                key("dst"),
+                format!(
+                    "is {} but src is {}: no packet has both, so the rule would never match",
+                    family(&dst),
+                    family(&src)
+                ),
+            ));
+        }
         let rule = Rule {
-            src: cidr("src", &r.src)?,
-            dst: cidr("dst", &r.dst)?,
+            src,
+            dst,
             sport: ports("src_ports", &r.src_ports)?,
             dport: ports("dst_ports", &r.dst_ports)?,
             protos: ProtoSet::of(&protos),
@@ -1857,6 +1875,10 @@ protocols = ["tcp", 17]
                 "policy.rules[0].protocols[0]",
             ),
             (rules.replace("id = 7", "id = 0"), "policy.rules[0].id"),
+            (
+                rules.replace("dst = ", "src = \"2001:db8::/32\"\ndst = "),
+                "policy.rules[0].dst",
+            ),
             (rules.replace("reject", "deny"), "policy.rules[0].action"),
         ] {
             let e = check(&format!("{GOOD}{bad}")).unwrap_err();

@@ -163,6 +163,12 @@ fn run(path: &std::path::Path, check_only: bool) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    let mut cpus = c.dataplane.worker_cpus.clone();
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.len() < c.dataplane.worker_cpus.len() {
+        say!("flowgate: warning: [dataplane] worker_cpus names a CPU twice: workers sharing a CPU take turns and forward at a fraction of the rate (for tests only)");
+    }
     if c.dataplane.pairs.is_empty() {
         say!("flowgate: warning: [dataplane] pairs is empty: no worker polls a port, so nothing is forwarded");
     }
