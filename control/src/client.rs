@@ -167,9 +167,21 @@ impl Credentials {
                 .and_then(|a| a.get("credentials_file"))
                 .and_then(|v| v.as_str())
                 .unwrap_or("state/credentials");
+            // As the server: the file's key or token counts only where the
+            // config lists none of its kind (an unreadable listed secret
+            // must not fall back to a key the server refuses).
+            let listed = |list: &str| {
+                auth.and_then(|a| a.get(list))
+                    .and_then(|v| v.as_array())
+                    .is_some_and(|a| !a.is_empty())
+            };
             if let Ok((id, secret, token)) = crate::auth::read_credentials_file(Path::new(file)) {
-                creds.aws.get_or_insert((id, secret));
-                creds.token.get_or_insert(token);
+                if !listed("keys") {
+                    creds.aws.get_or_insert((id, secret));
+                }
+                if !listed("f5_tokens") {
+                    creds.token.get_or_insert(token);
+                }
             }
         }
         if let (Ok(id), Ok(secret)) = (
@@ -324,6 +336,36 @@ mod tests {
         assert_eq!(host_header("https://mgmt:80"), "mgmt:80");
         assert_eq!(host_header("http://[::1]:80"), "[::1]");
         assert_eq!(host_header("http://[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn the_file_counts_only_for_the_kind_the_config_lists_none_of() {
+        let dir = std::env::temp_dir().join(format!("fg-cli-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        std::fs::write(
+            &file,
+            "[flowgate]\naws_access_key_id = AKFILE\naws_secret_access_key = s\nflowgate_api_token = t\n",
+        )
+        .unwrap();
+        let c = RawConfig(
+            format!(
+                "[auth]\ncredentials_file = \"{}\"\n[[auth.keys]]\nid = \"OPS\"\nsecret_env = \"FG_CLI_TEST_UNSET\"\n",
+                file.display()
+            )
+            .parse()
+            .unwrap(),
+        );
+        let creds = Credentials::from_config(&c);
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            // The listed key's secret is not readable here; the server
+            // would refuse the file's key, so it is not used either.
+            assert_eq!(creds.aws, None);
+        }
+        if std::env::var_os("FLOWGATE_API_TOKEN").is_none() {
+            assert_eq!(creds.token.as_deref(), Some("t"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -854,21 +854,18 @@ pub fn pci_canonical(name: &str) -> Option<String> {
 /// EAL options flowgate derives from the config: given again in
 /// `[eal] extra_args`, DPDK would take one or refuse both, with a message
 /// that names neither key.
-const EAL_ARGS_SET: [&str; 14] = [
+const EAL_ARGS_SET: [&str; 11] = [
     "-l",
     "-c",
     "--lcores",
     "--main-lcore",
     "--file-prefix",
-    "--log-level",
-    "-m",
     "--no-huge",
     "-a",
     "--allow",
     "-b",
     "--block",
     "--no-pci",
-    "--vdev",
 ];
 
 /// The option of [`EAL_ARGS_SET`] that `arg` gives, if any: `--opt`,
@@ -889,8 +886,7 @@ fn eal_arg_source(opt: &str) -> &'static str {
     match opt {
         "-l" | "-c" | "--lcores" | "--main-lcore" => "dataplane.main_cpu and dataplane.worker_cpus",
         "--file-prefix" => "eal.file_prefix",
-        "--log-level" => "eal.log_level",
-        "-m" | "--no-huge" => "eal.hugepages and eal.memory_mb",
+        "--no-huge" => "eal.hugepages and eal.memory_mb",
         _ => "the [[ports]] devices",
     }
 }
@@ -1792,7 +1788,7 @@ device = "net_null1"
                 "eal.extra_args[0]",
             ),
             (
-                format!("{GOOD}[eal]\nextra_args = [\"--vdev\", \"net_null9\"]\n"),
+                format!("{GOOD}[eal]\nextra_args = [\"--allow\", \"0000:03:00.0\"]\n"),
                 "eal.extra_args[0]",
             ),
             (
@@ -1943,6 +1939,11 @@ protocols = ["tcp", 17]
             assert!(e.key.starts_with(key), "{e}");
         }
         check(&format!("{GOOD}[f5]\nsite = \"edge-1\"\ndeadline_ms = 0\n")).unwrap();
+        // EAL options flowgate does not set pass through.
+        check(&format!(
+            "{GOOD}[eal]\nextra_args = [\"--log-level=pmd.net.*:debug\", \"--iova-mode=va\", \"--base-virtaddr=0x100000000\", \"--vdev\", \"net_null9\", \"-n4\"]\n"
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -14,18 +14,39 @@
 #![no_main]
 
 use flowgate_dataplane::flow::AddrFamily;
-use flowgate_dataplane::parse::{parse, parse_segmented, Fragment, Malformed, Parsed};
+use flowgate_dataplane::parse::{
+    ipv4_header_verifies, parse, parse_segmented_but_checksum, Fragment, Malformed, Parsed,
+};
 use flowgate_dataplane::wire::{ip_protocol, IcmpPacket, SctpPacket, TcpPacket, UdpPacket};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|frame: &[u8]| {
-    let parsed = parse(frame);
+    // What the tracker parses: all but the IPv4 header checksum, so random
+    // bytes reach the transport and fragment checks (1 in 65535 would
+    // pass the checksum); `parse` is that plus the checksum.
+    let parsed = parse_segmented_but_checksum(frame, frame.len());
+    let full = parse(frame);
+    match parsed {
+        Parsed::Ip(p) if p.tuple.family == AddrFamily::V4 => {
+            if ipv4_header_verifies(frame, p.l3_offset) {
+                assert_eq!(full, parsed);
+            } else {
+                assert_eq!(full, Parsed::Malformed(Malformed::Ipv4Checksum));
+            }
+        }
+        // Malformed past the IPv4 header: `parse` may have stopped at the
+        // checksum first.
+        _ => assert!(
+            full == parsed || full == Parsed::Malformed(Malformed::Ipv4Checksum),
+            "{full:?} against {parsed:?}"
+        ),
+    }
     // The frame split over two segments (a chained mbuf, the cut taken
     // from the first byte): an error when the cut is inside the headers,
     // else exactly the whole frame's parse, never something else.
     if let Some((&b, _)) = frame.split_first() {
         let cut = usize::from(b).min(frame.len());
-        match parse_segmented(&frame[..cut], frame.len()) {
+        match parse_segmented_but_checksum(&frame[..cut], frame.len()) {
             Parsed::Malformed(_) => {}
             head => assert_eq!(head, parsed, "head of {cut} bytes"),
         }
@@ -101,7 +122,7 @@ fuzz_target!(|frame: &[u8]| {
 
             // Bytes after the IP packet are padding: cutting them changes
             // nothing.
-            assert_eq!(parse(&frame[..end]), parsed);
+            assert_eq!(parse_segmented_but_checksum(&frame[..end], end), parsed);
         }
         Parsed::NotIp { ethertype } => {
             assert!(!matches!(

@@ -227,7 +227,8 @@ impl Eal {
     ///
     /// What other threads log while it runs lands in that message too.
     /// Probes from several threads run one at a time: `rte_dev_probe`
-    /// inserts into EAL's device list without a lock of its own.
+    /// inserts into EAL's device list without a lock of its own, and each
+    /// probe's log capture would otherwise take the other's lines.
     pub fn probe_port(&self, devargs: &str) -> Result<crate::PortId, DpdkError> {
         static PROBING: std::sync::Mutex<()> = std::sync::Mutex::new(());
         // A panic while probing leaves DPDK's list as consistent as a

@@ -110,11 +110,14 @@ fn read_secret(
     if value.is_empty() {
         return Err(l.error(key, "is empty"));
     }
-    // A header's value is read trimmed, so such a secret could never match.
+    // A token is read trimmed from its header, so one with edge white space
+    // could never match; for a key's secret it is almost always a stray
+    // newline from an environment variable or a paste, which clients would
+    // sign without.
     if value.trim() != value {
         return Err(l.error(
             key,
-            "starts or ends with white space, which no request can carry",
+            "starts or ends with white space (a stray space or newline?)",
         ));
     }
     Ok(value)
