@@ -170,16 +170,11 @@ impl Credentials {
             // As the server: the file's key or token counts only where the
             // config lists none of its kind (an unreadable listed secret
             // must not fall back to a key the server refuses).
-            let listed = |list: &str| {
-                auth.and_then(|a| a.get(list))
-                    .and_then(|v| v.as_array())
-                    .is_some_and(|a| !a.is_empty())
-            };
             if let Ok((id, secret, token)) = crate::auth::read_credentials_file(Path::new(file)) {
-                if !listed("keys") {
+                if first("keys").is_none() {
                     creds.aws.get_or_insert((id, secret));
                 }
-                if !listed("f5_tokens") {
+                if first("f5_tokens").is_none() {
                     creds.token.get_or_insert(token);
                 }
             }

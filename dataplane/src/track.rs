@@ -1310,16 +1310,9 @@ mod tests {
             f[14 + 8] -= 1; // a TTL decremented, the checksum left as it was
             f
         };
-        let first_frag = |bad: bool| {
-            let mut f = udp(C, S, &[0; 32]);
-            f[20] = 0x20; // more fragments, offset 0
-            Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
-            if bad {
-                damaged(f)
-            } else {
-                f
-            }
-        };
+        let mut first_frag = udp(C, S, &[0; 32]);
+        first_frag[20] = 0x20; // more fragments, offset 0
+        Ipv4Packet::new_unchecked(&mut first_frag[14..]).fill_checksum();
         let mut later = udp(C, S, &[0; 32]);
         later[20..22].copy_from_slice(&5u16.to_be_bytes());
         Ipv4Packet::new_unchecked(&mut later[14..]).fill_checksum();
@@ -1359,7 +1352,7 @@ mod tests {
             let frames = [
                 damaged(udp(C, S, b"q")),
                 damaged(error.clone()),
-                first_frag(true),
+                damaged(first_frag.clone()),
                 later.clone(),
                 damaged(udp(([10, 9, 9, 9], 7), S, b"new")),
             ];
