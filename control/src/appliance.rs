@@ -126,6 +126,16 @@ impl Appliance {
         let dp = &c.dataplane;
         let (args, memory) = eal_args::build(l)?;
         let eal = Eal::init(&args).map_err(|e| {
+            // EAL refuses only its arguments with EINVAL, and flowgate's
+            // own were checked: what it refused came from the file.
+            if e.is_invalid_argument() && !c.eal.extra_args.is_empty() {
+                return l
+                    .error(
+                        "eal.extra_args",
+                        format!("DPDK's EAL refused them: {}", e.message),
+                    )
+                    .into();
+            }
             BringUpError::Dpdk(format!(
                 "EAL init failed: {e} (arguments: {})",
                 args.join(" ")

@@ -851,46 +851,6 @@ pub fn pci_canonical(name: &str) -> Option<String> {
     Some(full.to_ascii_lowercase())
 }
 
-/// EAL options flowgate derives from the config: given again in
-/// `[eal] extra_args`, DPDK would take one or refuse both, with a message
-/// that names neither key.
-const EAL_ARGS_SET: [&str; 11] = [
-    "-l",
-    "-c",
-    "--lcores",
-    "--main-lcore",
-    "--file-prefix",
-    "--no-huge",
-    "-a",
-    "--allow",
-    "-b",
-    "--block",
-    "--no-pci",
-];
-
-/// The option of [`EAL_ARGS_SET`] that `arg` gives, if any: `--opt`,
-/// `--opt=value`, or a short option with its value attached (`-l0-3`).
-fn eal_arg_flowgate_sets(arg: &str) -> Option<&'static str> {
-    EAL_ARGS_SET.into_iter().find(|opt| {
-        arg == *opt
-            || if opt.starts_with("--") {
-                arg.strip_prefix(opt).is_some_and(|r| r.starts_with('='))
-            } else {
-                !arg.starts_with("--") && arg.starts_with(opt)
-            }
-    })
-}
-
-/// Where flowgate takes an option of [`EAL_ARGS_SET`] from.
-fn eal_arg_source(opt: &str) -> &'static str {
-    match opt {
-        "-l" | "-c" | "--lcores" | "--main-lcore" => "dataplane.main_cpu and dataplane.worker_cpus",
-        "--file-prefix" => "eal.file_prefix",
-        "--no-huge" => "eal.hugepages and eal.memory_mb",
-        _ => "the [[ports]] devices",
-    }
-}
-
 /// The longest idle timeout, in seconds: a year.
 pub const MAX_TIMEOUT_SECS: u32 = 31_536_000;
 
@@ -919,16 +879,8 @@ pub fn validate(l: &Loaded) -> Result<(), ConfigError> {
             format!("unknown level {:?} (emergency, alert, critical, error, warning, notice, info, debug)", c.eal.log_level),
         ));
     }
-    for (i, a) in c.eal.extra_args.iter().enumerate() {
-        if let Some(key) = eal_arg_flowgate_sets(a) {
-            return Err(l.error(
-                format!("eal.extra_args[{i}]"),
-                format!(
-                    "{a:?}: flowgate sets {key} itself, from {}",
-                    eal_arg_source(key)
-                ),
-            ));
-        }
+    if let Err((i, problem)) = crate::eal_args::check_extra_args(&c.eal.extra_args) {
+        return Err(l.error(format!("eal.extra_args[{i}]"), problem));
     }
     if dp.worker_cpus.is_empty() {
         return Err(l.error("dataplane.worker_cpus", "at least one worker CPU is needed"));

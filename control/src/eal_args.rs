@@ -81,6 +81,178 @@ pub fn hugepages() -> Result<(u64, u64), String> {
     Ok((free, size))
 }
 
+/// Whether an EAL option takes a value (getopt's `has_arg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    Nothing,
+    Value,
+    /// Only attached (`--opt=value`); a separate word is not its value.
+    MaybeValue,
+}
+
+/// DPDK 22.11's EAL options, as `eal_short_options` and
+/// `eal_long_options` in `lib/eal/common/eal_common_options.c` list them
+/// (the same in every 22.11 stable release): `extra_args` are checked
+/// against them so that a mistyped option is a line naming its key, not
+/// EAL's usage text and an exit status of 1 after the file was accepted.
+const EAL_SHORT: [(char, Takes); 12] = [
+    ('a', Takes::Value),
+    ('b', Takes::Value),
+    ('c', Takes::Value),
+    ('s', Takes::Value),
+    ('d', Takes::Value),
+    ('h', Takes::Nothing),
+    ('l', Takes::Value),
+    ('S', Takes::Value),
+    ('m', Takes::Value),
+    ('n', Takes::Value),
+    ('r', Takes::Value),
+    ('v', Takes::Nothing),
+];
+
+/// See [`EAL_SHORT`].
+const EAL_LONG: [(&str, Takes); 37] = [
+    ("base-virtaddr", Takes::Value),
+    ("create-uio-dev", Takes::Nothing),
+    ("file-prefix", Takes::Value),
+    ("help", Takes::Nothing),
+    ("huge-dir", Takes::Value),
+    ("huge-unlink", Takes::MaybeValue),
+    ("iova-mode", Takes::Value),
+    ("lcores", Takes::Value),
+    ("log-level", Takes::Value),
+    ("trace", Takes::Value),
+    ("trace-dir", Takes::Value),
+    ("trace-bufsz", Takes::Value),
+    ("trace-mode", Takes::Value),
+    ("main-lcore", Takes::Value),
+    ("mbuf-pool-ops-name", Takes::Value),
+    ("no-hpet", Takes::Nothing),
+    ("no-huge", Takes::Nothing),
+    ("no-pci", Takes::Nothing),
+    ("no-shconf", Takes::Nothing),
+    ("in-memory", Takes::Nothing),
+    ("block", Takes::Value),
+    ("allow", Takes::Value),
+    ("proc-type", Takes::Value),
+    ("socket-mem", Takes::Value),
+    ("socket-limit", Takes::Value),
+    ("syslog", Takes::Value),
+    ("vdev", Takes::Value),
+    ("vfio-intr", Takes::Value),
+    ("vfio-vf-token", Takes::Value),
+    ("vmware-tsc-map", Takes::Nothing),
+    ("legacy-mem", Takes::Nothing),
+    ("single-file-segments", Takes::Nothing),
+    ("match-allocations", Takes::Nothing),
+    ("telemetry", Takes::Nothing),
+    ("no-telemetry", Takes::Nothing),
+    ("force-max-simd-bitwidth", Takes::Value),
+    ("huge-worker-stack", Takes::MaybeValue),
+];
+
+/// Why an EAL option may not be given in `extra_args`, if it may not:
+/// flowgate sets it from another key (given twice, DPDK would take one or
+/// refuse both, naming neither key), or it ends the process.
+fn refused(opt: &str) -> Option<String> {
+    let from = match opt {
+        "-l" | "-c" | "--lcores" | "--main-lcore" => "dataplane.main_cpu and dataplane.worker_cpus",
+        "--file-prefix" => "eal.file_prefix",
+        "--no-huge" => "eal.hugepages and eal.memory_mb",
+        "-a" | "--allow" | "-b" | "--block" | "--no-pci" => "the [[ports]] devices",
+        "-h" | "--help" => return Some(format!("{opt} prints EAL's usage and ends the process")),
+        _ => return None,
+    };
+    Some(format!("flowgate sets {opt} itself, from {from}"))
+}
+
+/// The long option `name` names, as getopt_long reads it: exactly, or as
+/// the start of just one option's name.
+fn long_option(name: &str) -> Result<(&'static str, Takes), String> {
+    if let Some(&(full, takes)) = EAL_LONG.iter().find(|(n, _)| *n == name) {
+        return Ok((full, takes));
+    }
+    let starting: Vec<_> = EAL_LONG
+        .iter()
+        .filter(|(n, _)| n.starts_with(name))
+        .collect();
+    match starting.as_slice() {
+        [&(full, takes)] => Ok((full, takes)),
+        [] => Err(format!("DPDK 22.11's EAL has no option --{name}")),
+        many => Err(format!(
+            "--{name} is ambiguous: it starts {}",
+            many.iter()
+                .map(|(n, _)| format!("--{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Checks `[eal] extra_args` as EAL's getopt_long will read them after
+/// flowgate's own arguments: every word an option DPDK 22.11 knows, or
+/// the value of the option before it, and none that flowgate sets itself.
+/// The error is the index of the word at fault and the problem. The
+/// values themselves are left to DPDK.
+pub fn check_extra_args(args: &[String]) -> Result<(), (usize, String)> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let at = |problem: String| (i, format!("{a:?}: {problem}"));
+        // A word that the option in it must take as its value.
+        let mut needs_next = false;
+        if let Some(long) = a.strip_prefix("--") {
+            if long.is_empty() {
+                return Err(at(
+                    "ends EAL's options: what follows would never reach EAL".into()
+                ));
+            }
+            let (name, value) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let (full, takes) = long_option(name).map_err(at)?;
+            let opt = format!("--{full}");
+            if let Some(why) = refused(&opt) {
+                return Err(at(why));
+            }
+            match (takes, value) {
+                (Takes::Nothing, Some(_)) => return Err(at(format!("{opt} takes no value"))),
+                (Takes::Value, None) => needs_next = true,
+                _ => {}
+            }
+        } else if let Some(shorts) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
+            for (pos, c) in shorts.char_indices() {
+                let Some(&(_, takes)) = EAL_SHORT.iter().find(|(s, _)| *s == c) else {
+                    return Err(at(format!("DPDK 22.11's EAL has no option -{c}")));
+                };
+                if let Some(why) = refused(&format!("-{c}")) {
+                    return Err(at(why));
+                }
+                if takes == Takes::Value {
+                    // The rest of the word is the value (`-n4`), or else
+                    // the next word is.
+                    needs_next = pos + c.len_utf8() == shorts.len();
+                    break;
+                }
+            }
+        } else {
+            return Err(at(
+                "is not an option, nor the value of the option before it: EAL would ignore it"
+                    .into(),
+            ));
+        }
+        if needs_next {
+            if i + 1 == args.len() {
+                return Err(at("needs a value, and nothing follows it".into()));
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 /// The EAL arguments for a config, and how memory will be provided here.
 pub fn build(l: &Loaded) -> Result<(Vec<String>, Memory), ConfigError> {
     build_for(l, true)
@@ -195,6 +367,79 @@ mod tests {
         Loaded {
             path: "t.toml".into(),
             config: crate::config::parse(&text).unwrap(),
+        }
+    }
+
+    fn extra(args: &[&str]) -> Result<(), (usize, String)> {
+        check_extra_args(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn extra_args_are_options_eal_knows_with_their_values() {
+        for ok in [
+            &[][..],
+            &[
+                "--log-level=pmd.net.*:debug",
+                "--iova-mode=va",
+                "--in-memory",
+            ],
+            &[
+                "--vdev",
+                "net_null9",
+                "-n4",
+                "-n",
+                "4",
+                "-d",
+                "/usr/lib/x.so",
+            ],
+            &[
+                "--base-virtaddr=0x100000000",
+                "--huge-unlink",
+                "--huge-unlink=never",
+            ],
+            // Abbreviated, as getopt_long reads them.
+            &["--iova=pa", "--in-mem", "-v"],
+            // A value that looks like an option is still a value.
+            &["--vdev", "--in-memory"],
+            &["-m", "512"],
+        ] {
+            assert_eq!(extra(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, at, says) in [
+            (
+                &["--in-memory", "--lcores=0-3"][..],
+                1,
+                "flowgate sets --lcores itself",
+            ),
+            (&["-l0-1"], 0, "flowgate sets -l itself"),
+            (&["-vl", "0-1"], 0, "flowgate sets -l itself"),
+            (
+                &["--allow", "0000:03:00.0"],
+                0,
+                "from the [[ports]] devices",
+            ),
+            // An abbreviation of an option flowgate sets.
+            (&["--file=x"], 0, "flowgate sets --file-prefix itself"),
+            (&["--no-hu"], 0, "flowgate sets --no-huge itself"),
+            (&["--help"], 0, "ends the process"),
+            (&["-h"], 0, "ends the process"),
+            (&["--in-memroy"], 0, "has no option --in-memroy"),
+            (&["--vdev", "net_null9", "-x"], 2, "has no option -x"),
+            (&["--no-h"], 0, "ambiguous: it starts --no-hpet, --no-huge"),
+            (&["--in-memory=yes"], 0, "takes no value"),
+            (&["--vdev"], 0, "needs a value, and nothing follows"),
+            (&["-n"], 0, "needs a value"),
+            (&["--in-memory", "net_null9"], 1, "is not an option"),
+            (&["--huge-unlink", "never"], 1, "is not an option"),
+            (&["--", "x"], 0, "ends EAL's options"),
+        ] {
+            let (i, problem) = extra(bad).unwrap_err();
+            assert_eq!(i, at, "{bad:?}: {problem}");
+            assert!(problem.contains(says), "{bad:?}: {problem}");
+            assert!(
+                problem.starts_with(&format!("{:?}: ", bad[at])),
+                "{problem}"
+            );
         }
     }
 

@@ -138,6 +138,33 @@ fn devargs_dpdk_refuses() {
 }
 
 #[test]
+fn eal_arguments_eal_refuses() {
+    // An option DPDK 22.11 does not have is caught before EAL starts; a
+    // value it refuses, by EAL itself: both name the key, in one line.
+    let with = |args: &str| {
+        good(free_port(), PORTS, "[[\"a\", \"b\"]]").replace(
+            "memory_mb = 512\n",
+            &format!("memory_mb = 512\nextra_args = {args}\n"),
+        )
+    };
+    expect_one_line(
+        "unknown EAL option",
+        Some(&with(r#"["--in-memroy"]"#)),
+        "eal.extra_args[0]",
+    );
+    expect_one_line(
+        "EAL option flowgate sets",
+        Some(&with(r#"["--in-memory", "--file=x"]"#)),
+        "eal.extra_args[1]",
+    );
+    expect_one_line(
+        "value EAL refuses",
+        Some(&with(r#"["--iova-mode=sideways"]"#)),
+        "eal.extra_args: DPDK's EAL refused them",
+    );
+}
+
+#[test]
 fn api_address_in_use() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();

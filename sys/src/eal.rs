@@ -72,6 +72,50 @@ fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
     (r, text)
 }
 
+/// Runs `f` with file descriptor 2 pointed at an anonymous file; returns
+/// its result and what was written there. For `rte_eal_init` only, while
+/// no other thread of ours exists: EAL writes an alert straight to stderr
+/// beside the line it logs, and glibc's getopt writes its complaint there
+/// too, where flowgate keeps one line per error.
+fn capture_stderr<R>(f: impl FnOnce() -> R) -> (R, String) {
+    // SAFETY: memfd_create takes a NUL-terminated name; dup takes any fd.
+    let (file, saved) = unsafe { (libc::memfd_create(c"eal-stderr".as_ptr(), 0), libc::dup(2)) };
+    // SAFETY: both fds are ours and open (checked before use); dup2 swaps
+    // what fd 2 names without closing the terminal's copy, kept in `saved`.
+    if file < 0 || saved < 0 || unsafe { libc::dup2(file, 2) } < 0 {
+        // SAFETY: closes only fds opened above.
+        unsafe {
+            if file >= 0 {
+                libc::close(file);
+            }
+            if saved >= 0 {
+                libc::close(saved);
+            }
+        }
+        return (f(), String::new());
+    }
+    let r = f();
+    let mut text = Vec::new();
+    // SAFETY: restores fd 2 from `saved`, then reads the anonymous file
+    // from its start into a buffer of the stated length, and closes the
+    // two fds opened above, which nothing else holds.
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        libc::lseek(file, 0, libc::SEEK_SET);
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = libc::read(file, buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n as usize]);
+        }
+        libc::close(file);
+    }
+    (r, String::from_utf8_lossy(&text).into_owned())
+}
+
 /// Calls `rte_eal_cleanup` when the last holder is dropped, then removes
 /// this process's runtime directory (`/var/run/dpdk/<file prefix>`), which
 /// DPDK leaves behind with megabytes of memory maps in it: one per prefix,
@@ -158,13 +202,34 @@ impl Eal {
         );
         let argc = argv.len() as c_int;
         route_logs_to_stdout();
-        // SAFETY: argv points to argc valid NUL-terminated strings that live
-        // for the rest of the process; this is the only rte_eal_init call
-        // (guarded by INITIALISED).
-        let ret = unsafe { ffi::rte_eal_init(argc, argv.as_mut_ptr()) };
+        // DPDK's lines are captured so that a failure can say what EAL
+        // refused in one line, and printed as they were when it succeeds.
+        let (((ret, mut e), logged), alerts) = capture_stderr(|| {
+            capture_logs(|| {
+                // SAFETY: argv points to argc valid NUL-terminated strings
+                // that live for the rest of the process; this is the only
+                // rte_eal_init call (guarded by INITIALISED).
+                let ret = unsafe { ffi::rte_eal_init(argc, argv.as_mut_ptr()) };
+                // Read before anything else can call into DPDK.
+                (ret, DpdkError::from_rte_errno("rte_eal_init"))
+            })
+        });
         if ret < 0 {
-            return Err(DpdkError::from_rte_errno("rte_eal_init"));
+            // EAL's alert repeats a line it logged; getopt's complaint is
+            // only on stderr.
+            let lines: Vec<&str> = logged
+                .lines()
+                .chain(alerts.lines().filter(|l| !l.starts_with("EAL: FATAL")))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if !lines.is_empty() {
+                e.message = format!("{} ({})", e.message, lines.join("; "));
+            }
+            return Err(e);
         }
+        print!("{logged}");
+        eprint!("{alerts}");
         let eal = Eal {
             guard: Arc::new(EalGuard {
                 // SAFETY: EAL is initialised; the string is EAL's own, static.

@@ -15,6 +15,11 @@ pub struct DpdkError {
 }
 
 impl DpdkError {
+    /// Whether DPDK called its arguments invalid (`EINVAL`).
+    pub fn is_invalid_argument(&self) -> bool {
+        self.code == libc::EINVAL
+    }
+
     /// An error from a DPDK return value that is a negative errno.
     pub(crate) fn from_ret(op: impl Into<String>, ret: i32) -> Self {
         Self::from_code(op, ret.abs())
