@@ -1230,10 +1230,11 @@ fn validate_f5(l: &Loaded) -> Result<(), ConfigError> {
             ));
         }
     }
-    if f.deadline_ms > F5_MAX_DEADLINE_MS {
+    // 0 would answer before any worker could: every query a 504.
+    if !(1..=F5_MAX_DEADLINE_MS).contains(&f.deadline_ms) {
         return Err(l.error(
             "f5.deadline_ms",
-            format!("{} is over {F5_MAX_DEADLINE_MS}", f.deadline_ms),
+            format!("{} is outside 1..={F5_MAX_DEADLINE_MS}", f.deadline_ms),
         ));
     }
     if !(1..=100).contains(&f.busy_share_percent) {
@@ -1885,12 +1886,13 @@ protocols = ["tcp", 17]
             ("[f5]\nmax_flows = 0\n", "f5.max_flows"),
             ("[f5]\nbusy_share_percent = 0\n", "f5.busy_share_percent"),
             ("[f5]\ndeadline_ms = 600000\n", "f5.deadline_ms"),
+            ("[f5]\ndeadline_ms = 0\n", "f5.deadline_ms"),
             ("[f5]\nsite = 3\n", "f5.site"),
         ] {
             let e = check(&format!("{GOOD}{bad}")).unwrap_err();
             assert!(e.key.starts_with(key), "{e}");
         }
-        check(&format!("{GOOD}[f5]\nsite = \"edge-1\"\ndeadline_ms = 0\n")).unwrap();
+        check(&format!("{GOOD}[f5]\nsite = \"edge-1\"\ndeadline_ms = 1\n")).unwrap();
         // EAL options flowgate does not set pass through.
         check(&format!(
             "{GOOD}[eal]\nextra_args = [\"--log-level=pmd.net.*:debug\", \"--iova-mode=va\", \"--base-virtaddr=0x100000000\", \"--vdev\", \"net_null9\", \"-n4\"]\n"

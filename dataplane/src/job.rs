@@ -395,6 +395,11 @@ pub struct Job {
     pub spec: Box<JobSpec>,
     /// Next table index to examine.
     pub cursor: u32,
+    /// Where the scan ends: the table's high-water mark when the job took
+    /// its first step. Flows made later at fresh indexes are not the
+    /// operation's, and a query that has begun streaming its sorted
+    /// results must never scan (and add to them) again.
+    end: u32,
     /// Progress so far.
     pub summary: JobSummary,
     /// A query's results not yet posted.
@@ -452,6 +457,7 @@ impl Job {
         Job {
             spec,
             cursor: 0,
+            end: u32::MAX,
             summary: JobSummary::default(),
             chunk: FlowChunk::default(),
             taken: TakenChunk::default(),
@@ -581,15 +587,16 @@ impl Job {
     /// only, a batch after it matched them. A slice may overrun by up to
     /// one batch.
     pub fn step(&mut self, table: &mut FlowTable, slice: &mut Slice, now: u64) -> Step {
+        // The high-water mark never falls: the first step fixes the end.
+        self.end = self.end.min(table.scan_end());
         if table.changes() != self.seen_changes {
             // Matches left from an earlier call may have changed since
             // (packets or another job came in between): they are checked
             // again. Not after a mere [`Step::Emit`]: a match-all capture
             // returns every few dozen flows, and checking two batches
             // again each time cost about a quarter of its time.
-            let end = table.scan_end();
-            self.ready = self.recheck(table, self.ready, end);
-            self.ahead = self.recheck(table, self.ahead, end);
+            self.ready = self.recheck(table, self.ready, self.end);
+            self.ahead = self.recheck(table, self.ahead, self.end);
         }
         let step = self.advance(table, slice, now);
         self.prune_matched(table);
@@ -612,8 +619,7 @@ impl Job {
         if self.chunk_full() {
             return Step::Emit;
         }
-        // Nothing at or past the high-water mark is used.
-        let end = table.scan_end();
+        let end = self.end;
         let counters_only = self.reads_counters_only();
         let mut batches = 0u32;
         loop {
@@ -755,7 +761,12 @@ mod tests {
     /// A table whose entry i (i % 3 != 2) is a TCP flow first seen at
     /// time i, to port 80 (even i) or 443 (odd i); entries i % 3 == 2 are free.
     fn table(n: u32) -> FlowTable {
-        let mut t = FlowTable::new(n, crate::flow::FullPolicy::DropNew).unwrap();
+        table_with_room(n, n)
+    }
+
+    /// [`table`] with room for `capacity` flows.
+    fn table_with_room(n: u32, capacity: u32) -> FlowTable {
+        let mut t = FlowTable::new(capacity, crate::flow::FullPolicy::DropNew).unwrap();
         for i in 0..n {
             let tu = Tuple {
                 src: v4_bits([10, 0, (i >> 8) as u8, i as u8]),
@@ -951,6 +962,55 @@ mod tests {
         assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
         assert!(job.summary.truncated);
         assert_eq!(job.spec.buffer.capacity(), 40, "the buffer never grew");
+    }
+
+    #[test]
+    fn flows_made_after_a_query_began_are_not_its_own() {
+        // New flows at fresh indexes arrive while the query streams its
+        // sorted results: it must not scan again and send more, or some
+        // twice, than the newest it kept when its scan ended.
+        let mut t = table_with_room(1000, 4096);
+        let mut job = Job::new(spec(JobKind::Query, &[Rule::ANY], u64::MAX, 20));
+        let mut out = Vec::new();
+        let mut arrived = false;
+        loop {
+            let mut slice = Slice::entries(33);
+            match job.step(&mut t, &mut slice, 10_000) {
+                Step::Continue => {}
+                Step::Emit => {
+                    out.extend_from_slice(&emitted(&mut job));
+                    if !arrived {
+                        arrived = true;
+                        // The freed slots are taken first, then fresh ones.
+                        let mut fresh = 0;
+                        for i in 0..400u32 {
+                            let tu = Tuple {
+                                src: v4_bits([10, 1, (i >> 8) as u8, i as u8]),
+                                dst: v4_bits([192, 0, 2, 1]),
+                                sport: 5000,
+                                dport: 443,
+                                proto: 6,
+                                family: AddrFamily::V4,
+                                vlan: 0,
+                            };
+                            let (k, s) = tu.canonical();
+                            let e = FlowEntry::new(k, s, 5_000 + u64::from(i));
+                            match t.insert(e, k.hash()) {
+                                crate::flow::Insert::Inserted(idx) => {
+                                    fresh += u32::from(idx >= 1000)
+                                }
+                                other => panic!("{other:?}"),
+                            }
+                        }
+                        assert!(fresh > 0);
+                    }
+                }
+                Step::Done => break,
+            }
+        }
+        assert!(arrived);
+        let want: Vec<u32> = (0..1000u32).rev().filter(|i| i % 3 != 2).take(20).collect();
+        assert_eq!(out.iter().map(|r| r.index).collect::<Vec<_>>(), want);
     }
 
     #[test]
