@@ -364,7 +364,7 @@ impl Tracker {
                     // taken is kept in memory on the common path too (see
                     // `fragment`), which cost 5 % of the forwarding rate.
                     let t = if pp.fragment == Fragment::None {
-                        if is_icmp_error(pp.tuple.proto, pp.tuple.sport) {
+                        if is_icmp_error(pp.tuple.proto, pp.tuple.sport, pp.tuple.dport) {
                             if !header_verifies(frames[i].head(), v4_l3) {
                                 actions[i] = self.malformed(Malformed::Ipv4Checksum, c);
                                 continue;
@@ -1107,6 +1107,28 @@ mod tests {
             "the unrelated error is a flow of its own"
         );
         assert_eq!(c.flows_created, 4);
+        // Forged: an echo whose identifier puts an error's type where the
+        // parser keeps it, quoting the web flow; and an error about the web
+        // flow sent to a host that is not its sender. Neither is RELATED:
+        // each is a flow of its own, which the default drops.
+        let web = tcp(C, S, ACK, &[0; 100]);
+        let mut echo = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4(S.0, C.0, 64)
+            .icmpv4_echo_request(0x0303, 1)
+            .write(&mut echo, &web[14..14 + 28])
+            .unwrap();
+        let mut astray = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 1])
+            .ipv4(router, [10, 0, 0, 99], 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+            ))
+            .write(&mut astray, &web[14..14 + 28])
+            .unwrap();
+        let a = run(&mut t, &[echo, astray], 7, &mut c);
+        assert_eq!(a, vec![Action::Drop, Action::Drop]);
+        assert_eq!(c.icmp_related, 3);
     }
 
     #[test]

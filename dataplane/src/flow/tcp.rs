@@ -1,6 +1,9 @@
 //! The TCP state machine of a middlebox: it sees both directions and
 //! follows SYN, SYN-ACK, ACK, FIN and RST without tracking sequence
-//! windows.
+//! windows. So a RST or FIN is believed whatever its sequence number: one
+//! forged with the tuple alone moves an established flow to CLOSED (or a
+//! closing state) and its shorter timeout, where Linux conntrack, which
+//! tracks windows, would ignore it.
 
 use super::entry::TcpState;
 
@@ -44,13 +47,10 @@ pub fn advance(s: TcpState, f: u8, from_opener: bool) -> TcpState {
             if !from_opener && syn {
                 // SYN-ACK, or a bare SYN in a simultaneous open.
                 SynRecv
-            } else if fin {
-                if from_opener {
-                    FinWait
-                } else {
-                    CloseWait
-                }
             } else {
+                // A FIN before the handshake is no close (Linux conntrack
+                // calls it invalid): as FinWait, it would have kept a
+                // half-open entry for the closing timeout, not the SYN's.
                 SynSent
             }
         }
@@ -187,6 +187,15 @@ mod tests {
             assert_eq!(advance(s, RST, true), Closed);
             assert_eq!(advance(s, RST | ACK, false), Closed);
         }
+    }
+
+    #[test]
+    fn a_fin_before_the_handshake_closes_nothing() {
+        for f in [FIN, FIN | ACK, FIN | PSH] {
+            assert_eq!(advance(SynSent, f, true), SynSent, "{f:#x}");
+            assert_eq!(advance(SynSent, f, false), SynSent, "{f:#x}");
+        }
+        assert_eq!(advance(SynSent, SYN | ACK | FIN, false), SynRecv);
     }
 
     #[test]

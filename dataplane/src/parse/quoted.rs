@@ -21,16 +21,19 @@ const ICMP4_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
 /// big, time exceeded, parameter problem.
 const ICMP6_ERRORS: [u8; 4] = [1, 2, 3, 4];
 
-/// Whether a packet of protocol `proto` whose tuple has source port
-/// `sport` (as the parser builds it: an ICMP message that is not an echo
-/// has its type in the high byte) is an ICMP error. By value: the caller's
-/// tuple stays in registers.
+/// Whether a packet of protocol `proto` whose tuple has ports `sport` and
+/// `dport` is an ICMP error. As the parser builds the tuple, a message
+/// that is not an echo has its type in the high byte of `sport` and a
+/// zero `dport`; an echo has its identifier in both, which must not be
+/// read as a type (an echo with identifier 0x0303 would otherwise carry
+/// a forged quote through as RELATED). By value: the caller's tuple stays
+/// in registers.
 #[inline(always)]
-pub fn is_icmp_error(proto: u8, sport: u16) -> bool {
+pub fn is_icmp_error(proto: u8, sport: u16, dport: u16) -> bool {
     let ty = (sport >> 8) as u8;
     match proto {
-        ip_protocol::ICMP => ICMP4_ERRORS.contains(&ty),
-        ip_protocol::ICMPV6 => ICMP6_ERRORS.contains(&ty),
+        ip_protocol::ICMP => dport == 0 && ICMP4_ERRORS.contains(&ty),
+        ip_protocol::ICMPV6 => dport == 0 && ICMP6_ERRORS.contains(&ty),
         _ => false,
     }
 }
@@ -38,8 +41,10 @@ pub fn is_icmp_error(proto: u8, sport: u16) -> bool {
 /// The tuple of the packet the ICMP error `pp` (parsed from `frame`, its
 /// first segment) quotes, as that packet's sender sent it; `None` when the
 /// quote is too short to name ports, is a later fragment, names a protocol
-/// without ports behind IPv6 extension headers, or is itself an ICMP
-/// message other than an echo (errors are not sent about errors).
+/// without ports behind IPv6 extension headers, is itself an ICMP
+/// message other than an echo (errors are not sent about errors), or was
+/// not sent to the quoted packet's sender (as Linux conntrack, which
+/// otherwise lets an error about any passing flow through to any host).
 #[cold]
 #[inline(never)]
 pub fn quoted_flow(frame: &[u8], pp: &ParsedPacket) -> Option<Tuple> {
@@ -86,6 +91,9 @@ pub fn quoted_flow(frame: &[u8], pp: &ParsedPacket) -> Option<Tuple> {
         }
         AddrFamily::None => return None,
     };
+    if t.src != pp.tuple.dst {
+        return None;
+    }
     let ports = l4.get(..4)?;
     let (first, second) = (
         u16::from_be_bytes([ports[0], ports[1]]),
@@ -137,7 +145,11 @@ mod tests {
         let Parsed::Ip(pp) = parse(frame) else {
             panic!("{frame:?}")
         };
-        assert!(is_icmp_error(pp.tuple.proto, pp.tuple.sport));
+        assert!(is_icmp_error(
+            pp.tuple.proto,
+            pp.tuple.sport,
+            pp.tuple.dport
+        ));
         quoted_flow(frame, &pp)
     }
 
@@ -184,5 +196,65 @@ mod tests {
         // An error about an error.
         let inner = error(&udp[..28]);
         assert_eq!(quoted(&error(&inner[14..14 + 28])), None);
+        // An error sent to another host than the quoted packet's sender.
+        let mut astray = Vec::new();
+        PacketBuilder::ipv4(SERVER, CLIENT, 64)
+            .udp(53, 5353)
+            .write(&mut astray, b"answer")
+            .unwrap();
+        assert_eq!(quoted(&error(&astray[..28])), None);
+    }
+
+    #[test]
+    fn an_echo_is_never_an_error_whatever_its_identifier() {
+        // Identifier 0x0303 puts "destination unreachable" in the byte an
+        // error's type takes; the payload is a quote naming a flow.
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4(CLIENT, SERVER, 64)
+            .udp(5353, 53)
+            .write(&mut udp, b"query")
+            .unwrap();
+        for (ident, v6) in [
+            (0x0303, false),
+            (0x0b00, false),
+            (0x0101, true),
+            (0x0400, true),
+        ] {
+            let mut v = Vec::new();
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+            if v6 {
+                b.ipv6(
+                    [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                    64,
+                )
+                .icmpv6_echo_request(ident, 1)
+                .write(&mut v, &udp[..28])
+                .unwrap();
+            } else {
+                b.ipv4(SERVER, CLIENT, 64)
+                    .icmpv4_echo_request(ident, 1)
+                    .write(&mut v, &udp[..28])
+                    .unwrap();
+            }
+            let Parsed::Ip(pp) = parse(&v) else {
+                panic!("{v:?}")
+            };
+            assert_eq!((pp.tuple.sport, pp.tuple.dport), (ident, ident));
+            assert!(!is_icmp_error(
+                pp.tuple.proto,
+                pp.tuple.sport,
+                pp.tuple.dport
+            ));
+        }
+        // The same type byte in a real error is one.
+        let Parsed::Ip(pp) = parse(&error(&udp[..28])) else {
+            panic!()
+        };
+        assert!(is_icmp_error(
+            pp.tuple.proto,
+            pp.tuple.sport,
+            pp.tuple.dport
+        ));
     }
 }
