@@ -593,6 +593,10 @@ pub struct OperationsConfig {
     pub retention_seconds: u64,
     /// Finished operations kept at most; the oldest is forgotten first.
     pub retention_count: usize,
+    /// Flows finished operations keep at most, all together; beyond it
+    /// the oldest finished operation is forgotten (whole). Unset:
+    /// [`DEFAULT_RESULT_BUDGET`], or `result_cap` when larger.
+    pub result_budget: Option<u64>,
     /// How long every worker has to finish its part; a late worker makes
     /// the operation FAILED ("Flow timeout").
     pub worker_timeout_ms: u64,
@@ -615,9 +619,26 @@ impl Default for OperationsConfig {
             result_cap: 10_000,
             retention_seconds: 3600,
             retention_count: 100,
+            result_budget: None,
             worker_timeout_ms: 5000,
             busy_share_percent: 4,
         }
+    }
+}
+
+/// `[operations] result_budget` when unset: what the default `result_cap`
+/// and `retention_count` could hold (76 MiB of results), so that the
+/// defaults forget nothing they did not before.
+pub const DEFAULT_RESULT_BUDGET: u64 = 1_000_000;
+
+/// Bytes control holds per flow an operation reports.
+pub const RESULT_FLOW_BYTES: u64 = std::mem::size_of::<flowgate_dataplane::job::TakenFlow>() as u64;
+
+impl OperationsConfig {
+    /// The result budget in force: the key, or its default.
+    pub fn result_budget(&self) -> u64 {
+        self.result_budget
+            .unwrap_or(DEFAULT_RESULT_BUDGET.max(self.result_cap))
     }
 }
 
@@ -664,10 +685,11 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(loaded)
 }
 
-/// Whether the workers' flow tables fit in `available` bytes (`None`: not
-/// known, not checked). Their memory is taken, and first touched, by each
-/// worker as it starts: the kernel grants the mappings and then kills the
-/// process with no word once they do not fit.
+/// Whether the workers' flow tables, and besides them the flow operations'
+/// results, fit in `available` bytes (`None`: not known, not checked).
+/// Table memory is taken, and first touched, by each worker as it starts;
+/// results are taken by control as operations run: the kernel grants the
+/// mappings and then kills the process with no word once they do not fit.
 pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigError> {
     let c = &l.config;
     let Some(available) = available else {
@@ -684,6 +706,39 @@ pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigErro
             format!(
                 "{} flows per worker take {} MiB of flow tables for {workers} worker(s); this machine has {} MiB available",
                 c.flows.capacity,
+                need >> 20,
+                available >> 20
+            ),
+        ));
+    }
+    // Control keeps at most result_cap flows of one operation, whatever
+    // the number of workers (see dispatch::FlowSegments).
+    let o = &c.operations;
+    let one = o.result_cap.saturating_mul(RESULT_FLOW_BYTES);
+    if need.saturating_add(one) > available {
+        return Err(l.error(
+            "operations.result_cap",
+            format!(
+                "one operation's {} flows take {} MiB besides {} MiB of flow tables; this machine has {} MiB available",
+                o.result_cap,
+                one >> 20,
+                need >> 20,
+                available >> 20
+            ),
+        ));
+    }
+    let budget = o.result_budget();
+    let all = budget
+        .saturating_add(o.result_cap.saturating_mul(o.max_in_progress as u64))
+        .saturating_mul(RESULT_FLOW_BYTES);
+    if need.saturating_add(all) > available {
+        return Err(l.error(
+            "operations.result_budget",
+            format!(
+                "{budget} flows of finished operations and {} of {} running ones (max_in_progress x result_cap) take {} MiB besides {} MiB of flow tables; this machine has {} MiB available",
+                o.result_cap.saturating_mul(o.max_in_progress as u64),
+                o.max_in_progress,
+                all >> 20,
                 need >> 20,
                 available >> 20
             ),
@@ -1315,6 +1370,15 @@ fn validate_operations(l: &Loaded) -> Result<(), ConfigError> {
     if o.retention_count == 0 {
         return Err(l.error("operations.retention_count", "must be at least 1"));
     }
+    if let Some(b) = o.result_budget.filter(|&b| b < o.result_cap) {
+        return Err(l.error(
+            "operations.result_budget",
+            format!(
+                "{b} is below result_cap ({}): an operation that reaches the cap would be forgotten as it finishes",
+                o.result_cap
+            ),
+        ));
+    }
     if !(1..=3_600_000).contains(&o.worker_timeout_ms) {
         return Err(l.error(
             "operations.worker_timeout_ms",
@@ -1523,6 +1587,22 @@ device = "net_null1"
         assert!(e.problem.contains("8192 MiB available"), "{e}");
         check_memory(&big, Some(1 << 40)).unwrap();
         check_memory(&big, None).unwrap();
+        let tables = flowgate_dataplane::flow::FlowTable::footprint(1 << 20) as u64 * 2;
+        // One operation at the largest cap takes 762 MiB: one per worker
+        // would take twice that, and is not what control holds.
+        let two = GOOD.replace("worker_cpus = [1]", "worker_cpus = [1, 2]");
+        let cap = l(format!(
+            "{two}[flows]\ncapacity = 1048576\n[operations]\nresult_cap = 10000000\nmax_in_progress = 1\nresult_budget = 10000000\n"
+        ));
+        let e = check_memory(&cap, Some(tables + (700 << 20))).unwrap_err();
+        assert_eq!(e.key, "operations.result_cap");
+        assert!(e.problem.contains("762 MiB besides"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        // The budget and the running operation: twice that.
+        let e = check_memory(&cap, Some(tables + (800 << 20))).unwrap_err();
+        assert_eq!(e.key, "operations.result_budget");
+        assert!(e.problem.contains("1525 MiB besides"), "{e}");
+        check_memory(&cap, Some(tables + (1530 << 20))).unwrap();
         // Forwarding only: no tables.
         let forward = GOOD.replace("[dataplane]\n", "[dataplane]\nmode = \"forward\"\n");
         check_memory(
@@ -1839,6 +1919,12 @@ protocols = ["tcp", 17]
     fn operations_defaults_and_errors_name_the_key() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.operations, OperationsConfig::default());
+        assert_eq!(c.operations.result_budget(), DEFAULT_RESULT_BUDGET);
+        let big_cap = OperationsConfig {
+            result_cap: 2_000_000,
+            ..OperationsConfig::default()
+        };
+        assert_eq!(big_cap.result_budget(), 2_000_000, "the newest is kept");
         assert!(is_resource_arn(&c.operations.firewall_arn));
         assert!(is_vpc_endpoint_id(&c.operations.vpc_endpoint_id));
         let ok = "\n[operations]\nvpc_endpoint_association_arn = \"arn:aws:network-firewall:us-east-1:123456789012:vpc-endpoint-association/a\"\nworker_timeout_ms = 1\n";
@@ -1859,6 +1945,10 @@ protocols = ["tcp", 17]
             ("result_cap = 0", "operations.result_cap"),
             ("retention_seconds = 0", "operations.retention_seconds"),
             ("retention_count = 0", "operations.retention_count"),
+            (
+                "result_cap = 5000\nresult_budget = 4999",
+                "operations.result_budget",
+            ),
             (
                 "worker_timeout_ms = 3600001",
                 "operations.worker_timeout_ms",

@@ -69,10 +69,9 @@ pub struct JobRequest {
 pub struct JobOutcome {
     /// A query's records, with the worker that holds each flow.
     pub records: Vec<(usize, FlowRecord)>,
-    /// A capture's or flush's flows, in the order they arrived, in huge
-    /// pages when the pool has them: a million flows in ordinary pages
-    /// took 20,000 page faults, half of control's time for the operation.
-    pub flows: HugeVec<TakenFlow>,
+    /// A capture's or flush's flows, a segment per worker, no more than
+    /// the result cap in all.
+    pub flows: FlowSegments,
     /// Each worker's summary; `None` if it did not finish in time.
     pub summaries: Vec<Option<JobSummary>>,
     /// Workers that refused (too many jobs) or whose ring was full.
@@ -90,6 +89,137 @@ impl JobOutcome {
     /// Whether some worker reported that results were cut at the cap.
     pub fn truncated(&self) -> bool {
         self.summaries.iter().flatten().any(|s| s.truncated)
+    }
+}
+
+/// A capture's or flush's flows as they arrive: one segment per worker,
+/// each in table order, so that joining them in worker order gives the
+/// (worker, index) order pages are stable in without sorting. Only the
+/// first `cap` flows of that order are ever reported, so a flow that could
+/// not be among them is dropped as it arrives: control holds at most `cap`
+/// flows for an operation, not one cap per worker.
+///
+/// Segments are in huge pages when the pool has them: a million flows in
+/// ordinary pages took 20,000 page faults, half of control's time for the
+/// operation.
+#[derive(Debug, Clone)]
+pub struct FlowSegments {
+    segments: Vec<HugeVec<TakenFlow>>,
+    /// Most flows kept, all segments together.
+    cap: usize,
+    /// Flows a segment makes room for when its first arrive.
+    room: usize,
+    kept: usize,
+    dropped: bool,
+}
+
+impl Default for FlowSegments {
+    fn default() -> Self {
+        FlowSegments::new(0, u64::MAX, 0)
+    }
+}
+
+impl FlowSegments {
+    /// Room for `workers` segments keeping at most `cap` flows together;
+    /// each segment makes room for up to `room` flows when its first
+    /// arrive (more is made as they do).
+    pub fn new(workers: usize, cap: u64, room: u64) -> FlowSegments {
+        FlowSegments {
+            segments: (0..workers).map(|_| HugeVec::new()).collect(),
+            cap: usize::try_from(cap).unwrap_or(usize::MAX),
+            room: usize::try_from(room).unwrap_or(usize::MAX),
+            kept: 0,
+            dropped: false,
+        }
+    }
+
+    /// Flows kept.
+    pub fn len(&self) -> usize {
+        self.kept
+    }
+
+    /// Whether none are kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept == 0
+    }
+
+    /// Whether some flow that arrived was dropped at the cap.
+    pub fn dropped(&self) -> bool {
+        self.dropped
+    }
+
+    /// Adds `worker`'s next flows (as its chunks arrive: in table order).
+    pub fn push(&mut self, worker: usize, flows: &[TakenFlow]) {
+        if worker >= self.segments.len() {
+            self.segments.resize_with(worker + 1, HugeVec::new);
+        }
+        let before: usize = self.segments[..worker].iter().map(|s| s.len()).sum();
+        let seg = &mut self.segments[worker];
+        // Earlier workers' segments only grow, so a flow beyond the cap
+        // now stays beyond it.
+        let room = self.cap.saturating_sub(before + seg.len());
+        let take = flows.len().min(room);
+        self.dropped |= take < flows.len();
+        if take == 0 {
+            return;
+        }
+        if seg.capacity() == 0 {
+            *seg = HugeVec::with_capacity(self.room.min(room).max(take));
+        }
+        let w = worker as u32;
+        debug_assert!(
+            seg.last().is_none_or(|l| l.index < flows[0].index)
+                && flows[..take].is_sorted_by_key(|f| f.index),
+            "a worker reports its flows in table order"
+        );
+        seg.extend(flows[..take].iter().map(|f| TakenFlow { worker: w, ..*f }));
+        self.kept += take;
+        // Later workers' flows that no longer fit are dropped, last first.
+        for later in self.segments[worker + 1..].iter_mut().rev() {
+            if self.kept <= self.cap {
+                break;
+            }
+            let cut = (self.kept - self.cap).min(later.len());
+            if cut == 0 {
+                continue;
+            }
+            later.truncate(later.len() - cut);
+            self.kept -= cut;
+            self.dropped = true;
+            // Give back what was cut once it is half the room, so that
+            // dropped flows do not stay resident (a segment cut once
+            // never grows again) at a munmap per halving, not per chunk.
+            if later.len() <= later.capacity() / 2 {
+                later.trim();
+            }
+        }
+    }
+
+    /// The first `cap` flows in (worker, index) order, and whether any
+    /// flow that arrived is not among them.
+    pub fn join(self, cap: usize) -> (HugeVec<TakenFlow>, bool) {
+        let cut = self.dropped || self.kept > cap;
+        let want = self.kept.min(cap);
+        let mut full = self.segments.into_iter().filter(|s| !s.is_empty());
+        let Some(mut first) = full.next() else {
+            return (HugeVec::new(), cut);
+        };
+        if first.len() >= want {
+            // One worker matched (or the first alone fills the cap): no copy.
+            first.truncate(want);
+            return (first, cut);
+        }
+        let mut all = HugeVec::with_capacity(want);
+        all.extend(first.iter().copied());
+        drop(first);
+        for s in full {
+            let n = (want - all.len()).min(s.len());
+            all.extend(s[..n].iter().copied());
+            if all.len() == want {
+                break;
+            }
+        }
+        (all, cut)
     }
 }
 
@@ -389,8 +519,8 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                     Request::Job { req, ticket, answer } => {
                         let mut outcome = JobOutcome { summaries: vec![None; rings.len()], ..JobOutcome::default() };
                         if req.kind != JobKind::Query {
-                            let room = req.room_per_worker.min(MAX_ROOM_PER_WORKER).saturating_mul(rings.len() as u64);
-                            outcome.flows = HugeVec::with_capacity(usize::try_from(room).unwrap_or(usize::MAX));
+                            let room = req.room_per_worker.min(MAX_ROOM_PER_WORKER);
+                            outcome.flows = FlowSegments::new(rings.len(), req.result_cap, room);
                         }
                         let mut running = vec![true; rings.len()];
                         for (w, ring) in rings.iter_mut().enumerate() {
@@ -419,9 +549,7 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                                 if let Some(p) = jobs.get_mut(&op).filter(|p| p.answer.is_some()) {
                                     match &*chunk {
                                         JobResults::Records(c) => p.outcome.records.extend(c.records().iter().map(|r| (w, *r))),
-                                        JobResults::Taken(c) => p.outcome.flows.extend(
-                                            c.records().iter().map(|f| TakenFlow { worker: w as u32, ..*f }),
-                                        ),
+                                        JobResults::Taken(c) => p.outcome.flows.push(w, c.records()),
                                     }
                                 }
                                 ring.give_back(chunk);
@@ -608,6 +736,44 @@ mod tests {
                 assert!(r.load(Ordering::Acquire));
             })
             .await;
+    }
+
+    #[test]
+    fn segments_join_in_worker_then_index_order_and_hold_no_more_than_the_cap() {
+        let flow = |index: u32| TakenFlow {
+            index,
+            ..TakenFlow::default()
+        };
+        // Three workers' chunks in table order, interleaved as their
+        // replies might be; worker 2 matched nothing.
+        let chunks: Vec<(usize, Vec<TakenFlow>)> = vec![
+            (1, (10..15).map(flow).collect()),
+            (3, (0..4).map(flow).collect()),
+            (0, (7..9).map(flow).collect()),
+            (1, (20..22).map(flow).collect()),
+            (3, (9..12).map(flow).collect()),
+            (0, (30..33).map(flow).collect()),
+        ];
+        let mut all: Vec<(u32, u32)> = chunks
+            .iter()
+            .flat_map(|(w, c)| c.iter().map(move |f| (*w as u32, f.index)))
+            .collect();
+        all.sort_unstable();
+        for cap in [0, 1, 4, 5, 12, all.len(), all.len() + 3] {
+            let mut segs = FlowSegments::new(4, cap as u64, 2);
+            for (w, c) in &chunks {
+                segs.push(*w, c);
+                assert!(segs.len() <= cap, "cap {cap}: {} held", segs.len());
+            }
+            let (flows, cut) = segs.clone().join(cap);
+            let got: Vec<(u32, u32)> = flows.iter().map(|f| (f.worker, f.index)).collect();
+            assert_eq!(got, all[..cap.min(all.len())], "cap {cap}");
+            assert_eq!(cut, cap < all.len(), "cap {cap}");
+            // Joined at a smaller cap than gathered (as the face may).
+            let (flows, cut) = segs.join(3);
+            assert_eq!(flows.len(), cap.min(3));
+            assert_eq!(cut, cap.min(all.len()) > 3 || cap < all.len());
+        }
     }
 
     #[test]

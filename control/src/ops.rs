@@ -5,8 +5,12 @@
 //! once (one more is refused, which the API reports as throttling); a
 //! finished operation keeps at most `result_cap` flows; and finished
 //! operations are forgotten `retention` after they finished, or sooner when
-//! more than `retention_count` of them are kept (oldest first). Forgetting is
-//! lazy, on each access, so no timer task is needed.
+//! more than `retention_count` of them are kept, or when their results
+//! together exceed `result_budget` flows (oldest first, whole operations:
+//! a client paging through results gets all of them or ResourceNotFound,
+//! never a silently shorter list). Without the budget, result_cap times
+//! retention_count could hold tens of GB. Forgetting is lazy, on each
+//! access, so no timer task is needed.
 //!
 //! The store is face-neutral: it knows nothing of JSON. Each operation
 //! carries a face-defined `S` (what the request asked for, to echo back),
@@ -72,6 +76,9 @@ pub struct Limits {
     pub retention: Duration,
     /// Finished operations kept at most.
     pub retention_count: usize,
+    /// Flows kept at most by finished operations together (each keeps
+    /// all of its results or is forgotten).
+    pub result_budget: u64,
 }
 
 impl Limits {
@@ -82,6 +89,7 @@ impl Limits {
             result_cap: c.result_cap,
             retention: Duration::from_secs(c.retention_seconds),
             retention_count: c.retention_count,
+            result_budget: c.result_budget(),
         }
     }
 }
@@ -216,17 +224,11 @@ impl Finish {
             });
         }
         let truncated = outcome.truncated();
-        let mut flows = outcome.flows;
-        // Workers answer in any order; a stable order makes pages stable.
-        // With one worker (or one that matched), the flows arrived in
-        // order already.
-        if !flows.is_sorted_by_key(|f| (f.worker, f.index)) {
-            flows.sort_unstable_by_key(|f| (f.worker, f.index));
-        }
-        // Each worker honours the cap alone, so together they may exceed it.
+        // Each worker honours the cap alone, so together they may exceed
+        // it: the first workers' flows are kept, in (worker, index) order
+        // so that pages are stable.
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-        let cut = flows.len() > cap;
-        flows.truncate(cap);
+        let (flows, cut) = outcome.flows.join(cap);
         let results = Results::new(flows, outcome.tsc_now, tsc_hz);
         if cut || truncated {
             Finish {
@@ -414,7 +416,8 @@ impl<S> OperationStore<S> {
     }
 
     /// Forgets finished operations past their retention, then the oldest
-    /// finished ones beyond the count. Running ones are never forgotten.
+    /// finished ones beyond the count or the result budget. Running ones
+    /// are never forgotten.
     pub fn prune(&mut self, now: Instant) {
         let keep_for = self.limits.retention;
         let expired: Vec<u64> = self
@@ -434,12 +437,21 @@ impl<S> OperationStore<S> {
             .values()
             .filter_map(|o| o.finished_at.map(|t| (t, o.seq)))
             .collect();
-        if finished.len() > self.limits.retention_count {
-            finished.sort_unstable();
-            let excess = finished.len() - self.limits.retention_count;
-            for &(_, seq) in &finished[..excess] {
-                self.forget(seq);
+        finished.sort_unstable();
+        let excess = finished.len().saturating_sub(self.limits.retention_count);
+        for &(_, seq) in &finished[..excess] {
+            self.forget(seq);
+        }
+        let mut held: u64 = finished[excess..]
+            .iter()
+            .map(|&(_, seq)| self.by_seq[&seq].results.len() as u64)
+            .sum();
+        for &(_, seq) in &finished[excess..] {
+            if held <= self.limits.result_budget {
+                break;
             }
+            held -= self.by_seq[&seq].results.len() as u64;
+            self.forget(seq);
         }
     }
 
@@ -453,6 +465,7 @@ impl<S> OperationStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::FlowSegments;
     use flowgate_dataplane::flow::key::v4_bits;
     use flowgate_dataplane::flow::{FlowEntry, Tuple};
     use flowgate_dataplane::job::{FlowRecord, JobSummary};
@@ -463,6 +476,14 @@ mod tests {
             result_cap: 3,
             retention: Duration::from_secs(10),
             retention_count: 3,
+            result_budget: 1000,
+        }
+    }
+
+    fn done_with(flows: u16) -> Finish {
+        Finish {
+            results: Results::new((0..flows).map(taken).collect(), 4000, 1000),
+            ..done()
         }
     }
 
@@ -584,6 +605,50 @@ mod tests {
     }
 
     #[test]
+    fn the_result_budget_forgets_whole_finished_operations_oldest_first() {
+        let t0 = Instant::now();
+        let mut s: OperationStore<u32> = OperationStore::new(Limits {
+            max_in_progress: 8,
+            result_cap: 4,
+            retention_count: 100,
+            result_budget: 7,
+            ..limits()
+        });
+        let start = |s: &mut OperationStore<u32>, i| {
+            s.start(OpKind::Capture, i, SystemTime::now(), t0)
+                .unwrap()
+                .id
+        };
+        let (a, b, running, c, d) = (
+            start(&mut s, 0),
+            start(&mut s, 1),
+            start(&mut s, 2),
+            start(&mut s, 3),
+            start(&mut s, 4),
+        );
+        // b was started after a but finished first: it is the older.
+        assert!(s.finish(b, done_with(3), t0));
+        assert!(s.finish(a, done_with(3), t0 + Duration::from_secs(1)));
+        let now = t0 + Duration::from_secs(2);
+        assert!(s.get(&b, now).is_some(), "6 flows fit in 7");
+        // 6 + 4 > 7: b goes, and a (3 + 4 = 7) stays whole.
+        assert!(s.finish(c, done_with(5), now));
+        assert!(s.get(&b, now).is_none());
+        assert_eq!(s.get(&a, now).unwrap().results.len(), 3);
+        assert_eq!(s.get(&c, now).unwrap().results.len(), 4);
+        // Empty results cost nothing.
+        assert!(s.finish(d, done(), now));
+        assert!(s.get(&a, now).is_some());
+        // A running operation is never forgotten, whatever the budget.
+        s.limits.result_budget = 0;
+        s.prune(now);
+        assert!(s.get(&a, now).is_none());
+        assert!(s.get(&c, now).is_none());
+        assert!(s.get(&d, now).is_some(), "holds no flows");
+        assert_eq!(s.get(&running, now).unwrap().status, OpStatus::InProgress);
+    }
+
+    #[test]
     fn listing_is_newest_first_filtered_and_paged_stably() {
         let t0 = Instant::now();
         let mut s: OperationStore<u32> = OperationStore::new(Limits {
@@ -682,12 +747,13 @@ mod tests {
         let summary = Some(JobSummary::default());
         let ok = JobOutcome {
             records: vec![],
-            flows: [
-                TakenFlow::of(1, &record(true, 5, 1000)),
-                TakenFlow::of(0, &record(false, 9, 0)),
-            ]
-            .into_iter()
-            .collect(),
+            // Worker 1 answers first.
+            flows: {
+                let mut f = FlowSegments::default();
+                f.push(1, &[TakenFlow::of(1, &record(true, 5, 1000))]);
+                f.push(0, &[TakenFlow::of(0, &record(false, 9, 0))]);
+                f
+            },
             summaries: vec![summary, summary],
             refused: vec![],
             tsc_now: 10_500,

@@ -104,6 +104,26 @@ fn busy_shares_out_of_range() {
 }
 
 #[test]
+fn operation_results_beyond_memory_or_below_the_cap() {
+    let t = good(free_port(), PORTS, "[[\"a\", \"b\"]]");
+    // 10^12 flows of results are 80 TB: no machine this runs on has them.
+    expect_one_line(
+        "result budget beyond memory",
+        Some(&format!(
+            "{t}\n[operations]\nresult_budget = 1000000000000\n"
+        )),
+        "operations.result_budget",
+    );
+    expect_one_line(
+        "result budget below the cap",
+        Some(&format!(
+            "{t}\n[operations]\nresult_cap = 5000\nresult_budget = 4999\n"
+        )),
+        "operations.result_budget",
+    );
+}
+
+#[test]
 fn pair_naming_unknown_port() {
     let t = good(free_port(), PORTS, "[[\"a\", \"c\"]]");
     expect_one_line("unknown pair port", Some(&t), "dataplane.pairs[0][1]");
