@@ -310,6 +310,9 @@ impl Appliance {
         for left in mirror.left_out(&enis) {
             say!("flowgate: {left}");
         }
+        if let Some(idle) = mirror.idle_in(dp.mode) {
+            say!("flowgate: {idle}");
+        }
         let initial_mirror = match mirror.compile(&enis, &tunnel) {
             Ok(m) => Arc::new(m),
             Err(e) => {

@@ -393,6 +393,23 @@ impl MirrorStore {
         v
     }
 
+    /// What to tell the operator when `mode` keeps every session from
+    /// mirroring: `forward` workers never parse a packet, so they have no
+    /// tuple to match a filter against. The sessions are still accepted,
+    /// kept and described (a session is configuration, as with a port
+    /// that is gone, and switching the mode back mirrors them), so this
+    /// line, at start and at each change, is what says they are idle.
+    /// `None` when the mode mirrors or there is no session.
+    pub fn idle_in(&self, mode: crate::config::Mode) -> Option<String> {
+        let n = self.state.sessions.len();
+        (mode == crate::config::Mode::Forward && n > 0).then(|| {
+            format!(
+                "[dataplane] mode = \"forward\" mirrors nothing: {n} traffic mirror \
+                 session(s) kept but not installed (mode = \"track\" mirrors them)"
+            )
+        })
+    }
+
     /// The sessions [`MirrorStore::compile`] leaves out because an
     /// interface they name (their source, or their target's) is not among
     /// `ports`. The API refuses such interfaces, so only a session restored
@@ -690,6 +707,24 @@ mod tests {
         assert_eq!(c.target_of(0).mtu, 9000);
         assert!(c.watches(0, 1));
         assert!(!c.watches(1, 1));
+    }
+
+    #[test]
+    fn forward_mode_says_its_sessions_are_idle() {
+        use crate::config::Mode;
+        let mut s = MirrorStore::in_memory();
+        add_target_and_filter(&mut s, &[("tmt-1", "eni-b")]);
+        assert_eq!(s.idle_in(Mode::Forward), None, "no session, nothing to say");
+        for (id, n) in [("tms-1", 1), ("tms-2", 2)] {
+            let x = session(id, n, "tmt-1", "tmf-1");
+            s.state.sessions.insert(x.id.clone(), x);
+        }
+        assert_eq!(s.idle_in(Mode::Track), None);
+        let note = s.idle_in(Mode::Forward).unwrap();
+        assert!(
+            note.starts_with("[dataplane] mode = \"forward\" mirrors nothing: 2 traffic"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree
 from unittest import mock
 
 import boto3
@@ -400,3 +401,80 @@ def test_benchmark_setup_script_configures_each_mode(appliance):
     assert setup("none") == []
     assert c.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
     assert c.describe_traffic_mirror_targets()["TrafficMirrorTargets"] == []
+
+
+def test_characters_xml_cannot_carry_are_refused_and_answers_stay_parseable(appliance):
+    # `%01` decodes to U+0001, which XML 1.0 forbids even as a reference:
+    # stored, it would make every later Describe unreadable to botocore.
+    c = ec2(appliance)
+    before = c.describe_traffic_mirror_filters()["TrafficMirrorFilters"]
+    for kw, name in [
+        (dict(Description="a\x01b"), "Description"),
+        (dict(TagSpecifications=[{"ResourceType": "traffic-mirror-filter", "Tags": [{"Key": "k\x1f", "Value": ""}]}]),
+         "Tag.Key"),
+        (dict(TagSpecifications=[{"ResourceType": "traffic-mirror-filter", "Tags": [{"Key": "k", "Value": "\x7f\x00"}]}]),
+         "Tag.Value"),
+        (dict(ClientToken="tok\x02"), "ClientToken"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.create_traffic_mirror_filter(**kw)
+        assert code(e) == "InvalidParameterValue", name
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert e.value.response["Error"]["Message"].startswith(f"Value for parameter {name} is invalid."), name
+    # Nothing was kept, and Describe still parses.
+    assert c.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == before
+    # Tab, LF and CR are XML characters: they come back as sent (a bare CR
+    # would read back as LF).
+    f = make_filter(c, Description="a\tb\nc\rd")
+    got = c.describe_traffic_mirror_filters(TrafficMirrorFilterIds=[f])["TrafficMirrorFilters"][0]
+    assert got["Description"] == "a\tb\nc\rd"
+    c.delete_traffic_mirror_filter(TrafficMirrorFilterId=f)
+    # Errors that echo what was sent stay well-formed: botocore reads the
+    # code, and the forbidden character comes back as U+FFFD.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.describe_traffic_mirror_filters(TrafficMirrorFilterIds=["tmf-\x01\r"])
+    assert code(e) == "InvalidTrafficMirrorFilterId.NotFound"
+    assert "'tmf-\ufffd\r'" in e.value.response["Error"]["Message"]
+    for body in ["Action=CreateTrafficMirrorFilterRule&Version=2016-11-15&TrafficMirrorFilterId=tmf-x"
+                 "&TrafficDirection=%01&RuleNumber=1&RuleAction=accept&DestinationCidrBlock=0.0.0.0/0"
+                 "&SourceCidrBlock=0.0.0.0/0",
+                 "Action=DeleteTrafficMirrorSession&Version=2016-11-15&TrafficMirrorSessionId=tms-%01%EF%BF%BF",
+                 "Action=Run%08Instances&Version=2016-11-15"]:
+        status, text = raw(appliance, body)
+        assert status == 400, text
+        # expat, as botocore uses: strict about characters.
+        root = xml.etree.ElementTree.fromstring(text)
+        assert "\ufffd" in root.find("Errors/Error/Message").text, text
+
+
+def test_forward_mode_accepts_sessions_and_says_they_mirror_nothing(tmp_path):
+    # Forwarding-only workers parse no packet, so no filter can match: the
+    # session is kept as configuration, and the operator is told, at each
+    # change and at start.
+    port = free_port()
+    state = tmp_path / "mirror.json"
+    text = config(port, [("inside", "net_null0,no-rx=1", INSIDE), ("outside", "net_null1,no-rx=1", OUTSIDE)],
+                  extra=f'[mirror]\nstate_file = "{state}"\n', mode="forward")
+    url = f"http://127.0.0.1:{port}"
+    line = '[dataplane] mode = "forward" mirrors nothing: 1 traffic mirror session(s) kept but not installed'
+    fg = Flowgate(text, tmp_path)
+    try:
+        fg.wait_ready(url)
+        c = ec2(url)
+        t = c.create_traffic_mirror_target(NetworkInterfaceId=OUTSIDE)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+        f = make_filter(c)
+        assert "mirrors nothing" not in fg.text(), "no session yet: nothing to say"
+        s = c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t,
+                                            TrafficMirrorFilterId=f, SessionNumber=1)
+        sid = s["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+        fg.wait_output(lambda out: line in out, "the idle-session line after the change")
+        assert [x["TrafficMirrorSessionId"] for x in c.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]] == [sid]
+    finally:
+        assert fg.stop() == 0, fg.text()
+    # Restored at start: said again before any change.
+    again = Flowgate(text, tmp_path)
+    try:
+        again.wait_ready(url)
+        again.wait_output(lambda out: line in out, "the idle-session line at start")
+    finally:
+        assert again.stop() == 0, again.text()

@@ -102,14 +102,15 @@ impl Ec2Error {
         }
     }
 
-    /// The XML error document.
+    /// The XML error document. Messages echo what the caller sent (ids,
+    /// values), so they are written as [`super::xml::text`] writes them.
     pub fn body(&self, request_id: &str) -> String {
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code>\
              <Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
             self.code(),
-            quick_xml::escape::escape(self.to_string()),
-            request_id
+            super::xml::text(&self.to_string()),
+            super::xml::text(request_id)
         )
     }
 
@@ -149,5 +150,16 @@ mod tests {
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         assert_eq!(Ec2Error::DryRunOperation.status().as_u16(), 412);
         assert_eq!(Ec2Error::from(SigV4Error::UnknownKey).code(), "AuthFailure");
+    }
+
+    #[test]
+    fn an_echoed_control_character_keeps_the_error_document_well_formed() {
+        let e = Ec2Error::NotFound(
+            "InvalidTrafficMirrorSessionId.NotFound",
+            "The traffic mirror session ID 'tms-\u{1}\r' does not exist.".into(),
+        );
+        let b = e.body("r1");
+        assert!(b.chars().all(super::super::xml::is_xml_char), "{b:?}");
+        assert!(b.contains("&apos;tms-\u{fffd}&#13;&apos;"), "{b}");
     }
 }

@@ -111,6 +111,10 @@ pub fn install(state: &Arc<ApiState>) {
         for left in left_out {
             say!("flowgate: {left}");
         }
+        let idle = state.mirror().idle_in(state.config.dataplane.mode);
+        if let Some(idle) = idle {
+            say!("flowgate: {idle}");
+        }
         loop {
             let compiled = state.mirror().compile(&port_enis(&state), &tunnel(&state));
             let cfg = match compiled {
@@ -193,6 +197,9 @@ fn apply(
         return Err(Ec2Error::InvalidParameterValue(format!(
             "The client token must be at most {MAX_CLIENT_TOKEN} ASCII characters."
         )));
+    }
+    if let Some(t) = token {
+        xml_chars("ClientToken", t)?;
     }
     let parameters = token.map(|_| {
         c.p.digest_without(&["ClientToken", "Action", "Version", "DryRun"])
@@ -350,6 +357,8 @@ fn check_tags(tags: &[Tag]) -> Result<(), Ec2Error> {
     let mut seen = std::collections::HashSet::new();
     for t in tags {
         let invalid = |m: String| Err(Ec2Error::InvalidParameterValue(m));
+        xml_chars("Tag.Key", &t.key)?;
+        xml_chars("Tag.Value", &t.value)?;
         if t.key.chars().count() > MAX_TAG_KEY {
             return invalid(format!(
                 "Tag key exceeds the maximum length of {MAX_TAG_KEY} characters"
@@ -397,7 +406,22 @@ fn description(p: &Params) -> Result<Option<String>, Ec2Error> {
         Some(d) if d.len() > 255 => Err(Ec2Error::InvalidParameterValue(
             "Description must be at most 255 characters".into(),
         )),
-        d => Ok(d.map(str::to_string)),
+        Some(d) => xml_chars("Description", d).map(|()| Some(d.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Refuses a value that holds a character XML 1.0 cannot carry (`%01`
+/// decodes to U+0001): kept, it would be described in every later answer,
+/// and the writer could only show it replaced. The value itself is not
+/// echoed, as it is what cannot be written.
+fn xml_chars(name: &str, v: &str) -> Result<(), Ec2Error> {
+    match v.chars().find(|&c| !xml::is_xml_char(c)) {
+        Some(c) => Err(Ec2Error::InvalidParameterValue(format!(
+            "Value for parameter {name} is invalid. Character U+{:04X} is not allowed.",
+            u32::from(c)
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -1478,6 +1502,105 @@ mod tests {
         ] {
             assert_eq!(err(&mut st, body, &me), code, "{body}");
         }
+    }
+
+    #[test]
+    fn values_xml_cannot_carry_are_refused_and_nothing_is_kept() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        let tag = |k: &str, v: &str| {
+            format!(
+                "&TagSpecification.1.ResourceType=traffic-mirror-filter\
+                 &TagSpecification.1.Tag.1.Key={k}&TagSpecification.1.Tag.1.Value={v}"
+            )
+        };
+        let filter = "Action=CreateTrafficMirrorFilter";
+        for bad in ["%01", "%1F", "%00", "%EF%BF%BE", "%EF%BF%BF"] {
+            for (body, name) in [
+                (format!("{filter}&Description=a{bad}b"), "Description"),
+                (
+                    format!("{filter}{}", tag(&format!("k{bad}"), "v")),
+                    "Tag.Key",
+                ),
+                (
+                    format!("{filter}{}", tag("k", &format!("v{bad}"))),
+                    "Tag.Value",
+                ),
+                (format!("{filter}&ClientToken=t{bad}"), "ClientToken"),
+            ] {
+                let e = run(&mut st, &body, &me).unwrap_err();
+                assert_eq!(e.code(), "InvalidParameterValue", "{body}");
+                assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+                // A non-ASCII token is refused as such before.
+                let ascii = !bad.starts_with("%E");
+                assert!(
+                    (name == "ClientToken" && !ascii)
+                        || e.to_string()
+                            .starts_with(&format!("Value for parameter {name} is invalid.")),
+                    "{e}"
+                );
+            }
+        }
+        assert!(st.state.filters.is_empty() && st.state.client_tokens.is_empty());
+        // Tab, LF and CR are XML characters: kept, and CR written so that
+        // it reads back as CR.
+        let d = run(&mut st, &format!("{filter}&Description=a%09b%0Ac%0Dd"), &me).unwrap();
+        well_formed(&d);
+        assert!(
+            d.contains("<description>a\tb\nc&#13;d</description>"),
+            "{d}"
+        );
+        // Every operation that takes a Description checks it.
+        let f = first(&d, "trafficMirrorFilterId");
+        let t = first(
+            &run(
+                &mut st,
+                "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-c",
+                &me,
+            )
+            .unwrap(),
+            "trafficMirrorTargetId",
+        );
+        let r = first(
+            &run(
+                &mut st,
+                &format!(
+                    "Action=CreateTrafficMirrorFilterRule&TrafficMirrorFilterId={f}\
+                     &TrafficDirection=ingress&RuleNumber=1&RuleAction=accept\
+                     &DestinationCidrBlock=0.0.0.0/0&SourceCidrBlock=0.0.0.0/0"
+                ),
+                &me,
+            )
+            .unwrap(),
+            "trafficMirrorFilterRuleId",
+        );
+        let s = first(
+            &run(
+                &mut st,
+                &format!(
+                    "Action=CreateTrafficMirrorSession&NetworkInterfaceId=eni-a\
+                     &TrafficMirrorTargetId={t}&TrafficMirrorFilterId={f}&SessionNumber=1"
+                ),
+                &me,
+            )
+            .unwrap(),
+            "trafficMirrorSessionId",
+        );
+        let before = st.state.clone();
+        for body in [
+            "Action=CreateTrafficMirrorTarget&NetworkInterfaceId=eni-b".to_string(),
+            format!(
+                "Action=CreateTrafficMirrorFilterRule&TrafficMirrorFilterId={f}\
+                 &TrafficDirection=egress&RuleNumber=1&RuleAction=accept\
+                 &DestinationCidrBlock=0.0.0.0/0&SourceCidrBlock=0.0.0.0/0"
+            ),
+            format!("Action=ModifyTrafficMirrorFilterRule&TrafficMirrorFilterRuleId={r}"),
+            format!("Action=ModifyTrafficMirrorSession&TrafficMirrorSessionId={s}"),
+        ] {
+            let e = run(&mut st, &format!("{body}&Description=%07"), &me).unwrap_err();
+            assert_eq!(e.code(), "InvalidParameterValue", "{body}");
+        }
+        assert_eq!(st.state, before, "nothing changed");
     }
 
     #[test]
