@@ -578,8 +578,8 @@ def ops(cfg, res):
     # The appliance's default share, a far larger one and all of it: the
     # dip against the duration. Then a worker with nothing else to do, where
     # an operation runs as fast as the worker and control can take it.
-    default_share = 4
-    for share in (default_share, 50, 100):
+    default_share = 3
+    for share in (default_share, 4, 50, 100):
         r = ops_run(cfg, n, bulk, load, share)
         if share == default_share:
             out.update(r)
@@ -812,7 +812,7 @@ def ops_cost(o):
     cap, flush = jc.get("capture, all/handed over"), jc.get("flush, all/handed over")
     if cap is None or flush is None:
         return [""]
-    share = o.get("busy_share_percent") or 4
+    share = o.get("busy_share_percent") or 3
     floor = min(cap, flush) * o["flows"] / (share / 100) / 1e9
     loaded = {k: under_load(k) for k in ("selective", "capture", "flush")}
     text = ("A match-all capture reads and reports every flow; a flush also removes it (the worker "
@@ -932,7 +932,7 @@ def report(res, cfg, path):
               "operation takes what the worker and control can give it. Started with boto3; completion = StartFlow* call to the first "
               "DescribeFlowOperation that is not IN_PROGRESS (polled every 2 ms); flows = what "
               "ListFlowOperationResults returned, page by page. Forwarding sampled every 100 ms.", "",
-              "`busy_share_percent` is the appliance's setting (default 4): the share of a saturated "
+              "`busy_share_percent` is the appliance's setting (default 3): the share of a saturated "
               "worker's time an operation may take. *Worker share* is what the worker measured itself "
               "(TSC ticks in the operation over ticks of its forwarding iterations meanwhile); the Mpps "
               "columns carry this VM's noise (see the spread of the baseline) and the cache and "

@@ -621,7 +621,7 @@ impl Default for OperationsConfig {
             retention_count: 100,
             result_budget: None,
             worker_timeout_ms: 5000,
-            busy_share_percent: 4,
+            busy_share_percent: 3,
         }
     }
 }
