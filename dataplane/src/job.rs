@@ -764,21 +764,34 @@ mod tests {
         table_with_room(n, n)
     }
 
+    /// Inserts a flow from `src:sport` to 192.0.2.1:`dport` first seen at
+    /// `seen`; returns where it went.
+    fn insert(
+        t: &mut FlowTable,
+        src: [u8; 4],
+        (sport, dport, proto): (u16, u16, u8),
+        seen: u64,
+    ) -> crate::flow::Insert {
+        let tu = Tuple {
+            src: v4_bits(src),
+            dst: v4_bits([192, 0, 2, 1]),
+            sport,
+            dport,
+            proto,
+            family: AddrFamily::V4,
+            vlan: 0,
+        };
+        let (k, side) = tu.canonical();
+        t.insert(FlowEntry::new(k, side, seen), k.hash())
+    }
+
     /// [`table`] with room for `capacity` flows.
     fn table_with_room(n: u32, capacity: u32) -> FlowTable {
         let mut t = FlowTable::new(capacity, crate::flow::FullPolicy::DropNew).unwrap();
         for i in 0..n {
-            let tu = Tuple {
-                src: v4_bits([10, 0, (i >> 8) as u8, i as u8]),
-                dst: v4_bits([192, 0, 2, 1]),
-                sport: 1000 + i as u16,
-                dport: if i % 2 == 0 { 80 } else { 443 },
-                proto: 6,
-                family: AddrFamily::V4,
-                vlan: 0,
-            };
-            let (k, s) = tu.canonical();
-            match t.insert(FlowEntry::new(k, s, i as u64), k.hash()) {
+            let dport = if i % 2 == 0 { 80 } else { 443 };
+            let src = [10, 0, (i >> 8) as u8, i as u8];
+            match insert(&mut t, src, (1000 + i as u16, dport, 6), i.into()) {
                 crate::flow::Insert::Inserted(idx) => assert_eq!(idx, i),
                 other => panic!("{other:?}"),
             }
@@ -984,18 +997,8 @@ mod tests {
                         // The freed slots are taken first, then fresh ones.
                         let mut fresh = 0;
                         for i in 0..400u32 {
-                            let tu = Tuple {
-                                src: v4_bits([10, 1, (i >> 8) as u8, i as u8]),
-                                dst: v4_bits([192, 0, 2, 1]),
-                                sport: 5000,
-                                dport: 443,
-                                proto: 6,
-                                family: AddrFamily::V4,
-                                vlan: 0,
-                            };
-                            let (k, s) = tu.canonical();
-                            let e = FlowEntry::new(k, s, 5_000 + u64::from(i));
-                            match t.insert(e, k.hash()) {
+                            let src = [10, 1, (i >> 8) as u8, i as u8];
+                            match insert(&mut t, src, (5000, 443, 6), 5_000 + u64::from(i)) {
                                 crate::flow::Insert::Inserted(idx) => {
                                     fresh += u32::from(idx >= 1000)
                                 }
@@ -1135,17 +1138,7 @@ mod tests {
         }
         for &i in &waiting {
             t.remove(i);
-            let tu = Tuple {
-                src: v4_bits([172, 16, 0, i as u8]),
-                dst: v4_bits([192, 0, 2, 1]),
-                sport: 5000,
-                dport: 443,
-                proto: 6,
-                family: AddrFamily::V4,
-                vlan: 0,
-            };
-            let (k, side) = tu.canonical();
-            let at = t.insert(FlowEntry::new(k, side, 1), k.hash());
+            let at = insert(&mut t, [172, 16, 0, i as u8], (5000, 443, 6), 1);
             assert_eq!(at, crate::flow::Insert::Inserted(i));
         }
         let rest = run(&mut job, &mut t, 10_000, 1000);
@@ -1173,18 +1166,13 @@ mod tests {
         let n = 997u32;
         let mut t = FlowTable::new(n, crate::flow::FullPolicy::DropNew).unwrap();
         for i in 0..n {
-            let tu = Tuple {
-                src: v4_bits([10, 1, (i >> 8) as u8, i as u8]),
-                dst: v4_bits([192, 0, 2, 1]),
-                sport: 2000,
-                dport: 53,
-                proto: 17,
-                family: AddrFamily::V4,
-                vlan: 0,
-            };
-            let (k, side) = tu.canonical();
             let seen = (i as u64 * 7919) % n as u64;
-            t.insert(FlowEntry::new(k, side, seen), k.hash());
+            insert(
+                &mut t,
+                [10, 1, (i >> 8) as u8, i as u8],
+                (2000, 53, 17),
+                seen,
+            );
         }
         for newest in [1usize, 20, 500, 997, 2000] {
             let mut job = Job::new(spec(JobKind::Query, &[Rule::ANY], u64::MAX, newest));
