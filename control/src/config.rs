@@ -728,15 +728,15 @@ pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigErro
         ));
     }
     let budget = o.result_budget();
+    let running = o.result_cap.saturating_mul(o.max_in_progress as u64);
     let all = budget
-        .saturating_add(o.result_cap.saturating_mul(o.max_in_progress as u64))
+        .saturating_add(running)
         .saturating_mul(RESULT_FLOW_BYTES);
     if need.saturating_add(all) > available {
         return Err(l.error(
             "operations.result_budget",
             format!(
-                "{budget} flows of finished operations and {} of {} running ones (max_in_progress x result_cap) take {} MiB besides {} MiB of flow tables; this machine has {} MiB available",
-                o.result_cap.saturating_mul(o.max_in_progress as u64),
+                "{budget} flows of finished operations and {running} of {} running ones (max_in_progress x result_cap) take {} MiB besides {} MiB of flow tables; this machine has {} MiB available",
                 o.max_in_progress,
                 all >> 20,
                 need >> 20,
@@ -750,9 +750,14 @@ pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigErro
 /// MemAvailable from /proc/meminfo, in bytes.
 pub fn available_memory() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    Some(meminfo_field(&info, "MemAvailable:")? * 1024)
+}
+
+/// The number on the line of `/proc/meminfo` text that starts with `name`
+/// (its own unit: kB for sizes, a count for huge pages).
+pub fn meminfo_field(meminfo: &str, name: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Reads, parses and validates a config file, without asking whether this

@@ -39,14 +39,7 @@ impl std::fmt::Display for Memory {
 pub fn hugepages() -> Result<(u64, u64), String> {
     let meminfo = std::fs::read_to_string("/proc/meminfo")
         .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
-    let field = |name: &str| -> u64 {
-        meminfo
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |name| crate::config::meminfo_field(&meminfo, name).unwrap_or(0);
     let free = field("HugePages_Free:");
     let size = field("Hugepagesize:");
     if free == 0 {

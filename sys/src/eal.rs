@@ -78,42 +78,37 @@ fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
 /// beside the line it logs, and glibc's getopt writes its complaint there
 /// too, where flowgate keeps one line per error.
 fn capture_stderr<R>(f: impl FnOnce() -> R) -> (R, String) {
-    // SAFETY: memfd_create takes a NUL-terminated name; dup takes any fd.
-    let (file, saved) = unsafe { (libc::memfd_create(c"eal-stderr".as_ptr(), 0), libc::dup(2)) };
-    // SAFETY: both fds are ours and open (checked before use); dup2 swaps
-    // what fd 2 names without closing the terminal's copy, kept in `saved`.
-    if file < 0 || saved < 0 || unsafe { libc::dup2(file, 2) } < 0 {
-        // SAFETY: closes only fds opened above.
-        unsafe {
-            if file >= 0 {
-                libc::close(file);
-            }
-            if saved >= 0 {
-                libc::close(saved);
-            }
-        }
+    use std::io::{Read, Seek};
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+    // SAFETY: memfd_create takes a NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(c"eal-stderr".as_ptr(), 0) };
+    if fd < 0 {
+        return (f(), String::new());
+    }
+    // SAFETY: `fd` was just opened and nothing else holds it; the File
+    // closes it.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let Ok(saved) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return (f(), String::new());
+    };
+    // SAFETY: dup2 on two open fds: fd 2 names the file, and the
+    // terminal's stderr stays open in `saved`.
+    if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
         return (f(), String::new());
     }
     let r = f();
+    // SAFETY: as above: fd 2 names the saved stderr again.
+    unsafe { libc::dup2(saved.as_raw_fd(), 2) };
     let mut text = Vec::new();
-    // SAFETY: restores fd 2 from `saved`, then reads the anonymous file
-    // from its start into a buffer of the stated length, and closes the
-    // two fds opened above, which nothing else holds.
-    unsafe {
-        libc::dup2(saved, 2);
-        libc::close(saved);
-        libc::lseek(file, 0, libc::SEEK_SET);
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = libc::read(file, buf.as_mut_ptr().cast(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            text.extend_from_slice(&buf[..n as usize]);
-        }
-        libc::close(file);
-    }
+    let _ = file.rewind().and_then(|()| file.read_to_end(&mut text));
     (r, String::from_utf8_lossy(&text).into_owned())
+}
+
+/// What DPDK logged, as one line: its non-empty lines joined by "; ";
+/// `None` if it logged nothing.
+fn one_line<'a>(lines: impl Iterator<Item = &'a str>) -> Option<String> {
+    let lines: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
 }
 
 /// Calls `rte_eal_cleanup` when the last holder is dropped, then removes
@@ -217,14 +212,9 @@ impl Eal {
         if ret < 0 {
             // EAL's alert repeats a line it logged; getopt's complaint is
             // only on stderr.
-            let lines: Vec<&str> = logged
-                .lines()
-                .chain(alerts.lines().filter(|l| !l.starts_with("EAL: FATAL")))
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            if !lines.is_empty() {
-                e.message = format!("{} ({})", e.message, lines.join("; "));
+            let alerts = alerts.lines().filter(|l| !l.starts_with("EAL: FATAL"));
+            if let Some(said) = one_line(logged.lines().chain(alerts)) {
+                e.message = format!("{} ({said})", e.message);
             }
             return Err(e);
         }
@@ -301,13 +291,8 @@ impl Eal {
         let _one_at_a_time = PROBING.lock().unwrap_or_else(|e| e.into_inner());
         let (r, logged) = capture_logs(|| crate::port::probe(devargs));
         r.map_err(|mut e| {
-            let lines: Vec<&str> = logged
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            if !lines.is_empty() {
-                e.message = lines.join("; ");
+            if let Some(said) = one_line(logged.lines()) {
+                e.message = said;
             }
             e
         })
