@@ -470,6 +470,25 @@ fn icmp_errors_about_a_passed_connection_pass_and_the_rest_meet_the_policy() {
         far_error(40002, 443),
         packet_too_big(far6, client6, &big_segment6(client6, 40000, server6, 443)),
         packet_too_big(far6, client6, &big_segment6(client6, 40001, server6, 443)),
+        // Forged, each quoting the passed connection: an error sent to a
+        // host that is not its client, and an echo whose identifier puts
+        // "unreachable" where an error's type is read. Neither is
+        // RELATED: each is an ICMP flow of its own, dropped.
+        frag_needed(
+            (B, A),
+            far,
+            [10, 0, 0, 99],
+            &big_segment4(client, 40000, server, 443)[..28],
+        ),
+        {
+            let mut echo = Vec::new();
+            PacketBuilder::ethernet2(B, A)
+                .ipv4(server, client, 64)
+                .icmpv4_echo_request(0x0303, 1)
+                .write(&mut echo, &big_segment4(client, 40000, server, 443)[..28])
+                .unwrap();
+            echo
+        },
     ];
     let (out, out_a, out_b, metrics) = replay_both("icmprel", &from_a, &from_b, https_only);
     // Byte for byte: what the policy passed, and the errors about it.
@@ -499,7 +518,8 @@ fn icmp_errors_about_a_passed_connection_pass_and_the_rest_meet_the_policy() {
         ]
     );
     // Four errors were about a tracked flow (one of them the dropped
-    // one's): none made a flow; the two unrelated ones made one each.
+    // one's): none made a flow; the two unrelated ones and the two forged
+    // ones made one each.
     let related = metrics
         .lines()
         .find(|l| l.starts_with("flowgate_worker_icmp_related_packets_total{"))
@@ -509,7 +529,7 @@ fn icmp_errors_about_a_passed_connection_pass_and_the_rest_meet_the_policy() {
         .lines()
         .find(|l| l.trim_start().starts_with("worker 0"))
         .unwrap();
-    assert!(w.contains("  created 34  "), "{w}");
+    assert!(w.contains("  created 36  "), "{w}");
 }
 
 #[test]
