@@ -532,6 +532,50 @@ fn icmp_errors_about_a_passed_connection_pass_and_the_rest_meet_the_policy() {
     assert!(w.contains("  created 36  "), "{w}");
 }
 
+fn tcp_rst(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(A, B)
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, seq, 0)
+        .rst()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+#[test]
+fn a_rst_far_from_the_senders_sequence_closes_nothing() {
+    // Two connections picked up mid-stream, each sent a RST and then a SYN
+    // on the same ports. A SYN on a closed connection starts a new flow;
+    // on a live one it is part of it. The forged RST (half the sequence
+    // space away) must leave its connection live; the real one (at the
+    // next byte) must close its own.
+    let (forged, real, server) = ([10, 0, 0, 1], [10, 0, 0, 2], [192, 0, 2, 1]);
+    let frames = vec![
+        tcp_ack(forged, 40000, server, 443, 1000, 1),
+        tcp_rst(forged, 40000, server, 443, 1004 + (1 << 31)),
+        tcp_syn(forged, 40000, server, 443, 7),
+        tcp_ack(real, 40000, server, 443, 1000, 1),
+        tcp_rst(real, 40000, server, 443, 1004),
+        tcp_syn(real, 40000, server, 443, 7),
+    ];
+    let (out, _, out_b, metrics) = replay_both("tcpseq", &frames, &[], "");
+    assert_eq!(
+        out_b, frames,
+        "every frame is forwarded, the forged RST too\n{out}"
+    );
+    let w = final_section(&out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("worker 0"))
+        .unwrap();
+    assert!(w.contains("  created 3  "), "{w}");
+    let oow = metrics
+        .lines()
+        .find(|l| l.starts_with("flowgate_worker_tcp_out_of_window_packets_total{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(oow.ends_with(" 1"), "{oow}");
+}
+
 #[test]
 fn hostile_frames_at_full_rate_crash_nothing_and_every_frame_is_counted() {
     let dir = TempDir::new("hostile");

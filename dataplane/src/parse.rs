@@ -105,6 +105,9 @@ pub struct ParsedPacket {
     /// The 8 TCP flag bits (see [`crate::wire::tcp::flags`]); 0 for other
     /// protocols and for later fragments.
     pub tcp_flags: u8,
+    /// The TCP sequence number; 0 for other protocols and for later
+    /// fragments.
+    pub tcp_seq: u32,
     /// Fragmentation state.
     pub fragment: Fragment,
     /// Packet-order addresses, ports, protocol, family and VLAN (see
@@ -355,6 +358,7 @@ fn parse_ipv4<const CHECKSUM: bool>(
         ip_len: ip.total_len(),
         ttl: ip.ttl(),
         tcp_flags: 0,
+        tcp_seq: 0,
         fragment: Fragment::None,
     };
     let offset = ip.frag_offset();
@@ -415,6 +419,7 @@ fn parse_ipv6(
         ip_len: ip_len as u16,
         ttl: ip.hop_limit(),
         tcp_flags: 0,
+        tcp_seq: 0,
         fragment: Fragment::None,
     };
 
@@ -521,6 +526,7 @@ fn transport(
             pkt.tuple.sport = tcp.src_port();
             pkt.tuple.dport = tcp.dst_port();
             pkt.tcp_flags = tcp.flags();
+            pkt.tcp_seq = tcp.seq_number();
         }
         ip_protocol::UDP => {
             let udp = if first {

@@ -56,6 +56,9 @@ pub struct WorkerCounters {
     /// Of those, the ones dropped: the policy could drop them, given
     /// their ports ([`crate::policy::Policy::passes_whatever_ports`]).
     pub fragments_untracked_dropped: u64,
+    /// TCP packets too far from their side's sequence number to move
+    /// their flow's state (forwarded as the flow's verdict says).
+    pub tcp_out_of_window: u64,
     /// ICMP errors about a tracked flow, given its verdict (untracked).
     pub icmp_related: u64,
     /// Fragment map entries overwritten while live (map full).
@@ -105,6 +108,7 @@ impl Default for WorkerCounters {
             not_ip: 0,
             fragments_untracked: 0,
             fragments_untracked_dropped: 0,
+            tcp_out_of_window: 0,
             icmp_related: 0,
             fragment_map_overwrites: 0,
             policy_pass: 0,
@@ -146,6 +150,7 @@ impl WorkerCounters {
         self.not_ip += o.not_ip;
         self.fragments_untracked += o.fragments_untracked;
         self.fragments_untracked_dropped += o.fragments_untracked_dropped;
+        self.tcp_out_of_window += o.tcp_out_of_window;
         self.icmp_related += o.icmp_related;
         self.fragment_map_overwrites += o.fragment_map_overwrites;
         self.policy_pass += o.policy_pass;

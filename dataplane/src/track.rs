@@ -168,6 +168,7 @@ impl Default for BurstOut {
                 hashes: [0; BURST_SIZE],
                 sides: [Side::LoToHi; BURST_SIZE],
                 tcp_flags: [0; BURST_SIZE],
+                tcp_seqs: [0; BURST_SIZE],
                 ttls: [0; BURST_SIZE],
                 hints: [u32::MAX; BURST_SIZE],
                 tracked: 0,
@@ -183,6 +184,7 @@ struct Packet {
     hash: u32,
     hint: u32,
     tcp_flags: u8,
+    tcp_seq: u32,
     ttl: u8,
     len: u32,
 }
@@ -247,6 +249,7 @@ struct Burst {
     hashes: [u32; BURST_SIZE],
     sides: [Side; BURST_SIZE],
     tcp_flags: [u8; BURST_SIZE],
+    tcp_seqs: [u32; BURST_SIZE],
     ttls: [u8; BURST_SIZE],
     /// Stage 2's guess at each packet's entry.
     hints: [u32; BURST_SIZE],
@@ -401,6 +404,7 @@ impl Tracker {
                     b.hashes[i] = hash;
                     b.sides[i] = side;
                     b.tcp_flags[i] = pp.tcp_flags;
+                    b.tcp_seqs[i] = pp.tcp_seq;
                     b.ttls[i] = pp.ttl;
                     b.tracked |= 1 << i;
                 }
@@ -426,6 +430,7 @@ impl Tracker {
                 hash: b.hashes[i],
                 hint: b.hints[i],
                 tcp_flags: b.tcp_flags[i],
+                tcp_seq: b.tcp_seqs[i],
                 ttl: b.ttls[i],
                 len: frames[i].wire_len(),
             };
@@ -612,9 +617,12 @@ impl Tracker {
                 e.last_seen = now;
                 e.packets[s] += 1;
                 e.bytes[s] += len as u64;
-                e.tcp_flags[s] |= x.tcp_flags;
-                if tcp_proto {
-                    e.tcp_state = tcp::advance(e.tcp_state, x.tcp_flags, side == e.opener());
+                if !tcp_proto || tcp::follow(e, side, x.tcp_flags, x.tcp_seq) {
+                    e.tcp_flags[s] |= x.tcp_flags;
+                } else {
+                    // Forwarded (the endpoint judges it), but believed in
+                    // nothing: neither its state nor its flags.
+                    c.tcp_out_of_window += 1;
                 }
                 return (Self::verdict_action(e.verdict, c), Some(idx));
             }
@@ -671,6 +679,8 @@ impl Tracker {
             e.drop_reason = DropReason::Policy;
         }
         if tcp_proto {
+            e.seq[s] = x.tcp_seq;
+            e.flags |= flags::seq_known(side);
             e.tcp_state = if midstream {
                 e.flags |= flags::MIDSTREAM;
                 // A mid-stream FIN still says where the flow is.
@@ -831,10 +841,16 @@ mod tests {
 
     /// A TCP segment from `a` to `b` with the given flags.
     fn tcp(a: ([u8; 4], u16), b: ([u8; 4], u16), f: u8, payload: &[u8]) -> Vec<u8> {
+        tcp_at(a, b, f, 1000, payload)
+    }
+
+    /// A TCP segment from `a` to `b` with the given flags and sequence
+    /// number.
+    fn tcp_at(a: ([u8; 4], u16), b: ([u8; 4], u16), f: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
         let mut t = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
             .ipv4(a.0, b.0, 64)
-            .tcp(a.1, b.1, 1000, 1000);
+            .tcp(a.1, b.1, seq, 1000);
         if f & SYN != 0 {
             t = t.syn();
         }
@@ -916,6 +932,122 @@ mod tests {
         assert_eq!(
             (c.flows_created, c.policy_pass, c.midstream_packets),
             (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_rst_or_fin_far_from_its_senders_sequence_moves_nothing() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        // The client's numbers wrap past 2^32 during the connection.
+        let (ci, si) = (u32::MAX - 100, 7_000_000u32);
+        let opened = [
+            tcp_at(C, S, SYN, ci, &[]),
+            tcp_at(S, C, SYN | ACK, si, &[]),
+            tcp_at(C, S, ACK, ci.wrapping_add(1), &[]),
+            tcp_at(C, S, ACK, ci.wrapping_add(1), &[0; 400]),
+            tcp_at(S, C, ACK, si + 1, &[0; 300]),
+        ];
+        run(&mut t, &opened, 5, &mut c);
+        assert_eq!(only_flow(&t).tcp_state, TcpState::Established);
+
+        // The highest numbers each side sent: its last segment's start.
+        let (client, server) = (ci.wrapping_add(1), si + 1);
+        let forged = [
+            tcp_at(S, C, RST, server.wrapping_add(1 << 31), &[]),
+            tcp_at(
+                C,
+                S,
+                RST | ACK,
+                client.wrapping_sub(tcp::SEQ_WINDOW + 1),
+                &[],
+            ),
+            tcp_at(
+                C,
+                S,
+                FIN | ACK,
+                client.wrapping_add(tcp::SEQ_WINDOW + 1),
+                &[],
+            ),
+            // Far ahead, so it does not move the client's number either...
+            tcp_at(C, S, ACK, client.wrapping_add(3 << 20), &[0; 10]),
+            // ...and a RST there is still far.
+            tcp_at(C, S, RST, client.wrapping_add(3 << 20), &[]),
+        ];
+        let actions = run(&mut t, &forged, 6, &mut c);
+        assert!(actions.iter().all(|a| *a == Action::Forward), "{actions:?}");
+        let e = only_flow(&t);
+        assert_eq!(e.tcp_state, TcpState::Established);
+        assert_eq!(c.tcp_out_of_window, 5);
+        assert_eq!(
+            e.tcp_flags,
+            [SYN | ACK; 2],
+            "flags it did not believe are not kept"
+        );
+        assert_eq!(e.packets_fwd_rev(), (7, 3), "still counted as forwarded");
+
+        // The real ones, a segment ahead of what each side sent.
+        run(
+            &mut t,
+            &[tcp_at(C, S, FIN | ACK, client.wrapping_add(400), &[])],
+            7,
+            &mut c,
+        );
+        assert_eq!(only_flow(&t).tcp_state, TcpState::FinWait);
+        run(&mut t, &[tcp_at(S, C, RST, server + 300, &[])], 8, &mut c);
+        assert_eq!(only_flow(&t).tcp_state, TcpState::Closed);
+        assert_eq!(c.tcp_out_of_window, 5);
+    }
+
+    #[test]
+    fn a_side_not_yet_seen_is_believed_and_a_syn_restarts_the_handshake() {
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        // The client gives up and retries from the same port with a new
+        // initial number before any answer: the retry is believed.
+        run(
+            &mut t,
+            &[
+                tcp_at(C, S, SYN, 5, &[]),
+                tcp_at(C, S, SYN, 3_000_000_000, &[]),
+            ],
+            5,
+            &mut c,
+        );
+        assert_eq!(only_flow(&t).seq, [3_000_000_000, 0]);
+        // A port that refuses answers with a number never seen before.
+        run(&mut t, &[tcp_at(S, C, RST | ACK, 0, &[])], 6, &mut c);
+        assert_eq!(only_flow(&t).tcp_state, TcpState::Closed);
+        assert_eq!(c.tcp_out_of_window, 0);
+
+        // Picked up mid-stream: the side seen is checked, the other is not
+        // known yet.
+        let mut t = tracker(small(), Policy::pass_all());
+        let midstream = [
+            tcp_at(C, S, ACK, 123_456, &[0; 100]),
+            tcp_at(C, S, RST, 123_456 + (1 << 30), &[]),
+        ];
+        run(&mut t, &midstream, 5, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(
+            (e.tcp_state, c.tcp_out_of_window),
+            (TcpState::Established, 1)
+        );
+        run(&mut t, &[tcp_at(S, C, FIN | ACK, 99, &[])], 6, &mut c);
+        assert_eq!(only_flow(&t).tcp_state, TcpState::CloseWait);
+        // Once established, a SYN sets no new number.
+        run(
+            &mut t,
+            &[
+                tcp_at(C, S, SYN, 1 << 31, &[]),
+                tcp_at(C, S, RST, 1 << 31, &[]),
+            ],
+            7,
+            &mut c,
+        );
+        assert_eq!(
+            (only_flow(&t).tcp_state, c.tcp_out_of_window),
+            (TcpState::CloseWait, 3)
         );
     }
 

@@ -74,12 +74,15 @@ fuzz_target!(|frame: &[u8]| {
             }
             if let Fragment::Later { .. } = p.fragment {
                 assert_eq!(l4, 0);
-                assert_eq!((p.tuple.sport, p.tuple.dport, p.tcp_flags), (0, 0, 0));
+                assert_eq!(
+                    (p.tuple.sport, p.tuple.dport, p.tcp_flags, p.tcp_seq),
+                    (0, 0, 0, 0)
+                );
             } else {
                 assert!(l4 > l3 && l4 <= end, "l3 {l3} l4 {l4} end {end}");
             }
             if p.tuple.proto != ip_protocol::TCP {
-                assert_eq!(p.tcp_flags, 0);
+                assert_eq!((p.tcp_flags, p.tcp_seq), (0, 0));
             }
             if p.tuple.vlan >> 24 == 0 {
                 assert!(p.tuple.vlan < 4096);
@@ -94,7 +97,7 @@ fuzz_target!(|frame: &[u8]| {
                     ip_protocol::TCP => {
                         let t = TcpPacket::new_checked(seg).expect("tcp header");
                         assert_eq!((t.src_port(), t.dst_port()), (p.tuple.sport, p.tuple.dport));
-                        assert_eq!(t.flags(), p.tcp_flags);
+                        assert_eq!((t.flags(), t.seq_number()), (p.tcp_flags, p.tcp_seq));
                     }
                     ip_protocol::UDP => {
                         let u = UdpPacket::new_unchecked(seg);

@@ -25,7 +25,7 @@ COUNTERS = [
     "flowgate_worker_table_full_drops",
     "flowgate_worker_midstream_packets", "flowgate_worker_malformed_packets",
     "flowgate_worker_malformed_dropped", "flowgate_worker_not_ip_packets",
-    "flowgate_worker_fragments_untracked", "flowgate_worker_fragments_untracked_dropped", "flowgate_worker_icmp_related_packets", "flowgate_worker_fragment_map_overwrites",
+    "flowgate_worker_fragments_untracked", "flowgate_worker_fragments_untracked_dropped", "flowgate_worker_tcp_out_of_window_packets", "flowgate_worker_icmp_related_packets", "flowgate_worker_fragment_map_overwrites",
     "flowgate_worker_policy_verdicts", "flowgate_worker_verdict_dropped_packets",
     "flowgate_worker_rejects_sent", "flowgate_worker_rejects_failed", "flowgate_worker_rejects_limited", "flowgate_api_requests",
 ]

@@ -486,6 +486,12 @@ pub fn register(reg: &mut Registry, s: &Snapshot) {
     );
     counters(
         reg,
+        "worker_tcp_out_of_window_packets",
+        "TCP packets too far from their side's sequence number to change their flow's state (forwarded as its verdict says)",
+        worker(|c| c.tcp_out_of_window),
+    );
+    counters(
+        reg,
         "worker_icmp_related_packets",
         "ICMP errors about a tracked flow, given that flow's verdict (untracked)",
         worker(|c| c.icmp_related),

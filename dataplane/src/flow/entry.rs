@@ -110,6 +110,15 @@ pub mod flags {
     pub const OPENED_BY_HI: u8 = 1 << 0;
     /// First seen mid-stream (TCP without a SYN), tracked anyway.
     pub const MIDSTREAM: u8 = 1 << 1;
+    /// [`super::FlowEntry::seq`] holds a sequence number for the `lo` side;
+    /// the next bit up, for the `hi` side.
+    pub const SEQ_KNOWN_LO: u8 = 1 << 2;
+
+    /// The bit saying side `s` has a sequence number.
+    #[inline(always)]
+    pub const fn seq_known(s: super::Side) -> u8 {
+        SEQ_KNOWN_LO << (s as u8)
+    }
 }
 
 /// One flow.
@@ -141,6 +150,9 @@ pub struct FlowEntry {
     pub first_seen: u64,
     /// Id of the policy rule that decided the verdict (0: the default).
     pub rule_id: u32,
+    /// TCP: the highest sequence number seen per side, where
+    /// [`flags::seq_known`] says one was (see [`super::tcp::follow`]).
+    pub seq: [u32; 2],
     /// Cached mirror decision per side (meaning owned by the mirror module).
     pub mirror: [u16; 2],
     /// Group of that rule.
@@ -154,7 +166,7 @@ pub struct FlowEntry {
     pub ttl: u8,
     /// Port index (config order) the opener's packets arrive on.
     pub in_port: u8,
-    _pad: [u8; 10],
+    _pad: [u8; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);
