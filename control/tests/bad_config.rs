@@ -12,13 +12,13 @@ fn run_config(text: Option<&str>, dir: &TempDir) -> (i32, String, String) {
     if let Some(t) = text {
         std::fs::write(&path, t).unwrap();
     }
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&path)
-        .current_dir(repo())
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
+    let out = run_to_exit(
+        Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .current_dir(repo())
+            .env("RUST_BACKTRACE", "1"),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -194,11 +194,11 @@ fn api_address_in_use() {
 
 #[test]
 fn check_config_accepts_the_default_config() {
-    let out = Command::new(bin())
-        .args(["run", "--check-config", "--config", "config/default.toml"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    let out = run_to_exit(
+        Command::new(bin())
+            .args(["run", "--check-config", "--config", "config/default.toml"])
+            .current_dir(repo()),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -53,11 +53,11 @@ fn systemd_units_verify_and_start_flowgate_on_a_config_it_accepts() {
     // The provisioning script installs config/vagrant.toml as that file.
     let provision = std::fs::read_to_string(repo().join("scripts/vagrant-provision.sh")).unwrap();
     assert!(provision.contains("config/vagrant.toml > /etc/flowgate/flowgate.toml"));
-    let out = Command::new(bin())
-        .args(["run", "--check-config", "--config", "config/vagrant.toml"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    let out = run_to_exit(
+        Command::new(bin())
+            .args(["run", "--check-config", "--config", "config/vagrant.toml"])
+            .current_dir(repo()),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -110,11 +110,11 @@ fn systemd_units_verify_and_start_flowgate_on_a_config_it_accepts() {
 fn check_config_still_rejects_a_bad_file() {
     let dir = TempDir::new("chk");
     std::fs::write(dir.path("bad.toml"), "[dataplane]\nworker_cpus = [1]\nbogus = 1\n[[ports]]\nname = \"a\"\ndevice = \"net_null0\"\n").unwrap();
-    let out = Command::new(bin())
-        .args(["run", "--check-config", "--config"])
-        .arg(dir.path("bad.toml"))
-        .output()
-        .unwrap();
+    let out = run_to_exit(
+        Command::new(bin())
+            .args(["run", "--check-config", "--config"])
+            .arg(dir.path("bad.toml")),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("dataplane.bogus"));
 }

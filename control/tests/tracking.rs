@@ -582,12 +582,17 @@ fn hostile_frames_at_full_rate_crash_nothing_and_every_frame_is_counted() {
     let pcap = dir.path("hostile.pcap");
     let gen =
         std::path::Path::new(env!("CARGO_BIN_EXE_flowgate")).with_file_name("flowgate-pcapgen");
-    let st = Command::new(&gen)
-        .args(["hostile", "--out"])
-        .arg(&pcap)
-        .status()
-        .expect("flowgate-pcapgen is built with the workspace (cargo build --release --workspace)");
-    assert!(st.success());
+    assert!(
+        gen.exists(),
+        "flowgate-pcapgen is built with the workspace (cargo build --release --workspace)"
+    );
+    let out = run_to_exit(Command::new(&gen).args(["hostile", "--out"]).arg(&pcap));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let api = free_port();
     let cfg = format!(
         "{}\n[[ports]]\nname = \"a\"\ndevice = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n[[ports]]\nname = \"b\"\ndevice = \"net_null0,no-rx=1\"\n",

@@ -1,13 +1,14 @@
 //! Harness for tests that run the real `flowgate` binary on DPDK virtual
 //! devices: temporary directories, configs with a unique EAL file prefix and
-//! API port, the child process with its output captured, pcap helpers.
+//! API port, the child process with its output captured (and runs that must
+//! exit by themselves bounded by a deadline), pcap helpers.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,25 +107,76 @@ pub struct Flowgate {
 
 fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        // Bytes, not `read_line`: a line that is not UTF-8 must not stop the
+        // reader (the child would then block on a full pipe).
         let mut r = BufReader::new(r);
-        let mut line = String::new();
-        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            into.lock().unwrap().push_str(&line);
+        let mut line = Vec::new();
+        while r
+            .read_until(b'\n', &mut line)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&line));
             line.clear();
         }
     })
 }
 
+/// How long a run that should exit by itself (a refused config, a config
+/// check, a capture generator) may take: they finish in a second or two.
+pub const EXIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a command that is expected to exit by itself and returns its status
+/// and output, like `Command::output`, but bounded: if it has not exited
+/// after `EXIT_LIMIT` (a config check that stopped refusing would start the
+/// appliance and run on), it is killed and the test fails with what it
+/// printed, instead of hanging.
+pub fn run_to_exit(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let mut p = Flowgate::spawn(cmd, 0);
+    match p.wait_exit(EXIT_LIMIT) {
+        Some(status) => Output {
+            status,
+            stdout: p.stdout().into_bytes(),
+            stderr: p.stderr().into_bytes(),
+        },
+        None => {
+            let _ = p.child.kill();
+            // Reaps it and lets the readers take the last of its output.
+            let st = match p.wait_exit(Duration::from_secs(10)) {
+                Some(st) => st.to_string(),
+                None => "not reaped".into(),
+            };
+            panic!(
+                "{what} did not exit within {} s; killed it ({st})\nstdout:\n{}\nstderr:\n{}",
+                EXIT_LIMIT.as_secs(),
+                p.stdout(),
+                p.stderr()
+            );
+        }
+    }
+}
+
 impl Flowgate {
     pub fn start(config: &Path, api_port: u16) -> Flowgate {
-        let mut child = Command::new(bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .current_dir(repo())
+        Flowgate::spawn(
+            Command::new(bin())
+                .args(["run", "--config"])
+                .arg(config)
+                .current_dir(repo()),
+            api_port,
+        )
+    }
+
+    /// Starts `cmd` with its stdout and stderr collected.
+    pub fn spawn(cmd: &mut Command, api_port: u16) -> Flowgate {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn flowgate");
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let readers = vec![

@@ -401,10 +401,13 @@ fn not_found(kind: &'static str, id: &str) -> Ec2Error {
     Ec2Error::NotFound(code, format!("The {what} ID '{id}' does not exist."))
 }
 
+/// Longest Description, in characters (not UTF-8 bytes), as EC2 allows.
+const MAX_DESCRIPTION: usize = 255;
+
 fn description(p: &Params) -> Result<Option<String>, Ec2Error> {
     match p.get("Description") {
-        Some(d) if d.len() > 255 => Err(Ec2Error::InvalidParameterValue(
-            "Description must be at most 255 characters".into(),
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(Ec2Error::InvalidParameterValue(
+            format!("Description must be at most {MAX_DESCRIPTION} characters"),
         )),
         Some(d) => xml_chars("Description", d).map(|()| Some(d.to_string())),
         None => Ok(None),
@@ -1502,6 +1505,28 @@ mod tests {
         ] {
             assert_eq!(err(&mut st, body, &me), code, "{body}");
         }
+    }
+
+    #[test]
+    fn a_description_is_bounded_in_characters_not_bytes() {
+        let me = Caller::Authenticated("test".into());
+        let mut st = MirrorStore::in_memory();
+        // λ is two bytes in UTF-8, 字 three: 255 of either is over 255 bytes.
+        for (ch, encoded) in [('λ', "%CE%BB"), ('字', "%E5%AD%97")] {
+            let body = |n: usize| {
+                format!(
+                    "Action=CreateTrafficMirrorFilter&Description={}",
+                    encoded.repeat(n)
+                )
+            };
+            let d = run(&mut st, &body(255), &me).unwrap();
+            well_formed(&d);
+            assert_eq!(first(&d, "description"), ch.to_string().repeat(255));
+            let e = run(&mut st, &body(256), &me).unwrap_err();
+            assert_eq!(e.code(), "InvalidParameterValue");
+            assert_eq!(e.to_string(), "Description must be at most 255 characters");
+        }
+        assert_eq!(st.state.filters.len(), 2, "only the 255-character ones");
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn target(input: &Input) -> Result<Target, NfwError> {
         arn("VpcEndpointAssociationArn", a)?;
     }
     if let Some(v) = &input.vpc_endpoint_id {
-        if !(5..=256).contains(&v.len()) {
+        if !(5..=256).contains(&v.chars().count()) {
             return Err(invalid("VpcEndpointId must be 5 to 256 characters long"));
         }
         if !crate::config::is_vpc_endpoint_id(v) {
@@ -194,7 +194,7 @@ fn next_token(input: &Input) -> Result<Option<String>, NfwError> {
     let Some(t) = &input.next_token else {
         return Ok(None);
     };
-    if !(1..=4096).contains(&t.len()) {
+    if !(1..=4096).contains(&t.chars().count()) {
         return Err(invalid("NextToken must be 1 to 4096 characters long"));
     }
     if !t
@@ -336,7 +336,7 @@ fn address(path: &str, a: &Option<Address>) -> Result<Cidr, NfwError> {
         return Ok(Cidr::ANY);
     };
     let def = required(&format!("{path}.AddressDefinition"), &a.address_definition)?;
-    if !(1..=255).contains(&def.len()) {
+    if !(1..=255).contains(&def.chars().count()) {
         return Err(invalid(format!(
             "{path}.AddressDefinition must be 1 to 255 characters long"
         )));
@@ -368,7 +368,7 @@ fn ports(path: &str, p: &Option<String>) -> Result<PortRange, NfwError> {
     let Some(p) = p else {
         return Ok(PortRange::ANY);
     };
-    if !(1..=1024).contains(&p.len()) {
+    if !(1..=1024).contains(&p.chars().count()) {
         return Err(invalid(format!("{path} must be 1 to 1024 characters long")));
     }
     // Exactly the documented forms: the shared parser also takes spaces,
@@ -600,6 +600,62 @@ mod tests {
             let (c, msg) = code(start_json(v.clone()));
             assert_eq!((c, msg.as_str()), ("InvalidRequestException", want), "{v}");
         }
+    }
+
+    #[test]
+    fn length_bounds_count_characters_not_bytes() {
+        // As the service counts (and `arn` here): a value within the bound in
+        // characters but over it in UTF-8 bytes passes the length check and
+        // is refused by the pattern, not called too long. é is two bytes.
+        let e = |n: usize| "é".repeat(n);
+        let start = |extra: Value| {
+            let mut v = json!({"FirewallArn": ARN, "FlowFilters": [{}]});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            code(start_json(v))
+        };
+        let list = |v: Value| {
+            code(read_json(NfwOp::ListFlowOperations, v).and_then(|i| list_operations(&i)))
+        };
+        let cases = [
+            // VpcEndpointId: 5 to 256.
+            (
+                start(json!({"VpcEndpointId": format!("vpce-{}", e(200))})),
+                "VpcEndpointId must match the pattern ^vpce-[a-zA-Z0-9]*$".to_string(),
+            ),
+            // AddressDefinition: 1 to 255.
+            (
+                code(start_json(with_filters(
+                    json!([{"SourceAddress": {"AddressDefinition": e(200)}}]),
+                ))),
+                "FlowFilters[0].SourceAddress.AddressDefinition must match the pattern ^([a-fA-F\\d:\\.]+($|/\\d{1,3}))$".to_string(),
+            ),
+            // SourcePort / DestinationPort: 1 to 1024.
+            (
+                code(start_json(with_filters(json!([{"DestinationPort": e(600)}])))),
+                format!(
+                    "FlowFilters[0].DestinationPort: {:?} is not a port or range (use N, N:M or ANY)",
+                    e(600)
+                ),
+            ),
+            // NextToken: 1 to 4096.
+            (
+                list(json!({"FirewallArn": ARN, "NextToken": e(4096)})),
+                "NextToken must match the pattern [0-9A-Za-z:\\/+=]+$".to_string(),
+            ),
+        ];
+        for ((c, msg), want) in cases {
+            assert_eq!(
+                (c, msg.as_str()),
+                ("InvalidRequestException", want.as_str())
+            );
+        }
+        // Over the bound in characters is still too long.
+        assert_eq!(
+            list(json!({"FirewallArn": ARN, "NextToken": e(4097)})).1,
+            "NextToken must be 1 to 4096 characters long"
+        );
     }
 
     #[test]
