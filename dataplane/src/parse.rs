@@ -105,9 +105,6 @@ pub struct ParsedPacket {
     /// The 8 TCP flag bits (see [`crate::wire::tcp::flags`]); 0 for other
     /// protocols and for later fragments.
     pub tcp_flags: u8,
-    /// The TCP sequence number; 0 for other protocols and for later
-    /// fragments.
-    pub tcp_seq: u32,
     /// Fragmentation state.
     pub fragment: Fragment,
     /// Packet-order addresses, ports, protocol, family and VLAN (see
@@ -358,7 +355,6 @@ fn parse_ipv4<const CHECKSUM: bool>(
         ip_len: ip.total_len(),
         ttl: ip.ttl(),
         tcp_flags: 0,
-        tcp_seq: 0,
         fragment: Fragment::None,
     };
     let offset = ip.frag_offset();
@@ -419,7 +415,6 @@ fn parse_ipv6(
         ip_len: ip_len as u16,
         ttl: ip.hop_limit(),
         tcp_flags: 0,
-        tcp_seq: 0,
         fragment: Fragment::None,
     };
 
@@ -526,7 +521,6 @@ fn transport(
             pkt.tuple.sport = tcp.src_port();
             pkt.tuple.dport = tcp.dst_port();
             pkt.tcp_flags = tcp.flags();
-            pkt.tcp_seq = tcp.seq_number();
         }
         ip_protocol::UDP => {
             let udp = if first {
@@ -575,6 +569,25 @@ fn transport(
         _ => {}
     }
     Ok(())
+}
+
+/// The sequence number of the TCP header the parser found in `frame`;
+/// `None` for other protocols and for later fragments, which carry no
+/// header.
+///
+/// Read back from the frame rather than kept in [`ParsedPacket`]: four
+/// more bytes there move the tuple to the next 16 and the packet from 64
+/// to 80 bytes, returned by every parse (UDP forwarding at 1K flows lost
+/// about 3 %).
+#[inline(always)]
+pub fn tcp_seq(frame: &[u8], pp: &ParsedPacket) -> Option<u32> {
+    if pp.tuple.proto != ip_protocol::TCP || pp.l4_offset == 0 {
+        return None;
+    }
+    let at = usize::from(pp.l4_offset);
+    let tcp = TcpPacket::new_unchecked(frame.get(at..)?);
+    tcp.check_len().ok()?;
+    Some(tcp.seq_number())
 }
 
 mod quoted;

@@ -21,8 +21,8 @@ use crate::flow::{
 };
 use crate::mirror::{MirrorConfig, UNDECIDED};
 use crate::parse::{
-    ipv4_header_verifies, is_icmp_error, parse_segmented_but_checksum, quoted_flow, Fragment,
-    Malformed, Parsed, ParsedPacket,
+    ipv4_header_verifies, is_icmp_error, parse_segmented_but_checksum, quoted_flow, tcp_seq,
+    Fragment, Malformed, Parsed, ParsedPacket,
 };
 use crate::policy::Policy;
 use crate::reject::AnswerLimit;
@@ -169,6 +169,7 @@ impl Default for BurstOut {
                 sides: [Side::LoToHi; BURST_SIZE],
                 tcp_flags: [0; BURST_SIZE],
                 tcp_seqs: [0; BURST_SIZE],
+                with_seq: 0,
                 ttls: [0; BURST_SIZE],
                 hints: [u32::MAX; BURST_SIZE],
                 tracked: 0,
@@ -184,7 +185,8 @@ struct Packet {
     hash: u32,
     hint: u32,
     tcp_flags: u8,
-    tcp_seq: u32,
+    /// `None` for a later fragment (no TCP header) and other protocols.
+    tcp_seq: Option<u32>,
     ttl: u8,
     len: u32,
 }
@@ -249,7 +251,10 @@ struct Burst {
     hashes: [u32; BURST_SIZE],
     sides: [Side; BURST_SIZE],
     tcp_flags: [u8; BURST_SIZE],
+    /// Where `with_seq` says there is one.
     tcp_seqs: [u32; BURST_SIZE],
+    /// Bit i set: packet i has a TCP header, whose number is `tcp_seqs[i]`.
+    with_seq: u32,
     ttls: [u8; BURST_SIZE],
     /// Stage 2's guess at each packet's entry.
     hints: [u32; BURST_SIZE],
@@ -346,6 +351,7 @@ impl Tracker {
         let n = frames.len().min(BURST_SIZE);
         let b = &mut out.stage;
         b.tracked = 0;
+        b.with_seq = 0;
 
         let mirroring = self.mirror.watches(in_port as usize, out_port as usize);
         let verify_checksum = self.settings.verify_ipv4_checksum;
@@ -404,7 +410,10 @@ impl Tracker {
                     b.hashes[i] = hash;
                     b.sides[i] = side;
                     b.tcp_flags[i] = pp.tcp_flags;
-                    b.tcp_seqs[i] = pp.tcp_seq;
+                    if let Some(seq) = tcp_seq(frames[i].head(), &pp) {
+                        b.tcp_seqs[i] = seq;
+                        b.with_seq |= 1 << i;
+                    }
                     b.ttls[i] = pp.ttl;
                     b.tracked |= 1 << i;
                 }
@@ -430,7 +439,7 @@ impl Tracker {
                 hash: b.hashes[i],
                 hint: b.hints[i],
                 tcp_flags: b.tcp_flags[i],
-                tcp_seq: b.tcp_seqs[i],
+                tcp_seq: (b.with_seq & 1 << i != 0).then_some(b.tcp_seqs[i]),
                 ttl: b.ttls[i],
                 len: frames[i].wire_len(),
             };
@@ -617,7 +626,11 @@ impl Tracker {
                 e.last_seen = now;
                 e.packets[s] += 1;
                 e.bytes[s] += len as u64;
-                if !tcp_proto || tcp::follow(e, side, x.tcp_flags, x.tcp_seq) {
+                let believed = match x.tcp_seq {
+                    Some(seq) => tcp::follow(e, side, x.tcp_flags, seq),
+                    None => true,
+                };
+                if believed {
                     e.tcp_flags[s] |= x.tcp_flags;
                 } else {
                     // Forwarded (the endpoint judges it), but believed in
@@ -678,9 +691,11 @@ impl Tracker {
         if decision.verdict != Verdict::Pass {
             e.drop_reason = DropReason::Policy;
         }
-        if tcp_proto {
-            e.seq[s] = x.tcp_seq;
+        if let Some(seq) = x.tcp_seq {
+            e.seq[s] = seq;
             e.flags |= flags::seq_known(side);
+        }
+        if tcp_proto {
             e.tcp_state = if midstream {
                 e.flags |= flags::MIDSTREAM;
                 // A mid-stream FIN still says where the flow is.
