@@ -1773,6 +1773,37 @@ mod tests {
     }
 
     #[test]
+    fn a_later_tcp_fragment_carries_no_sequence_number_to_check() {
+        use etherparse::{IpFragOffset, IpNumber, Ipv4Header, TcpHeader};
+        let mut syn = TcpHeader::new(40000, 443, 3_000_000_000, 64240);
+        syn.syn = true;
+        let mut l4 = syn.to_bytes().to_vec();
+        l4.extend_from_slice(&[7; 44]);
+        let frag = |off: usize, data: &[u8], more: bool| {
+            let mut ip = Ipv4Header::new(data.len() as u16, 64, IpNumber::TCP, C.0, S.0).unwrap();
+            ip.identification = 9;
+            ip.more_fragments = more;
+            ip.fragment_offset = IpFragOffset::try_new((off / 8) as u16).unwrap();
+            ip.header_checksum = ip.calc_header_checksum();
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+            f.extend_from_slice(&ip.to_bytes());
+            f.extend_from_slice(data);
+            f
+        };
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
+        let frames = [frag(0, &l4[..40], true), frag(40, &l4[40..], false)];
+        run(&mut t, &frames, 1, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(
+            (e.tcp_state, e.packets_fwd_rev()),
+            (TcpState::SynSent, (2, 0))
+        );
+        assert_eq!(e.seq[e.opener().index()], 3_000_000_000);
+        assert_eq!(c.tcp_out_of_window, 0);
+    }
+
+    #[test]
     fn later_fragments_are_counted_to_their_flow() {
         use etherparse::{IpFragOffset, IpNumber, Ipv4Header};
         let payload: Vec<u8> = (0..64u8).collect();
