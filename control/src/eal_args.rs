@@ -325,6 +325,24 @@ pub fn build_for(l: &Loaded, here: bool) -> Result<(Vec<String>, Memory), Config
                 ),
             ));
         }
+        // EAL fills --no-huge memory page by page before it fails (minutes
+        // at terabytes, with the machine swapping), so more than the
+        // machine has is refused here.
+        let available = if here {
+            crate::config::available_memory()
+        } else {
+            None
+        };
+        if let Some(available) = available.map(|b| b >> 20) {
+            if u64::from(*mb) > available {
+                return Err(l.error(
+                    "eal.memory_mb",
+                    format!(
+                        "{mb} MiB without huge pages ({why}) is more than the {available} MiB this machine has available"
+                    ),
+                ));
+            }
+        }
         args.push("--no-huge".into());
         args.push("-m".into());
         args.push(mb.to_string());
@@ -446,6 +464,17 @@ mod tests {
             build_for(&loaded("hugepages = \"off\"\nmemory_mb = 130"), false).unwrap();
         assert!(matches!(memory, Memory::NoHuge { mb: 130, .. }));
         assert!(args.windows(2).any(|w| w == ["-m", "130"]), "{args:?}");
+    }
+
+    #[test]
+    fn without_huge_pages_the_memory_must_be_the_machines() {
+        // 4 PiB: no machine this runs on has it; a config for another
+        // machine is not judged by this one's memory.
+        let l = loaded(&format!("hugepages = \"off\"\nmemory_mb = {}", u32::MAX));
+        let e = build_for(&l, true).unwrap_err();
+        assert_eq!(e.key, "eal.memory_mb");
+        assert!(e.problem.contains("MiB this machine has available"), "{e}");
+        assert!(build_for(&l, false).is_ok());
     }
 
     #[test]

@@ -124,6 +124,14 @@ fn operation_results_beyond_memory_or_below_the_cap() {
 }
 
 #[test]
+fn memory_beyond_the_machine() {
+    // Without huge pages EAL would fill 4 TiB page by page before failing.
+    let t = good(free_port(), PORTS, "[[\"a\", \"b\"]]")
+        .replace("memory_mb = 512", "memory_mb = 4000000");
+    expect_one_line("memory beyond the machine", Some(&t), "eal.memory_mb");
+}
+
+#[test]
 fn pair_naming_unknown_port() {
     let t = good(free_port(), PORTS, "[[\"a\", \"c\"]]");
     expect_one_line("unknown pair port", Some(&t), "dataplane.pairs[0][1]");
