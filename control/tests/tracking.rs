@@ -548,12 +548,13 @@ fn a_rst_far_from_the_senders_sequence_closes_nothing() {
     // Two connections picked up mid-stream, each sent a RST and then a SYN
     // on the same ports. A SYN on a closed connection starts a new flow;
     // on a live one it is part of it. The forged RST (half the sequence
-    // space away) must leave its connection live; the real one (at the
-    // next byte) must close its own.
+    // space from what two segments showed) must leave its connection
+    // live; the real one (at the next byte) must close its own.
     let (forged, real, server) = ([10, 0, 0, 1], [10, 0, 0, 2], [192, 0, 2, 1]);
     let frames = vec![
         tcp_ack(forged, 40000, server, 443, 1000, 1),
-        tcp_rst(forged, 40000, server, 443, 1004 + (1 << 31)),
+        tcp_ack(forged, 40000, server, 443, 1004, 1),
+        tcp_rst(forged, 40000, server, 443, 1008 + (1 << 31)),
         tcp_syn(forged, 40000, server, 443, 7),
         tcp_ack(real, 40000, server, 443, 1000, 1),
         tcp_rst(real, 40000, server, 443, 1004),

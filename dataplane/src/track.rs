@@ -693,7 +693,7 @@ impl Tracker {
         }
         if let Some(seq) = x.tcp_seq {
             e.seq[s] = seq;
-            e.flags |= flags::seq_known(side);
+            e.flags |= flags::seq_known(side) | flags::seq_on_trial(side);
         }
         if tcp_proto {
             e.tcp_state = if midstream {
@@ -1015,11 +1015,12 @@ mod tests {
     }
 
     #[test]
-    fn a_side_not_yet_seen_is_believed_and_a_syn_restarts_the_handshake() {
+    fn a_number_from_one_packet_is_on_trial_until_the_next() {
         let mut t = tracker(small(), Policy::pass_all());
         let mut c = WorkerCounters::default();
         // The client gives up and retries from the same port with a new
-        // initial number before any answer: the retry is believed.
+        // initial number before any answer: the retry replaces the first
+        // number, which only one packet had shown.
         run(
             &mut t,
             &[
@@ -1033,24 +1034,55 @@ mod tests {
         // A port that refuses answers with a number never seen before.
         run(&mut t, &[tcp_at(S, C, RST | ACK, 0, &[])], 6, &mut c);
         assert_eq!(only_flow(&t).tcp_state, TcpState::Closed);
-        assert_eq!(c.tcp_out_of_window, 0);
 
-        // Picked up mid-stream: the side seen is checked, the other is not
-        // known yet.
+        // A forged SYN-ACK ahead of the real one: the real one replaces
+        // its number, the handshake completes, and the server's close is
+        // followed; the forger's number is far from it by then.
         let mut t = tracker(small(), Policy::pass_all());
+        let (forged, real) = (1_000u32, 2_000_000_000u32);
+        let frames = [
+            tcp_at(C, S, SYN, 77, &[]),
+            tcp_at(S, C, SYN | ACK, forged, &[]),
+            tcp_at(S, C, SYN | ACK, real, &[]),
+            tcp_at(C, S, ACK, 78, &[]),
+            tcp_at(S, C, ACK, real + 1, &[0; 10]),
+            tcp_at(S, C, RST, forged + 1, &[]),
+        ];
+        run(&mut t, &frames, 7, &mut c);
+        let e = only_flow(&t);
+        assert_eq!(
+            (e.tcp_state, e.seq),
+            (TcpState::Established, [78, real + 1])
+        );
+        run(
+            &mut t,
+            &[tcp_at(S, C, FIN | ACK, real + 11, &[])],
+            8,
+            &mut c,
+        );
+        assert_eq!(only_flow(&t).tcp_state, TcpState::CloseWait);
+        // The retry, the real SYN-ACK (each replacing a number on trial)
+        // and the forged RST.
+        assert_eq!(c.tcp_out_of_window, 3);
+
+        // Picked up mid-stream: once a second packet confirms the side's
+        // number, far packets move nothing, a SYN included; the side not
+        // seen yet is believed.
+        let mut t = tracker(small(), Policy::pass_all());
+        let mut c = WorkerCounters::default();
         let midstream = [
             tcp_at(C, S, ACK, 123_456, &[0; 100]),
+            tcp_at(C, S, ACK, 123_556, &[0; 100]),
             tcp_at(C, S, RST, 123_456 + (1 << 30), &[]),
         ];
         run(&mut t, &midstream, 5, &mut c);
         let e = only_flow(&t);
         assert_eq!(
-            (e.tcp_state, c.tcp_out_of_window),
-            (TcpState::Established, 1)
+            (e.tcp_state, e.seq[e.opener().index()], c.tcp_out_of_window),
+            (TcpState::Established, 123_556, 1)
         );
         run(&mut t, &[tcp_at(S, C, FIN | ACK, 99, &[])], 6, &mut c);
         assert_eq!(only_flow(&t).tcp_state, TcpState::CloseWait);
-        // Once established, a SYN sets no new number.
         run(
             &mut t,
             &[

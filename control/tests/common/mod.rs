@@ -173,6 +173,7 @@ impl Flowgate {
     /// Starts `cmd` with its stdout and stderr collected.
     pub fn spawn(cmd: &mut Command, api_port: u16) -> Flowgate {
         let mut child = cmd
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -113,11 +113,20 @@ pub mod flags {
     /// [`super::FlowEntry::seq`] holds a sequence number for the `lo` side;
     /// the next bit up, for the `hi` side.
     pub const SEQ_KNOWN_LO: u8 = 1 << 2;
+    /// The `lo` side's number is on trial: it comes from one packet (see
+    /// [`crate::flow::tcp::follow`]); the next bit up, for the `hi` side.
+    pub const SEQ_TRIAL_LO: u8 = 1 << 4;
 
     /// The bit saying side `s` has a sequence number.
     #[inline(always)]
     pub const fn seq_known(s: super::Side) -> u8 {
         SEQ_KNOWN_LO << (s as u8)
+    }
+
+    /// The bit saying side `s`'s number is on trial.
+    #[inline(always)]
+    pub const fn seq_on_trial(s: super::Side) -> u8 {
+        SEQ_TRIAL_LO << (s as u8)
     }
 }
 

@@ -5,12 +5,23 @@
 //! Why a sequence check at all: a RST or FIN believed whatever its
 //! sequence number lets anyone who knows a connection's tuple move it to
 //! CLOSED and, 10 s later, have its next packets handled as mid-stream
-//! (dropped under the default stream exception policy). Why so loose a
-//! check ([`SEQ_WINDOW`] either way, not the receiver's window as Linux
-//! conntrack keeps it): the entry has room for one number per side, not
-//! conntrack's four, and the packets are forwarded whatever the check
-//! says; it only decides whether they move the state. A blind guess
-//! succeeds about once in 2048 tries, where it always did.
+//! (dropped under a drop stream exception policy). Why so loose a check
+//! ([`SEQ_WINDOW`] either way, not the receiver's window as Linux conntrack
+//! keeps it): the entry has room for one number per side, not conntrack's
+//! four, and the packets are forwarded whatever the check says; it only
+//! decides whether they move the state. So a blind RST is believed about
+//! once in 2048 tries, and a sweep of 2048 RSTs 2 MiB apart always is; a
+//! side's first packet is believed, and its number is on trial until its
+//! second (see [`follow`]).
+//!
+//! Not followed: a new connection on a tuple whose previous connection's
+//! end was never seen (still ESTABLISHED or closing here, a NAT reusing
+//! the port). Its SYN, SYN-ACK, FIN and RST are far from the old numbers,
+//! so the entry keeps the old state until it times out; its packets pass
+//! as the flow's verdict says. Conntrack restarts such a flow when a
+//! SYN-ACK acknowledges the ignored SYN, which needs acknowledgement
+//! numbers this entry does not keep.
+
 use super::entry::{flags, FlowEntry, TcpState};
 use super::Side;
 
@@ -120,23 +131,32 @@ pub fn in_window(highest: u32, seq: u32) -> bool {
 }
 
 /// Follows a packet with flags `f` and sequence number `seq`, travelling
-/// `side`, in a TCP flow's entry. A side's first packet, and a SYN before
-/// the handshake is over (a new initial sequence number), set the side's
-/// number; after that a packet outside [`in_window`] of it changes nothing
-/// and `follow` returns false; one inside moves the state and, when ahead,
-/// the number.
+/// `side`, in a TCP flow's entry; returns whether it was believed (moved
+/// the state).
+///
+/// A side's first packet is believed, and its number kept on trial: one
+/// packet may be forged, and a real one far from it (a retried connect's
+/// new initial number, the real SYN-ACK after a forged one) then replaces
+/// it, still on trial, without moving the state. The side's next packet
+/// within [`in_window`] confirms the number; from then on a packet outside
+/// it changes nothing. A believed packet ahead of the number moves it.
 #[inline(always)]
 pub fn follow(e: &mut FlowEntry, side: Side, f: u8, seq: u32) -> bool {
     let s = side.index();
-    let known = flags::seq_known(side);
-    let handshake = matches!(e.tcp_state, TcpState::SynSent | TcpState::SynRecv);
-    if e.flags & known == 0 || (f & SYN != 0 && handshake) {
+    let (known, trial) = (flags::seq_known(side), flags::seq_on_trial(side));
+    if e.flags & known == 0 {
         e.seq[s] = seq;
-        e.flags |= known;
+        e.flags |= known | trial;
     } else if !in_window(e.seq[s], seq) {
+        if e.flags & trial != 0 {
+            e.seq[s] = seq;
+        }
         return false;
-    } else if (seq.wrapping_sub(e.seq[s]) as i32) > 0 {
-        e.seq[s] = seq;
+    } else {
+        e.flags &= !trial;
+        if (seq.wrapping_sub(e.seq[s]) as i32) > 0 {
+            e.seq[s] = seq;
+        }
     }
     e.tcp_state = advance(e.tcp_state, f, side == e.opener());
     true
@@ -275,19 +295,25 @@ mod tests {
     #[test]
     fn follow_learns_each_side_then_believes_only_what_is_near() {
         let (lo, hi) = (Side::LoToHi, Side::HiToLo);
+        let trials = flags::seq_on_trial(lo) | flags::seq_on_trial(hi);
         let mut e = entry(SynSent);
         assert!(follow(&mut e, lo, SYN, 10));
-        // A new initial number while the handshake lasts.
-        assert!(follow(&mut e, lo, SYN, 1 << 31));
+        // A far packet replaces a number on trial, and moves nothing.
+        assert!(!follow(&mut e, lo, SYN, 1 << 31));
+        assert_eq!(e.seq[0], 1 << 31);
         assert!(follow(&mut e, hi, SYN | ACK, 77));
+        assert_eq!(e.tcp_state, SynRecv);
         assert!(follow(&mut e, lo, ACK, (1 << 31) + 1));
         assert_eq!((e.tcp_state, e.seq), (Established, [(1 << 31) + 1, 77]));
+        assert_eq!(e.flags & trials, flags::seq_on_trial(hi));
 
-        // Behind or ahead within the window: believed; only ahead moves it.
+        // Behind or ahead within the window: believed (and confirming);
+        // only ahead moves the number.
         assert!(follow(&mut e, hi, ACK, 77u32.wrapping_sub(500)));
+        assert_eq!((e.seq[1], e.flags & trials), (77, 0));
         assert!(follow(&mut e, hi, ACK, 77 + 1460));
         assert_eq!(e.seq[1], 77 + 1460);
-        // Far: nothing moves, not even on a SYN now.
+        // Far from a confirmed number: nothing moves, not even on a SYN.
         for f in [RST, FIN | ACK, ACK, SYN] {
             assert!(!follow(&mut e, hi, f, 77 + 1460 + SEQ_WINDOW + 1), "{f:#x}");
         }
@@ -295,7 +321,7 @@ mod tests {
         assert!(follow(&mut e, lo, RST, (1 << 31) + 1));
         assert_eq!(e.tcp_state, Closed);
         assert_eq!(
-            e.flags & (flags::seq_known(lo) | flags::seq_known(hi)),
+            e.flags & (flags::seq_known(lo) | flags::seq_known(hi) | trials),
             0b1100
         );
     }
