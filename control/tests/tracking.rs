@@ -35,15 +35,24 @@ fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Ve
     v
 }
 
-fn tcp_syn(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32) -> Vec<u8> {
+/// A TCP segment without data: a SYN, or a RST when `rst`.
+fn tcp_bare(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, rst: bool) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(A, B)
+    let window = if rst { 0 } else { 64240 };
+    let b = PacketBuilder::ethernet2(A, B)
         .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 64240)
-        .syn()
-        .write(&mut v, &[])
-        .unwrap();
+        .tcp(sport, dport, seq, window);
+    let b = if rst { b.rst() } else { b.syn() };
+    b.write(&mut v, &[]).unwrap();
     v
+}
+
+fn tcp_syn(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32) -> Vec<u8> {
+    tcp_bare(src, sport, dst, dport, seq, false)
+}
+
+fn tcp_rst(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32) -> Vec<u8> {
+    tcp_bare(src, sport, dst, dport, seq, true)
 }
 
 fn tcp_ack(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: u32) -> Vec<u8> {
@@ -530,17 +539,6 @@ fn icmp_errors_about_a_passed_connection_pass_and_the_rest_meet_the_policy() {
         .find(|l| l.trim_start().starts_with("worker 0"))
         .unwrap();
     assert!(w.contains("  created 36  "), "{w}");
-}
-
-fn tcp_rst(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(A, B)
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 0)
-        .rst()
-        .write(&mut v, &[])
-        .unwrap();
-    v
 }
 
 #[test]
