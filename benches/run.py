@@ -330,7 +330,8 @@ class Ovs:
     def close(self):
         try:
             self.appctl("exit")
-        except subprocess.SubprocessError:
+        except (subprocess.SubprocessError, OSError):
+            # Not started, or its tools are missing: nothing to stop here.
             pass
         for p in reversed(self.procs):
             if p.poll() is None:
@@ -1075,6 +1076,10 @@ def main():
     cfg.warm, cfg.windows, cfg.length, cfg.reps = (2, 3, 1, 1) if cfg.quick else (5, 3, 3, 2)
     cfg.flow_counts = [1024, 65536] if cfg.quick else [1024, 65536, 1 << 20, 1 << 22]
     cfg.ops_flows = 65536 if cfg.quick else 1 << 20
+    if "flows" in cfg.scenarios and cfg.ovs and not (
+            os.access(Ovs.VSWITCHD, os.X_OK) and shutil.which("ovs-appctl")):
+        ap.error(f"Open vSwitch with DPDK ({Ovs.VSWITCHD}) is not installed: `make bench` "
+                 "installs it (openvswitch-switch-dpdk), or pass --no-ovs")
     res = {"machine": machine(), "command": " ".join(["benches/run.py"] + sys.argv[1:])}
     saved = os.path.join(os.path.dirname(cfg.out), "results.json")
     if cfg.report_only:
