@@ -698,34 +698,39 @@ pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigErro
     if c.dataplane.mode != Mode::Track {
         return Ok(());
     }
+    // Each refusal says what takes the memory, then what the machine has.
+    let short = |key: &str, what: String| {
+        Err(l.error(
+            key,
+            format!("{what}; this machine has {} MiB available", available >> 20),
+        ))
+    };
     let workers = c.dataplane.worker_cpus.len() as u64;
     let need = flowgate_dataplane::flow::FlowTable::footprint(c.flows.capacity) as u64 * workers;
     if need > available {
-        return Err(l.error(
+        return short(
             "flows.capacity",
             format!(
-                "{} flows per worker take {} MiB of flow tables for {workers} worker(s); this machine has {} MiB available",
+                "{} flows per worker take {} MiB of flow tables for {workers} worker(s)",
                 c.flows.capacity,
-                need >> 20,
-                available >> 20
+                need >> 20
             ),
-        ));
+        );
     }
     // Control keeps at most result_cap flows of one operation, whatever
     // the number of workers (see dispatch::FlowSegments).
     let o = &c.operations;
     let one = o.result_cap.saturating_mul(RESULT_FLOW_BYTES);
     if need.saturating_add(one) > available {
-        return Err(l.error(
+        return short(
             "operations.result_cap",
             format!(
-                "one operation's {} flows take {} MiB besides {} MiB of flow tables; this machine has {} MiB available",
+                "one operation's {} flows take {} MiB besides {} MiB of flow tables",
                 o.result_cap,
                 one >> 20,
-                need >> 20,
-                available >> 20
+                need >> 20
             ),
-        ));
+        );
     }
     let budget = o.result_budget();
     let running = o.result_cap.saturating_mul(o.max_in_progress as u64);
@@ -733,16 +738,15 @@ pub fn check_memory(l: &Loaded, available: Option<u64>) -> Result<(), ConfigErro
         .saturating_add(running)
         .saturating_mul(RESULT_FLOW_BYTES);
     if need.saturating_add(all) > available {
-        return Err(l.error(
+        return short(
             "operations.result_budget",
             format!(
-                "{budget} flows of finished operations and {running} of {} running ones (max_in_progress x result_cap) take {} MiB besides {} MiB of flow tables; this machine has {} MiB available",
+                "{budget} flows of finished operations and {running} of {} running ones (max_in_progress x result_cap) take {} MiB besides {} MiB of flow tables",
                 o.max_in_progress,
                 all >> 20,
-                need >> 20,
-                available >> 20
+                need >> 20
             ),
-        ));
+        );
     }
     Ok(())
 }

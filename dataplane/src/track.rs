@@ -692,8 +692,7 @@ impl Tracker {
             e.drop_reason = DropReason::Policy;
         }
         if let Some(seq) = x.tcp_seq {
-            e.seq[s] = seq;
-            e.flags |= flags::seq_known(side) | flags::seq_on_trial(side);
+            tcp::first_seen(&mut e, side, seq);
         }
         if tcp_proto {
             e.tcp_state = if midstream {

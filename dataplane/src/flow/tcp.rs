@@ -118,8 +118,9 @@ pub fn advance(s: TcpState, f: u8, from_opener: bool) -> TcpState {
 /// How far (either way, modulo 2^32) a packet's sequence number may be
 /// from the highest its side has sent and still move the state. Its
 /// sender's own packets move forward a segment at a time (64 KiB at most,
-/// coalesced), so it is met unless more than 1 MiB in a row was lost
-/// before the appliance; a RST from a host that lost the connection
+/// coalesced); after more than 1 MiB in a row is lost before the
+/// appliance, the retransmissions, which start at the first byte lost,
+/// are within it again. A RST from a host that lost the connection
 /// carries the peer's acknowledgement, so it is met unless more than
 /// 1 MiB was in flight.
 pub const SEQ_WINDOW: u32 = 1 << 20;
@@ -143,10 +144,9 @@ pub fn in_window(highest: u32, seq: u32) -> bool {
 #[inline(always)]
 pub fn follow(e: &mut FlowEntry, side: Side, f: u8, seq: u32) -> bool {
     let s = side.index();
-    let (known, trial) = (flags::seq_known(side), flags::seq_on_trial(side));
-    if e.flags & known == 0 {
-        e.seq[s] = seq;
-        e.flags |= known | trial;
+    let trial = flags::seq_on_trial(side);
+    if e.flags & flags::seq_known(side) == 0 {
+        first_seen(e, side, seq);
     } else if !in_window(e.seq[s], seq) {
         if e.flags & trial != 0 {
             e.seq[s] = seq;
@@ -160,6 +160,14 @@ pub fn follow(e: &mut FlowEntry, side: Side, f: u8, seq: u32) -> bool {
     }
     e.tcp_state = advance(e.tcp_state, f, side == e.opener());
     true
+}
+
+/// Keeps `seq`, from `side`'s first packet, as that side's number, on
+/// trial (see [`follow`]).
+#[inline(always)]
+pub fn first_seen(e: &mut FlowEntry, side: Side, seq: u32) {
+    e.seq[side.index()] = seq;
+    e.flags |= flags::seq_known(side) | flags::seq_on_trial(side);
 }
 
 /// Whether a SYN from the opener in state `s` starts a new connection on
