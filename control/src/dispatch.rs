@@ -522,9 +522,12 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             let room = req.room_per_worker.min(MAX_ROOM_PER_WORKER);
                             outcome.flows = FlowSegments::new(rings.len(), req.result_cap, room);
                         }
-                        let mut running = vec![true; rings.len()];
+                        // Every worker or none: one posted before another
+                        // was found full would remove flows for a flush
+                        // that then fails at once.
+                        let mut running = vec![rings.iter().all(ControlEnd::has_room); rings.len()];
                         for (w, ring) in rings.iter_mut().enumerate() {
-                            if ring.post(Command::StartJob(spec_for(seq, &req, tsc_hz))).is_err() {
+                            if !running[w] || ring.post(Command::StartJob(spec_for(seq, &req, tsc_hz))).is_err() {
                                 outcome.refused.push(w);
                                 running[w] = false;
                             }
@@ -653,12 +656,12 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn an_operation_a_worker_refuses_is_answered_and_dropped_by_the_others() {
+    async fn an_operation_one_ring_has_no_room_for_goes_to_no_worker() {
         use flowgate_dataplane::command::ring_pair;
         tokio::task::LocalSet::new()
             .run_until(async {
                 // Worker 0's command ring is full, so it cannot take the
-                // flush; worker 1 takes it.
+                // flush; worker 1 is not given it either.
                 let (mut c0, _w0) = ring_pair(1, 8, 8);
                 let (c1, mut w1) = ring_pair(8, 8, 8);
                 let stall = Command::Stall {
@@ -674,11 +677,54 @@ mod tests {
                     tokio::time::timeout(Duration::from_secs(30), d.run_job(ticket, flush))
                         .await
                         .expect("answered without waiting for the deadline");
+                assert_eq!(outcome.refused, vec![0, 1]);
+                assert!(w1.take_command().is_none(), "worker 1 was given the flush");
+                wait_for(|| d.jobs_placed() == 0).await;
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_operation_a_worker_refuses_is_answered_and_dropped_by_the_others() {
+        use flowgate_dataplane::command::ring_pair;
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let (c0, mut w0) = ring_pair(8, 8, 8);
+                let (c1, mut w1) = ring_pair(8, 8, 8);
+                let d = Dispatcher::spawn(vec![c0, c1]);
+                let ticket = d.reserve_job().expect("a place");
+                let mut flush = request(JobKind::Flush, 0);
+                flush.deadline = Duration::from_secs(600);
+                let answer = tokio::task::spawn_local({
+                    let d = d.clone();
+                    async move { d.run_job(ticket, flush).await }
+                });
+                // Worker 0 refuses it, as a worker that does not track flows does.
+                let mut given = None;
+                wait_for(|| {
+                    given = given.take().or_else(|| w0.take_command());
+                    given.is_some()
+                })
+                .await;
+                let Some(Command::StartJob(spec)) = given else {
+                    panic!("worker 0 was given the flush");
+                };
+                assert!(w0.post(Reply::JobRefused { op: spec.op, spec }).is_ok());
+                let outcome = tokio::time::timeout(Duration::from_secs(30), answer)
+                    .await
+                    .expect("answered without waiting for the deadline")
+                    .unwrap();
                 assert_eq!(outcome.refused, vec![0]);
                 let Some(Command::StartJob(spec)) = w1.take_command() else {
                     panic!("worker 1 was given the flush");
                 };
-                let Some(Command::CancelJob { op }) = w1.take_command() else {
+                let mut cancel = None;
+                wait_for(|| {
+                    cancel = cancel.take().or_else(|| w1.take_command());
+                    cancel.is_some()
+                })
+                .await;
+                let Some(Command::CancelJob { op }) = cancel else {
                     panic!("and then told to drop it");
                 };
                 assert_eq!(op, spec.op);
@@ -690,15 +736,20 @@ mod tests {
                         spec
                     })
                     .is_ok());
-                for _ in 0..1000 {
-                    if d.jobs_placed() == 0 {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                assert_eq!(d.jobs_placed(), 0);
+                wait_for(|| d.jobs_placed() == 0).await;
             })
             .await;
+    }
+
+    /// Polls `done` every millisecond, for at most ten seconds.
+    async fn wait_for(mut done: impl FnMut() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("waited ten seconds");
     }
 
     #[tokio::test(flavor = "current_thread")]

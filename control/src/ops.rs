@@ -202,32 +202,41 @@ pub struct Finish {
     pub status: OpStatus,
     /// Why, when not plainly COMPLETED.
     pub message: Option<String>,
-    /// The flows found (empty when FAILED).
+    /// The flows found. When FAILED: none for a capture; for a flush, the
+    /// flows the workers had removed and reported when it failed.
     pub results: Results,
 }
 
 impl Finish {
-    /// Turns what the workers sent back into a final status and results,
-    /// keeping at most `cap` flows.
-    pub fn from_outcome(outcome: JobOutcome, cap: u64, tsc_hz: u64) -> Finish {
-        let failed = |msg: &str| Finish {
-            status: OpStatus::Failed,
-            message: Some(msg.to_string()),
-            results: Results::default(),
-        };
-        if !outcome.complete() {
-            // A refusal is reported before a timeout: that worker did answer.
-            return failed(if outcome.refused.is_empty() {
-                MSG_TIMEOUT
-            } else {
-                MSG_ERROR
-            });
-        }
-        let truncated = outcome.truncated();
+    /// Turns what the workers of a `flush` (or capture) sent back into a
+    /// final status and results, keeping at most `cap` flows.
+    pub fn from_outcome(outcome: JobOutcome, flush: bool, cap: u64, tsc_hz: u64) -> Finish {
         // Each worker honours the cap alone, so together they may exceed
         // it: the first workers' flows are kept, in (worker, index) order
         // so that pages are stable.
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        if !outcome.complete() {
+            // The workers that answered in time have removed what they
+            // matched, failed or not: those are listed, as a flush's
+            // results are. A capture's part would pass for the whole.
+            let results = if flush {
+                Results::new(outcome.flows.join(cap).0, outcome.tsc_now, tsc_hz)
+            } else {
+                Results::default()
+            };
+            // A refusal is reported before a timeout: that worker did answer.
+            let message = if outcome.refused.is_empty() {
+                MSG_TIMEOUT
+            } else {
+                MSG_ERROR
+            };
+            return Finish {
+                status: OpStatus::Failed,
+                message: Some(message.to_string()),
+                results,
+            };
+        }
+        let truncated = outcome.truncated();
         let (flows, cut) = outcome.flows.join(cap);
         let results = Results::new(flows, outcome.tsc_now, tsc_hz);
         if cut || truncated {
@@ -758,7 +767,7 @@ mod tests {
             refused: vec![],
             tsc_now: 10_500,
         };
-        let f = Finish::from_outcome(ok.clone_for_test(), 10, 1000);
+        let f = Finish::from_outcome(ok.clone_for_test(), false, 10, 1000);
         let f_results = f.results.page(0, 10).items;
         assert_eq!(f.status, OpStatus::Completed);
         assert_eq!(f.message, None);
@@ -771,7 +780,7 @@ mod tests {
         assert_eq!(f_results[0].src.to_string(), "10.0.0.1");
         assert_eq!((f_results[0].packets, f_results[0].bytes), (7, 4300));
 
-        let cut = Finish::from_outcome(ok.clone_for_test(), 1, 1000);
+        let cut = Finish::from_outcome(ok.clone_for_test(), false, 1, 1000);
         assert_eq!(cut.status, OpStatus::CompletedWithErrors);
         assert_eq!(cut.results.len(), 1);
         assert_eq!(
@@ -785,25 +794,33 @@ mod tests {
             ..JobSummary::default()
         });
         assert_eq!(
-            Finish::from_outcome(truncated, 10, 1000).status,
+            Finish::from_outcome(truncated, false, 10, 1000).status,
             OpStatus::CompletedWithErrors
         );
 
         let mut late = ok.clone_for_test();
         late.summaries[1] = None;
-        let f = Finish::from_outcome(late.clone_for_test(), 10, 1000);
+        let f = Finish::from_outcome(late.clone_for_test(), false, 10, 1000);
         assert_eq!(
             (f.status, f.message.as_deref()),
             (OpStatus::Failed, Some(MSG_TIMEOUT))
         );
-        assert!(f.results.is_empty());
+        assert!(f.results.is_empty(), "a failed capture lists nothing");
+        // A flush lists what it removed before it failed, within the cap.
+        let f = Finish::from_outcome(late.clone_for_test(), true, 10, 1000);
+        assert_eq!(
+            (f.status, f.message.as_deref(), f.results.len()),
+            (OpStatus::Failed, Some(MSG_TIMEOUT), 2)
+        );
+        let f = Finish::from_outcome(late.clone_for_test(), true, 1, 1000);
+        assert_eq!((f.status, f.results.len()), (OpStatus::Failed, 1));
 
         let mut refused = late.clone_for_test();
         refused.refused = vec![1];
-        let f = Finish::from_outcome(refused, 10, 1000);
+        let f = Finish::from_outcome(refused, true, 10, 1000);
         assert_eq!(
-            (f.status, f.message.as_deref()),
-            (OpStatus::Failed, Some(MSG_ERROR))
+            (f.status, f.message.as_deref(), f.results.len()),
+            (OpStatus::Failed, Some(MSG_ERROR), 2)
         );
     }
 

@@ -166,6 +166,12 @@ impl ControlEnd {
         self.rings.commands.push(c)
     }
 
+    /// Whether a command posted now would find room. Control is the ring's
+    /// only producer, so room seen here is still there when it posts.
+    pub fn has_room(&self) -> bool {
+        !self.rings.commands.is_full()
+    }
+
     /// Takes the next reply, if any.
     pub fn take_reply(&mut self) -> Option<Reply> {
         self.rings.replies.pop()
@@ -195,6 +201,22 @@ impl WorkerEnd {
     #[inline]
     pub fn post(&mut self, r: Reply) -> Result<(), Reply> {
         self.rings.replies.push(r)
+    }
+
+    /// Posts `held`, the reply the ring last refused, if any; false while
+    /// the ring still has no room for it.
+    #[inline]
+    pub fn post_held(&mut self, held: &mut Option<Reply>) -> bool {
+        match held.take() {
+            None => true,
+            Some(r) => match self.post(r) {
+                Ok(()) => true,
+                Err(r) => {
+                    *held = Some(r);
+                    false
+                }
+            },
+        }
     }
 
     /// An empty result chunk from the pool, if control has given one back

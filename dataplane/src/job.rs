@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use crate::command::{Reply, WorkerEnd};
 use crate::filter::RuleSet;
 use crate::flow::{FlowEntry, FlowTable, Scanned, Tuple};
 
@@ -751,6 +752,124 @@ impl Job {
     }
 }
 
+/// The jobs one worker runs at once, each given its turn.
+///
+/// A slice goes to the jobs in turn, starting each time after the job that
+/// had the last one: given to the first job until it ended, a selective
+/// capture posted behind a match-all flush of a million flows waited the
+/// flush's seconds, and could reach its own deadline unscanned.
+#[derive(Debug)]
+pub struct RunningJobs {
+    jobs: Vec<Job>,
+    /// Index of the job whose turn comes next.
+    next: usize,
+}
+
+impl RunningJobs {
+    /// Room for `most` jobs, allocated here and never again.
+    pub fn new(most: usize) -> RunningJobs {
+        RunningJobs {
+            jobs: Vec::with_capacity(most),
+            next: 0,
+        }
+    }
+
+    /// Whether no job runs.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Starts the job `spec` describes; gives the spec back when the
+    /// worker runs as many as it has room for.
+    pub fn start(&mut self, spec: Box<JobSpec>) -> Result<(), Box<JobSpec>> {
+        if self.jobs.len() == self.jobs.capacity() {
+            return Err(spec);
+        }
+        self.jobs.push(Job::new(spec));
+        Ok(())
+    }
+
+    /// Stops operation `op`'s job, if it still runs, and hands it over.
+    pub fn cancel(&mut self, op: u64) -> Option<Job> {
+        let j = self.jobs.iter().position(|j| j.spec.op == op)?;
+        Some(self.jobs.swap_remove(j))
+    }
+
+    /// The largest share of a busy worker's time any running job may take.
+    pub fn busy_share(&self) -> u32 {
+        self.jobs
+            .iter()
+            .map(|j| j.spec.busy_share)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Advances the jobs over `table` by `slice` in all (see
+    /// [`Job::step`]), posting their results and their ends on `ring`. A
+    /// reply the ring refuses is kept in `held`, and nothing more is posted
+    /// until it has gone. A job whose chunk is full when the pool has none
+    /// left waits, and the others go on. Returns the flows flushed.
+    pub fn advance(
+        &mut self,
+        table: &mut FlowTable,
+        ring: &mut WorkerEnd,
+        held: &mut Option<Reply>,
+        mut slice: Slice,
+        now: u64,
+    ) -> u64 {
+        let mut flushed = 0;
+        // Jobs that have not yet had their turn in this slice.
+        let mut turns = self.jobs.len();
+        let mut j = self.next;
+        while ring.post_held(held) && turns > 0 && !slice.is_spent() {
+            if j >= self.jobs.len() {
+                j = 0;
+            }
+            let job = &mut self.jobs[j];
+            let before = job.summary.removed;
+            let step = job.step(table, &mut slice, now);
+            flushed += job.summary.removed - before;
+            let reply = match step {
+                Step::Continue => None,
+                Step::Emit => ring.spare_chunk().map(|mut chunk| {
+                    job.take_chunk(&mut chunk);
+                    Reply::Flows {
+                        op: job.spec.op,
+                        chunk,
+                    }
+                }),
+                Step::Done => {
+                    let job = self.jobs.swap_remove(j);
+                    turns -= 1;
+                    // The job moved into its place has its turn next.
+                    if let Err(r) = ring.post(Reply::JobDone {
+                        op: job.spec.op,
+                        summary: job.summary,
+                        spec: job.spec,
+                    }) {
+                        *held = Some(r);
+                    }
+                    continue;
+                }
+            };
+            // Its turn is over when it has spent the slice (even on a chunk
+            // posted: the next slice starts with the next job), or when it
+            // has no chunk to post its results in.
+            let turn_over = reply.is_none() || slice.is_spent();
+            if let Some(Err(r)) = reply.map(|r| ring.post(r)) {
+                *held = Some(r);
+            }
+            if turn_over {
+                turns -= 1;
+                j += 1;
+            }
+        }
+        self.next = j;
+        flushed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,6 +964,168 @@ mod tests {
                 Step::Done => return out,
             }
         }
+    }
+
+    /// What control sees of [`RunningJobs::advance`] run in slices of
+    /// `entries` until every job ended: the ops in the order their jobs
+    /// ended, and each op's flows. Chunks go back to the pool at once.
+    fn run_all(
+        jobs: &mut RunningJobs,
+        t: &mut FlowTable,
+        entries: u32,
+    ) -> (Vec<u64>, std::collections::BTreeMap<u64, Vec<TakenFlow>>) {
+        let (mut control, mut worker) = crate::command::ring_pair(8, 64, 2);
+        let mut held = None;
+        let (mut ended, mut taken) = (Vec::new(), std::collections::BTreeMap::new());
+        for _ in 0..100_000 {
+            if jobs.is_empty() && held.is_none() {
+                break;
+            }
+            jobs.advance(t, &mut worker, &mut held, Slice::entries(entries), 10_000);
+            while let Some(r) = control.take_reply() {
+                match r {
+                    Reply::Flows { op, chunk } => {
+                        taken
+                            .entry(op)
+                            .or_insert_with(Vec::new)
+                            .extend(flows(&chunk));
+                        control.give_back(chunk);
+                    }
+                    Reply::JobDone { op, .. } => ended.push(op),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert!(jobs.is_empty(), "the jobs never ended");
+        (ended, taken)
+    }
+
+    fn with_op(mut spec: Box<JobSpec>, op: u64) -> Box<JobSpec> {
+        spec.op = op;
+        spec
+    }
+
+    #[test]
+    fn a_short_job_behind_a_long_one_is_not_kept_waiting() {
+        let mut t = table(3000);
+        let http = Rule {
+            dport: PortRange::single(80),
+            ..Rule::ANY
+        };
+        // Flow 1: 10.0.0.1 to port 443, which the flush leaves alone.
+        let one = Rule {
+            src: crate::filter::Cidr::v4([10, 0, 0, 1], 32),
+            dport: PortRange::single(443),
+            ..Rule::ANY
+        };
+        let mut jobs = RunningJobs::new(8);
+        jobs.start(with_op(spec(JobKind::Flush, &[http], u64::MAX, 0), 1))
+            .unwrap();
+        jobs.start(with_op(spec(JobKind::Capture, &[one], u64::MAX, 0), 2))
+            .unwrap();
+        // A slice takes the capture twice as far as the flush, which
+        // reports a flow in three (ten batches against five): given every
+        // slice while it ran, the flush ended first.
+        let (ended, flows) = run_all(&mut jobs, &mut t, 640);
+        assert_eq!(ended, vec![2, 1], "the capture waited for the flush");
+        assert_eq!(
+            flows[&2].iter().map(|f| f.index).collect::<Vec<_>>(),
+            vec![1]
+        );
+        let http_flows = (0..3000).filter(|i| i % 3 != 2 && i % 2 == 0).count();
+        assert_eq!(flows[&1].len(), http_flows);
+        assert_eq!(
+            t.len() as usize,
+            (0..3000).filter(|i| i % 3 != 2).count() - http_flows
+        );
+    }
+
+    #[test]
+    fn a_job_waiting_for_a_chunk_holds_no_other_back() {
+        let mut t = table(3000);
+        let none = Rule {
+            src: crate::filter::Cidr::v4([192, 168, 0, 0], 16),
+            ..Rule::ANY
+        };
+        let mut jobs = RunningJobs::new(8);
+        // The match-all capture fills both chunks of the pool, which
+        // control keeps: it can post no more until it is cancelled. The
+        // other matches nothing: it needs no chunk to end.
+        jobs.start(with_op(
+            spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0),
+            1,
+        ))
+        .unwrap();
+        jobs.start(with_op(spec(JobKind::Capture, &[none], u64::MAX, 0), 2))
+            .unwrap();
+        let (mut control, mut worker) = crate::command::ring_pair(8, 64, 2);
+        let mut held = None;
+        let mut ended = Vec::new();
+        let mut kept = Vec::new();
+        for _ in 0..1000 {
+            jobs.advance(&mut t, &mut worker, &mut held, Slice::entries(64), 10_000);
+            while let Some(r) = control.take_reply() {
+                match r {
+                    Reply::Flows { op, chunk } => {
+                        assert_eq!(op, 1);
+                        kept.push(chunk);
+                    }
+                    Reply::JobDone { op, .. } => ended.push(op),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(kept.len(), 2);
+        assert_eq!(ended, vec![2], "the capture that needs no chunk ended");
+        assert!(
+            jobs.cancel(1).is_some(),
+            "the match-all capture still waits"
+        );
+        assert!(jobs.is_empty());
+    }
+
+    #[test]
+    fn a_reply_the_ring_refuses_is_held_and_posted_first() {
+        let mut t = table(300);
+        let mut jobs = RunningJobs::new(8);
+        jobs.start(with_op(
+            spec(JobKind::Capture, &[Rule::ANY], u64::MAX, 0),
+            1,
+        ))
+        .unwrap();
+        // Room for one reply: the first chunk goes, the second is held.
+        let (mut control, mut worker) = crate::command::ring_pair(8, 1, 4);
+        let mut held = None;
+        jobs.advance(
+            &mut t,
+            &mut worker,
+            &mut held,
+            Slice::entries(u32::MAX),
+            10_000,
+        );
+        assert!(matches!(held, Some(Reply::Flows { op: 1, .. })));
+        let mut got = Vec::new();
+        loop {
+            match control.take_reply() {
+                Some(Reply::Flows { chunk, .. }) => {
+                    got.extend(flows(&chunk).iter().map(|f| f.index));
+                    control.give_back(chunk);
+                }
+                Some(Reply::JobDone { .. }) => break,
+                Some(other) => panic!("{other:?}"),
+                None => assert!(held.is_some() || !jobs.is_empty(), "no end posted"),
+            }
+            jobs.advance(
+                &mut t,
+                &mut worker,
+                &mut held,
+                Slice::entries(u32::MAX),
+                10_000,
+            );
+        }
+        let want: Vec<u32> = (0..300).filter(|i| i % 3 != 2).collect();
+        assert_eq!(got, want, "every flow once, in order");
+        assert!(held.is_none() && jobs.is_empty());
     }
 
     #[test]

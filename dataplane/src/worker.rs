@@ -12,7 +12,7 @@ use std::sync::Arc;
 use flowgate_sys::{cpu, Mbuf, MbufBurst, Mempool, RxQueue, TxQueue, BURST_SIZE};
 
 use crate::command::{Command, Reply, WorkerEnd};
-use crate::job::{Job, Slice, Step};
+use crate::job::{RunningJobs, Slice};
 use crate::mirror::{Decision, MirrorConfig, OUTER_LEN};
 use crate::reject::{self, AnswerLimit};
 use crate::stats::WorkerCounters;
@@ -132,7 +132,7 @@ pub struct Worker {
     processing: Processing,
     counters: WorkerCounters,
     pending_reply: Option<Reply>,
-    jobs: Vec<Job>,
+    jobs: RunningJobs,
     /// TSC ticks the jobs may still spend in busy iterations (negative:
     /// they overspent and wait).
     job_credit: i64,
@@ -173,8 +173,7 @@ impl Worker {
             processing,
             counters: WorkerCounters::default(),
             pending_reply: None,
-            // Allocated once here; the loop only pushes within capacity.
-            jobs: Vec::with_capacity(MAX_JOBS),
+            jobs: RunningJobs::new(MAX_JOBS),
             job_credit: 0,
             idle_slice,
             max_credit: ticks(MAX_CREDIT_NANOS, hz) as i64,
@@ -249,7 +248,7 @@ impl Worker {
 
     /// Delivers the reply held back by a full ring; false if it still waits.
     fn flush_pending(&mut self) -> bool {
-        Self::deliver(&mut self.ring, &mut self.pending_reply)
+        self.ring.post_held(&mut self.pending_reply)
     }
 
     /// Posts a reply, or holds it if the ring is full (callers produce no
@@ -286,10 +285,9 @@ impl Worker {
                 }
                 Command::CancelJob { op } => {
                     // Already done: its JobDone is on its way.
-                    let Some(j) = self.jobs.iter().position(|j| j.spec.op == op) else {
+                    let Some(job) = self.jobs.cancel(op) else {
                         continue;
                     };
-                    let job = self.jobs.swap_remove(j);
                     Reply::JobDone {
                         op,
                         summary: job.summary,
@@ -313,12 +311,14 @@ impl Worker {
                     },
                 },
                 Command::StartJob(spec) => {
-                    let tracking = matches!(self.processing, Processing::Track(_));
-                    if self.jobs.len() < self.jobs.capacity() && tracking {
-                        self.jobs.push(Job::new(spec));
-                        continue;
+                    let started = match self.processing {
+                        Processing::Track(_) => self.jobs.start(spec),
+                        Processing::Forward => Err(spec),
+                    };
+                    match started {
+                        Ok(()) => continue,
+                        Err(spec) => Reply::JobRefused { op: spec.op, spec },
                     }
-                    Reply::JobRefused { op: spec.op, spec }
                 }
             };
             self.post(reply);
@@ -342,12 +342,7 @@ impl Worker {
             self.counters.job_idle_ticks += cpu::tsc().saturating_sub(start);
             return;
         }
-        let share = self
-            .jobs
-            .iter()
-            .map(|j| j.spec.busy_share)
-            .max()
-            .unwrap_or(1);
+        let share = self.jobs.busy_share();
         let start = cpu::tsc();
         let spent = start.saturating_sub(now);
         self.job_credit =
@@ -363,71 +358,21 @@ impl Worker {
         self.counters.busy_ticks += used;
     }
 
-    /// Advances the jobs by `slice` (see [`Job::step`]) in all, posting
-    /// results. The slice is the iteration's, not each job's or each
-    /// chunk's, so the time taken from forwarding stays bounded however
-    /// many jobs run and however many flows they match.
-    fn advance_jobs(&mut self, now: u64, mut slice: Slice) {
+    /// Advances the jobs by `slice` in all (see [`RunningJobs::advance`]).
+    /// The slice is the iteration's, not each job's or each chunk's, so
+    /// the time taken from forwarding stays bounded however many jobs run
+    /// and however many flows they match.
+    fn advance_jobs(&mut self, now: u64, slice: Slice) {
         let Processing::Track(tracker) = &mut self.processing else {
             return;
         };
-        let mut j = 0;
-        while j < self.jobs.len() && !slice.is_spent() {
-            if self.pending_reply.is_some()
-                && !Self::deliver(&mut self.ring, &mut self.pending_reply)
-            {
-                return;
-            }
-            let job = &mut self.jobs[j];
-            let before = job.summary.removed;
-            let step = job.step(tracker.table_mut(), &mut slice, now);
-            self.counters.flows_flushed += job.summary.removed - before;
-            match step {
-                Step::Continue => j += 1,
-                Step::Emit => {
-                    // No chunk left in the pool: control has yet to read
-                    // the ones posted; the job waits, with its results.
-                    let Some(mut chunk) = self.ring.spare_chunk() else {
-                        return;
-                    };
-                    job.take_chunk(&mut chunk);
-                    let r = Reply::Flows {
-                        op: job.spec.op,
-                        chunk,
-                    };
-                    if let Err(r) = self.ring.post(r) {
-                        self.pending_reply = Some(r);
-                        return;
-                    }
-                }
-                Step::Done => {
-                    let job = self.jobs.swap_remove(j);
-                    let r = Reply::JobDone {
-                        op: job.spec.op,
-                        summary: job.summary,
-                        spec: job.spec,
-                    };
-                    if let Err(r) = self.ring.post(r) {
-                        self.pending_reply = Some(r);
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Posts the held reply, if any; false if the ring is still full.
-    fn deliver(ring: &mut WorkerEnd, pending: &mut Option<Reply>) -> bool {
-        match pending.take() {
-            None => true,
-            Some(r) => match ring.post(r) {
-                Ok(()) => true,
-                Err(r) => {
-                    *pending = Some(r);
-                    false
-                }
-            },
-        }
+        self.counters.flows_flushed += self.jobs.advance(
+            tracker.table_mut(),
+            &mut self.ring,
+            &mut self.pending_reply,
+            slice,
+            now,
+        );
     }
 }
 

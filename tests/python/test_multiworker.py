@@ -25,9 +25,10 @@ def received_total(text):
     return total
 
 
-def two_workers_with_flows(netns, tmpdir_path, extra=""):
+def two_workers_with_flows(netns, tmpdir_path, extra="", api_extra=""):
     """An appliance with two workers in namespace fw, after FLOWS UDP
-    conversations crossed it both ways: (Flowgate, fw, API port)."""
+    conversations crossed it both ways: (Flowgate, fw, API port). `api_extra`
+    goes in its [api] section."""
     fw, client, server = netns.ns("fw"), netns.ns("client"), netns.ns("server")
     netns.veth(fw, "a0", client, "a1")
     netns.veth(fw, "b0", server, "b1")
@@ -40,6 +41,7 @@ def two_workers_with_flows(netns, tmpdir_path, extra=""):
         # Oversubscribed lcores are fine for a correctness test (never for a benchmark).
         workers="[1, 1]",
     )
+    text = text.replace(f'listen = "127.0.0.1:{api}"\n', f'listen = "127.0.0.1:{api}"\n{api_extra}')
     fg = Flowgate(text, tmpdir_path, netns=fw)
     fg.wait_output(lambda t: "API on http" in t, "start")
     assert "2 worker(s)" in fg.text()
@@ -83,7 +85,8 @@ def test_a_flow_operation_covers_the_flows_of_both_workers(netns, tmpdir_path):
     # boto3 runs where the API is: inside fw.
     out = netns.run(fw, sys.executable, str(HERE / "ns_flow_ops.py"), f"http://127.0.0.1:{api}", json.dumps(ops),
                     capture_output=True, text=True).stdout
-    (s1, captured), (s2, flushed), (s3, left) = [(s, sorted(tuple(f) for f in flows)) for s, flows in json.loads(out)]
+    (s1, captured), (s2, flushed), (s3, left) = [(s, sorted(tuple(f) for f in flows))
+                                                 for s, flows, _ in json.loads(out)]
     assert (s1, s2, s3) == ("COMPLETED",) * 3
     assert captured == sorted(conversation(i) for i in range(FLOWS))
     assert flushed == sorted(conversation(i) for i in range(half))
@@ -96,3 +99,25 @@ def test_a_flow_operation_covers_the_flows_of_both_workers(netns, tmpdir_path):
     # Each worker flushed its own part of the first half (300 flows spread
     # by RSS: either worker holding none of 150 has odds of 2^-150).
     assert sum(active) == FLOWS - half and all(a < c for a, c in zip(active, created)), (active, created)
+
+
+def test_a_flush_failed_by_a_late_worker_lists_what_the_other_removed(netns, tmpdir_path):
+    # Worker 1 is wedged (fault injection) past the operations' deadline:
+    # the flush fails, but worker 0 has removed its flows by then. They are
+    # its results; worker 1's job is cancelled before it ever runs, so its
+    # flows are all still there once it is released.
+    fg, fw, api = two_workers_with_flows(netns, tmpdir_path,
+                                         extra=LONG_TIMEOUTS + operations(worker_timeout_ms=1000),
+                                         api_extra="debug_endpoints = true\n")
+    ops = [["stall", 1], ["flush", [{}]], ["release", None], ["capture", [{}]]]
+    out = netns.run(fw, sys.executable, str(HERE / "ns_flow_ops.py"), f"http://127.0.0.1:{api}", json.dumps(ops),
+                    capture_output=True, text=True).stdout
+    _, (s2, flushed, m2), _, (s4, left, _) = json.loads(out)
+    flushed, left = sorted(tuple(f) for f in flushed), sorted(tuple(f) for f in left)
+    assert (s2, m2, s4) == ("FAILED", "Flow timeout", "COMPLETED")
+    assert flushed and left, "each worker holds some of the flows"
+    assert sorted(flushed + left) == sorted(conversation(i) for i in range(FLOWS))
+    assert fg.stop() == 0, fg.text()
+    w0, w1 = fg.final_workers()
+    assert (w0["active"], len(flushed)) == (0, w0["created"]), fg.text()
+    assert (w1["active"], len(left)) == (w1["created"], w1["created"]), fg.text()

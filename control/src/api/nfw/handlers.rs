@@ -128,9 +128,9 @@ async fn run(
     id: Uuid,
     job: JobRequest,
 ) {
-    let cap = job.result_cap;
+    let (cap, flush) = (job.result_cap, job.kind == JobKind::Flush);
     let outcome = dispatcher.run_job(ticket, job).await;
-    let finish = Finish::from_outcome(outcome, cap, flowgate_sys::cpu::tsc_hz());
+    let finish = Finish::from_outcome(outcome, flush, cap, flowgate_sys::cpu::tsc_hz());
     state.ops().finish(id, finish, Instant::now());
 }
 
