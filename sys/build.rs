@@ -72,7 +72,7 @@ fn main() {
         .allowlist_function("rte_dev_(probe|remove)")
         .allowlist_function("rte_log_(set_global_level|get_global_level)")
         .allowlist_function("rte_openlog_stream")
-        .allowlist_function("rte_pktmbuf_(pool_create|free_bulk|copy)")
+        .allowlist_function("rte_pktmbuf_(pool_create|free_bulk)")
         .allowlist_function("rte_mempool_(free|avail_count|in_use_count|lookup)")
         .allowlist_function("rte_eth_(dev_count_avail|dev_get_port_by_name|dev_get_name_by_port|dev_info_get|dev_configure|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|stats_get|stats_reset|macaddr_get|link_get_nowait|promiscuous_enable|dev_socket_id|find_next_owned_by|dev_is_valid_port|dev_set_mtu|dev_get_mtu|dev_adjust_nb_rx_tx_desc|xstats_get|xstats_get_names|link_speed_to_str|speed_bitflag)")
         .allowlist_type("rte_mbuf")

@@ -63,7 +63,8 @@ pub struct FilterRule {
     pub rule_number: u32,
     /// `accept` or `reject`.
     pub accept: bool,
-    /// IP protocol; `None` = all.
+    /// IP protocol as the client gave it (and Describe echoes it); `None`
+    /// and 0 both mean all, 0 being how AWS tooling says so.
     pub protocol: Option<u8>,
     /// Destination ports.
     pub destination_ports: Option<Ports>,
@@ -533,7 +534,14 @@ impl MirrorStore {
                     dst: cidr(&r.destination_cidr),
                     sport: ports(r.source_ports),
                     dport: ports(r.destination_ports),
-                    protos: r.protocol.map_or(ProtoSet::ANY, |p| ProtoSet::of(&[p])),
+                    // AWS tooling sends 0 for all protocols (Terraform's
+                    // default, the console's "All protocols"); as a number
+                    // it is IPv6's hop-by-hop header, which the parser
+                    // walks past, so taken literally it would match nothing.
+                    protos: match r.protocol {
+                        None | Some(0) => ProtoSet::ANY,
+                        Some(p) => ProtoSet::of(&[p]),
+                    },
                 };
                 let action = if r.accept {
                     MirrorAction::Accept
@@ -707,6 +715,39 @@ mod tests {
         assert_eq!(c.target_of(0).mtu, 9000);
         assert!(c.watches(0, 1));
         assert!(!c.watches(1, 1));
+    }
+
+    #[test]
+    fn protocol_0_is_every_protocol_and_is_kept_as_0() {
+        let mut s = MirrorStore::in_memory();
+        add_target_and_filter(&mut s, &[("tmt-1", "eni-b")]);
+        for (id, n, protocol) in [
+            ("tmfr-1", 10, Some(0)),
+            ("tmfr-2", 20, Some(6)),
+            ("tmfr-3", 30, None),
+        ] {
+            s.state.rules.insert(
+                id.into(),
+                FilterRule {
+                    id: id.into(),
+                    filter_id: "tmf-1".into(),
+                    ingress: true,
+                    rule_number: n,
+                    accept: true,
+                    protocol,
+                    destination_ports: None,
+                    source_ports: None,
+                    destination_cidr: "0.0.0.0/0".into(),
+                    source_cidr: "0.0.0.0/0".into(),
+                    description: None,
+                    tags: vec![],
+                },
+            );
+        }
+        let rules = s.compiled_rules("tmf-1", true);
+        let protos: Vec<ProtoSet> = rules.iter().map(|(r, _)| r.protos).collect();
+        assert_eq!(protos, [ProtoSet::ANY, ProtoSet::of(&[6]), ProtoSet::ANY]);
+        assert_eq!(s.state.rules["tmfr-1"].protocol, Some(0));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! first matching ingress rule (by rule number) says accept mirrors it; a
 //! reject or no matching rule passes on to the next session. B's egress
 //! sessions are tried the same way with the egress rules. The decision is
-//! cached in the flow entry per direction and recomputed only when the
-//! configuration generation changes, so the steady-state cost is a compare.
+//! cached in the flow entry per direction, with the port the packet came in
+//! on, and recomputed only when the configuration generation or that port
+//! changes, so the steady-state cost is a few compares.
 //!
 //! A copy is the original frame cut to the session's packet length, behind
 //! outer Ethernet / IPv4 / UDP (destination port 4789, source port from the

@@ -459,7 +459,10 @@ impl Tracker {
     }
 
     /// The flow's cached mirror decision for packets travelling `side`,
-    /// computed when the configuration changed since it was cached.
+    /// computed when the configuration changed since it was cached or the
+    /// packet came in on another port than the one it was made for. The
+    /// in-port alone stands for both ports: a port is in one pair at most
+    /// (control refuses a config otherwise), so it names the out-port too.
     #[inline]
     fn mirror_decision(&mut self, idx: u32, side: Side, in_port: u8, out_port: u8) -> u16 {
         let generation = self.mirror.generation;
@@ -469,8 +472,9 @@ impl Tracker {
             e.mirror = [UNDECIDED; 2];
         }
         let s = side.index();
-        if e.mirror[s] == UNDECIDED {
+        if e.mirror[s] == UNDECIDED || e.mirror_in[s] != in_port {
             let t = e.key.oriented(side);
+            e.mirror_in[s] = in_port;
             e.mirror[s] = self
                 .mirror
                 .decide(&t, in_port as usize, out_port as usize)
@@ -1347,6 +1351,45 @@ mod tests {
             assert_eq!(out.actions[i], Action::Forward, "{i}");
             assert_eq!(Decision::decode(out.mirror[i]), mirrored, "{i}");
         }
+    }
+
+    #[test]
+    fn a_flow_side_arriving_on_another_port_gets_that_port_s_mirror_decision() {
+        use crate::mirror::{Decision, DirectionRules, MirrorAction, MirrorFilter, MirrorSession};
+        // Sessions on the ingress of ports 3 (index 0) and 1 (index 1),
+        // both accepting all; pairs 3-4 and 1-0.
+        let all = MirrorFilter {
+            ingress: DirectionRules::new(&[(Rule::ANY, MirrorAction::Accept)]),
+            egress: DirectionRules::default(),
+        };
+        let session = MirrorSession {
+            vni: 7,
+            packet_length: None,
+            target: 0,
+            filter: 0,
+        };
+        let cfg = crate::mirror::MirrorConfig::new(
+            1,
+            6,
+            vec![crate::mirror::tests::target(5)],
+            vec![all],
+            &[(3, 1, session), (1, 2, session)],
+        )
+        .unwrap();
+        let mut t = tracker(small(), Policy::pass_all());
+        t.set_mirror(Arc::new(cfg));
+        let mut c = WorkerCounters::default();
+        // One side of one flow, in on 3, then on 1, then on 3 again.
+        for (ports, session) in [((3, 4), 0), ((1, 0), 1), ((3, 4), 0)] {
+            let mut out = BurstOut::default();
+            t.process(&[udp(C, S, b"q")], ports, 5, &mut out, &mut c);
+            let want = Decision {
+                ingress: Some(session),
+                egress: None,
+            };
+            assert_eq!(Decision::decode(out.mirror[0]), want, "in on {}", ports.0);
+        }
+        assert_eq!(t.table().len(), 1);
     }
 
     #[test]

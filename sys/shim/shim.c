@@ -28,30 +28,9 @@ struct rte_mbuf *fg_pktmbuf_alloc(struct rte_mempool *mp)
 	return rte_pktmbuf_alloc(mp);
 }
 
-int fg_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
-			  unsigned int count)
-{
-	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
-}
-
 void fg_pktmbuf_free(struct rte_mbuf *m)
 {
 	rte_pktmbuf_free(m);
-}
-
-uint8_t *fg_pktmbuf_data(struct rte_mbuf *m)
-{
-	return rte_pktmbuf_mtod(m, uint8_t *);
-}
-
-uint16_t fg_pktmbuf_data_len(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_data_len(m);
-}
-
-uint32_t fg_pktmbuf_pkt_len(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_pkt_len(m);
 }
 
 uint16_t fg_pktmbuf_headroom(const struct rte_mbuf *m)
@@ -84,16 +63,6 @@ int fg_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
 int fg_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail)
 {
 	return rte_pktmbuf_chain(head, tail);
-}
-
-uint16_t fg_pktmbuf_nb_segs(const struct rte_mbuf *m)
-{
-	return m->nb_segs;
-}
-
-uint16_t fg_pktmbuf_port(const struct rte_mbuf *m)
-{
-	return m->port;
 }
 
 void fg_prefetch0(const void *p)

@@ -31,22 +31,17 @@ uint16_t fg_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
 
 /* mbuf life cycle. */
 struct rte_mbuf *fg_pktmbuf_alloc(struct rte_mempool *mp);
-int fg_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
-			  unsigned int count);
 void fg_pktmbuf_free(struct rte_mbuf *m);
 
-/* mbuf data: pointer to the first byte (rte_pktmbuf_mtod) and lengths. */
-uint8_t *fg_pktmbuf_data(struct rte_mbuf *m);
-uint16_t fg_pktmbuf_data_len(const struct rte_mbuf *m);
-uint32_t fg_pktmbuf_pkt_len(const struct rte_mbuf *m);
+/* mbuf data: room around it, and growing, shrinking and chaining it. Its
+ * pointer, lengths, segment count and port the Rust side reads straight
+ * from the mbuf's fields (fg_mbuf_off_* below check their offsets). */
 uint16_t fg_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t fg_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint8_t *fg_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 uint8_t *fg_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 int fg_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 int fg_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
-uint16_t fg_pktmbuf_nb_segs(const struct rte_mbuf *m);
-uint16_t fg_pktmbuf_port(const struct rte_mbuf *m);
 
 /* CPU and lcore helpers. */
 void fg_prefetch0(const void *p);

@@ -125,6 +125,7 @@ def test_filter_rules_lifecycle_and_modify(appliance):
     # Ports without TCP/UDP, a bad CIDR, a bad direction.
     for kw, want in [
         (dict(SourcePortRange={"FromPort": 1, "ToPort": 2}), "InvalidParameterCombination"),
+        (dict(Protocol=0, DestinationPortRange={"FromPort": 1, "ToPort": 2}), "InvalidParameterCombination"),
         (dict(SourceCidrBlock="10.0.0.0/33"), "InvalidParameterValue"),
         (dict(TrafficDirection="sideways"), "InvalidParameterValue"),
         (dict(TrafficMirrorFilterId="tmf-00000000000000000"), "InvalidTrafficMirrorFilterId.NotFound"),

@@ -5,8 +5,9 @@ written by DPDK's net_pcap, and the copies decoded by tshark as VXLAN.
 Checks: outer UDP destination port 4789 and the session's VNI; inner frames
 byte-identical to the originals up to PacketLength; ingress (entering the
 source port) versus egress (leaving it); rule order (lowest RuleNumber
-first, first match decides); accept versus reject; and session priority
-(the lowest SessionNumber whose filter accepts a packet mirrors it).
+first, first match decides); accept versus reject; session priority
+(the lowest SessionNumber whose filter accepts a packet mirrors it); and
+Protocol 0 as every protocol (as Terraform and the console send it).
 """
 
 import collections
@@ -120,6 +121,11 @@ def mirrored(tmp_path):
     f3 = c.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
     rule(c, f3, 1, "accept", direction="egress", Protocol=6)
     rule(c, f3, 2, "accept", direction="ingress")  # nothing enters `outside`
+    # F4 (egress): accept Protocol 0, all protocols; Describe gives the 0 back.
+    f4 = c.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    rule(c, f4, 1, "accept", direction="egress", Protocol=0)
+    rules = c.describe_traffic_mirror_filter_rules(TrafficMirrorFilterId=f4)["TrafficMirrorFilterRules"]
+    assert [r["Protocol"] for r in rules] == [0]
     # Session 2 is created first: priority is by SessionNumber, not age.
     c.create_traffic_mirror_session(NetworkInterfaceId=INSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f2,
                                     SessionNumber=2, VirtualNetworkId=222, PacketLength=64)
@@ -127,6 +133,8 @@ def mirrored(tmp_path):
                                     SessionNumber=1, VirtualNetworkId=111)
     c.create_traffic_mirror_session(NetworkInterfaceId=OUTSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f3,
                                     SessionNumber=1, VirtualNetworkId=333)
+    c.create_traffic_mirror_session(NetworkInterfaceId=OUTSIDE, TrafficMirrorTargetId=t, TrafficMirrorFilterId=f4,
+                                    SessionNumber=2, VirtualNetworkId=444)
     assert setup.stop() == 0
     # The same sessions, restored from the state file, on the real devices.
     ports = [("inside", f"net_pcap0,rx_pcap={src}", INSIDE),
@@ -161,7 +169,9 @@ def test_sessions_rules_and_directions_on_the_wire(mirrored):
     assert sorted(mirrored[222]) == sorted(f[:64] for f in WEB_UDP + TCP)
     # Egress of `outside`: what leaves it, TCP only.
     assert sorted(mirrored[333]) == sorted(TCP)
-    assert set(mirrored) == {111, 222, 333}
+    # Then F4's Protocol 0 takes every other protocol leaving `outside`.
+    assert sorted(mirrored[444]) == sorted(DNS + WEB_UDP + OTHER)
+    assert set(mirrored) == {111, 222, 333, 444}
 
 
 def metric(url, name):

@@ -2,8 +2,9 @@
 //!
 //! Line 0 holds what a lookup compares and every packet updates first (the
 //! key, TCP state and flags, last-seen time, the mirror generation); line 1
-//! the counters, the verdict and the cached mirror decision. Both directions of a conversation
-//! share one entry; per-direction fields are indexed by [`Side`].
+//! the counters, the verdict and the cached mirror decision with the port
+//! it was made for. Both directions of a conversation share one entry;
+//! per-direction fields are indexed by [`Side`].
 
 use super::{FlowKey, Side};
 
@@ -175,7 +176,12 @@ pub struct FlowEntry {
     pub ttl: u8,
     /// Port index (config order) the opener's packets arrive on.
     pub in_port: u8,
-    _pad: [u8; 2],
+    /// Per side, the port the cached [`FlowEntry::mirror`] decision was made
+    /// for a packet arriving on: sessions belong to ports, and a flow's
+    /// packets of one side may arrive on more than one (several pairs, or
+    /// either port of one). Only the in-port is kept, as a port is in one
+    /// pair at most and so names the port a packet leaves by.
+    pub mirror_in: [u8; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);
