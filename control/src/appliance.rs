@@ -445,7 +445,9 @@ impl Appliance {
         let handles = ControlHandles {
             ports: views,
             rings,
-            mirror_generation: mirror.state.generation,
+            // What the workers run: 0, none, when the restored sessions
+            // did not compile, so that the metrics do not call them installed.
+            mirror_generation: initial_mirror.generation,
         };
         Ok((app, handles))
     }
