@@ -522,10 +522,12 @@ async fn pump(mut rings: Vec<ControlEnd>, mut rx: mpsc::Receiver<Request>) {
                             let room = req.room_per_worker.min(MAX_ROOM_PER_WORKER);
                             outcome.flows = FlowSegments::new(rings.len(), req.result_cap, room);
                         }
-                        // Every worker or none: one posted before another
-                        // was found full would remove flows for a flush
-                        // that then fails at once.
-                        let mut running = vec![rings.iter().all(ControlEnd::has_room); rings.len()];
+                        // An operation goes to every worker or none: one
+                        // posted before another was found full would
+                        // remove flows for a flush that then fails at once.
+                        // A query answers with what the others find.
+                        let all = req.kind == JobKind::Query || rings.iter().all(ControlEnd::has_room);
+                        let mut running = vec![all; rings.len()];
                         for (w, ring) in rings.iter_mut().enumerate() {
                             if !running[w] || ring.post(Command::StartJob(spec_for(seq, &req, tsc_hz))).is_err() {
                                 outcome.refused.push(w);
@@ -656,7 +658,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn an_operation_one_ring_has_no_room_for_goes_to_no_worker() {
+    async fn an_operation_one_ring_has_no_room_for_goes_to_no_worker_a_query_to_the_others() {
         use flowgate_dataplane::command::ring_pair;
         tokio::task::LocalSet::new()
             .run_until(async {
@@ -680,6 +682,13 @@ mod tests {
                 assert_eq!(outcome.refused, vec![0, 1]);
                 assert!(w1.take_command().is_none(), "worker 1 was given the flush");
                 wait_for(|| d.jobs_placed() == 0).await;
+                // A query changes nothing: worker 1 is given it all the same.
+                let ticket = d.reserve_job().expect("a place");
+                let mut query = request(JobKind::Query, 4);
+                query.deadline = Duration::from_millis(10);
+                let outcome = d.run_job(ticket, query).await;
+                assert_eq!(outcome.refused, vec![0]);
+                assert!(matches!(w1.take_command(), Some(Command::StartJob(_))));
             })
             .await;
     }

@@ -292,6 +292,17 @@ def test_the_cap_holds_on_a_capture_with_more_flows(tmp_path):
         assert fg.stop() == 0, fg.text()
 
 
+def test_forwarding_only_workers_answer_that_flows_are_not_tracked(tmp_path):
+    # Not 503 "try again": no retry can succeed while [dataplane] mode = "forward".
+    fg, url = start(tmp_path, PORTS_ONCE, mode="forward")
+    try:
+        status, _, data = curl(url + PATH, {})
+        assert (status, data) == (400, {"code": 9, "details": [],
+                                        "message": 'flows are not tracked: [dataplane] mode = "forward"'})
+    finally:
+        assert fg.stop() == 0, fg.text()
+
+
 def test_no_answer_within_the_deadline_is_504(tmp_path):
     # The worker is held (fault injection) while the query is made, so it
     # cannot answer before the control thread gives up on a 1 ms deadline.

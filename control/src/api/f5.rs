@@ -715,6 +715,15 @@ async fn answer(
     if let Scope::Nothing(_) = q.scope {
         return Ok(ok(&[], &[]));
     }
+    // Workers that only forward keep no flows: "try again" would never
+    // come right.
+    if config.dataplane.mode == crate::config::Mode::Forward {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: 9, // FAILED_PRECONDITION
+            message: "flows are not tracked: [dataplane] mode = \"forward\"".into(),
+        });
+    }
     let Some(dispatcher) = state.dispatcher.get() else {
         return Err(ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
