@@ -1406,6 +1406,9 @@ fn validate_operations(l: &Loaded) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The protocols whose flow keys hold ports: TCP, UDP and SCTP.
+const PORT_PROTOCOLS: [u8; 3] = [6, 17, 132];
+
 /// The policy the config describes, compiled.
 pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, ConfigError> {
     use crate::filters::{parse_cidr, parse_ports, parse_proto};
@@ -1445,6 +1448,24 @@ pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, 
                 ProtoName::Name(s) => parse_proto(s)
                     .map_err(|e| l.error(format!("policy.rules[{i}].protocols[{j}]"), e))?,
             });
+        }
+        // Only TCP, UDP and SCTP have ports. Other protocols' keys hold an
+        // ICMP type and code, an echo's identifier or zeros, which a port
+        // range would match by accident ("0-1023" catching every GRE flow):
+        // ports without protocols mean these three, and ports with another
+        // protocol are refused.
+        if r.src_ports.is_some() || r.dst_ports.is_some() {
+            if protos.is_empty() {
+                protos = PORT_PROTOCOLS.to_vec();
+            } else if let Some(j) = protos.iter().position(|p| !PORT_PROTOCOLS.contains(p)) {
+                return Err(l.error(
+                    format!("policy.rules[{i}].protocols[{j}]"),
+                    format!(
+                        "protocol {} has no ports, and the rule gives src_ports or dst_ports (tcp, udp and sctp have ports)",
+                        protos[j]
+                    ),
+                ));
+            }
         }
         let (src, dst) = (cidr("src", &r.src)?, cidr("dst", &r.dst)?);
         let family = |c: &flowgate_dataplane::filter::Cidr| match c.family {
@@ -1918,9 +1939,51 @@ protocols = ["tcp", 17]
                 "policy.rules[0].dst",
             ),
             (rules.replace("reject", "deny"), "policy.rules[0].action"),
+            (
+                rules.replace("[\"tcp\", 17]", "[\"tcp\", \"icmp\"]"),
+                "policy.rules[0].protocols[1]",
+            ),
         ] {
             let e = check(&format!("{GOOD}{bad}")).unwrap_err();
             assert!(e.key.starts_with(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn ports_without_protocols_match_tcp_udp_and_sctp_only() {
+        use flowgate_dataplane::flow::{AddrFamily, Tuple, Verdict};
+        let rules =
+            "\n[[policy.rules]]\nid = 3\npriority = 1\naction = \"drop\"\ndst_ports = \"0-1023\"\n";
+        let l = Loaded {
+            path: "t.toml".into(),
+            config: parse(&format!("{GOOD}{rules}")).unwrap(),
+        };
+        let policy = compile_policy(&l).unwrap();
+        let to = |proto: u8, sport: u16, dport: u16| Tuple {
+            src: flowgate_dataplane::flow::key::v4_bits([10, 0, 0, 1]),
+            dst: flowgate_dataplane::flow::key::v4_bits([192, 0, 2, 1]),
+            sport,
+            dport,
+            proto,
+            family: AddrFamily::V4,
+            vlan: 0,
+        };
+        for (proto, sport, dport, verdict) in [
+            (6, 40000, 22, Verdict::Drop),
+            (17, 40000, 53, Verdict::Drop),
+            (132, 40000, 80, Verdict::Drop),
+            (17, 40000, 5353, Verdict::Pass),
+            // GRE and ESP: zeros where ports would be.
+            (47, 0, 0, Verdict::Pass),
+            (50, 0, 0, Verdict::Pass),
+            // An echo: its identifier as both ports.
+            (1, 700, 700, Verdict::Pass),
+        ] {
+            assert_eq!(
+                policy.decide(&to(proto, sport, dport)).verdict,
+                verdict,
+                "protocol {proto}"
+            );
         }
     }
 

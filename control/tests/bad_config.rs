@@ -71,6 +71,13 @@ fn unknown_key() {
 }
 
 #[test]
+fn ports_on_a_protocol_without_ports() {
+    let rule = "[[policy.rules]]\nid = 1\npriority = 1\naction = \"drop\"\ndst_ports = \"0-1023\"\nprotocols = [\"udp\", \"icmp\"]\n";
+    let t = format!("{}{rule}", good(free_port(), PORTS, "[[\"a\", \"b\"]]"));
+    expect_one_line("ports with icmp", Some(&t), "policy.rules[0].protocols[1]");
+}
+
+#[test]
 fn port_named_twice() {
     let t = good(free_port(), &PORTS.replace("\"b\"", "\"a\""), "[]");
     expect_one_line("port twice", Some(&t), "ports[1].name");
