@@ -420,73 +420,137 @@ fn parse_ipv6(
 
     let payload = ip.payload();
     let payload_beyond = (l3 + ip_len).saturating_sub(frame.len());
-    let mut next = ip.next_header();
-    // Offset of `next`'s header within the payload.
-    let mut pos = 0usize;
-    let mut seen_frag = false;
-    let mut walked = 0usize;
-    while is_extension_header(next) {
-        if walked == MAX_IPV6_EXT_HEADERS || (next == ip_protocol::HOPOPT && walked != 0) {
-            return Err(Malformed::Ipv6ExtensionHeader);
-        }
-        walked += 1;
-        // Past a fragment header, a header that does not fit means the first
-        // fragment was cut short of the header chain (RFC 7112).
-        let first = matches!(pkt.fragment, Fragment::First { .. });
-        let cut = if first {
-            Malformed::FragmentOffset
-        } else {
-            Malformed::Ipv6ExtensionHeader
+    let mut chain = Ipv6Chain::new(payload, ip.next_header());
+    loop {
+        let at = chain.pos;
+        let step = chain.step().map_err(|e| match e {
+            // Past a fragment header, a header that does not fit means the
+            // first fragment was cut short of the header chain (RFC 7112).
+            ChainError::Cut if matches!(pkt.fragment, Fragment::First { .. }) => {
+                Malformed::FragmentOffset
+            }
+            _ => Malformed::Ipv6ExtensionHeader,
+        })?;
+        let f = match step {
+            ChainStep::End => break,
+            ChainStep::Header => continue,
+            ChainStep::Fragment(f) => f,
         };
-        let rest = tail(payload, pos);
+        let offset = f.frag_offset();
+        if offset != 0 || f.more_frags() {
+            let id = f.ident();
+            // The reassembled payload: the unfragmentable headers before
+            // this one, then this fragment's data at its offset.
+            let data_len =
+                (payload.len() + payload_beyond).saturating_sub(at + Ipv6FragHeader::<&[u8]>::LEN);
+            if at + usize::from(offset) * 8 + data_len > MAX_DATAGRAM {
+                return Err(Malformed::FragmentOffset);
+            }
+            if offset != 0 {
+                pkt.tuple.proto = f.next_header();
+                pkt.fragment = Fragment::Later { id };
+                return Ok(pkt);
+            }
+            pkt.fragment = Fragment::First { id };
+        }
+    }
+    pkt.tuple.proto = chain.next;
+    transport(
+        &mut pkt,
+        tail(payload, chain.pos),
+        payload_beyond,
+        l3 + Ipv6Packet::<&[u8]>::HEADER_LEN + chain.pos,
+        ip_protocol::ICMPV6,
+    )?;
+    Ok(pkt)
+}
+
+/// A walk along an IPv6 extension header chain, one header per
+/// [`step`](Self::step), under the parser's rules: at most
+/// [`MAX_IPV6_EXT_HEADERS`] headers, hop-by-hop options only first, one
+/// fragment header. Shared with [`quoted_flow`], so that the packet an
+/// ICMPv6 error quotes is keyed as the parser keyed its flow.
+struct Ipv6Chain<'a> {
+    /// The IPv6 payload, or what of it the buffer holds.
+    payload: &'a [u8],
+    /// The protocol of the header at `pos`; once the walk ends, the
+    /// upper-layer protocol.
+    next: u8,
+    /// Offset of `next`'s header within `payload`.
+    pos: usize,
+    walked: usize,
+    seen_frag: bool,
+}
+
+/// What one [`Ipv6Chain::step`] went past.
+enum ChainStep<'a> {
+    /// Nothing: `next` is no extension header, the chain ends at `pos`.
+    End,
+    /// A fragment header. The caller judges it: a later fragment's chain
+    /// goes on in another packet, so its walk must stop here.
+    Fragment(Ipv6FragHeader<&'a [u8]>),
+    /// Another extension header.
+    Header,
+}
+
+/// Why an [`Ipv6Chain`] cannot be walked further.
+enum ChainError {
+    /// A header runs past the bytes at hand.
+    Cut,
+    /// More headers than [`MAX_IPV6_EXT_HEADERS`], hop-by-hop options after
+    /// the first, a second fragment header, or a length field no header
+    /// can have (AH shorter than 12 bytes).
+    Invalid,
+}
+
+impl<'a> Ipv6Chain<'a> {
+    #[inline(always)]
+    fn new(payload: &'a [u8], next: u8) -> Self {
+        Ipv6Chain {
+            payload,
+            next,
+            pos: 0,
+            walked: 0,
+            seen_frag: false,
+        }
+    }
+
+    #[inline(always)]
+    fn step(&mut self) -> Result<ChainStep<'a>, ChainError> {
+        let next = self.next;
+        if !is_extension_header(next) {
+            return Ok(ChainStep::End);
+        }
+        if self.walked == MAX_IPV6_EXT_HEADERS || (next == ip_protocol::HOPOPT && self.walked != 0)
+        {
+            return Err(ChainError::Invalid);
+        }
+        self.walked += 1;
+        let rest = tail(self.payload, self.pos);
         if next == ip_protocol::IPV6_FRAG {
-            let f = Ipv6FragHeader::new_checked(rest).map_err(|_| cut)?;
-            if seen_frag {
-                return Err(Malformed::Ipv6ExtensionHeader);
+            let f = Ipv6FragHeader::new_checked(rest).map_err(|_| ChainError::Cut)?;
+            if self.seen_frag {
+                return Err(ChainError::Invalid);
             }
-            seen_frag = true;
-            let offset = f.frag_offset();
-            if offset != 0 || f.more_frags() {
-                let id = f.ident();
-                // The reassembled payload: the unfragmentable headers before
-                // this one, then this fragment's data at its offset.
-                let data_len = (payload.len() + payload_beyond)
-                    .saturating_sub(pos + Ipv6FragHeader::<&[u8]>::LEN);
-                if pos + usize::from(offset) * 8 + data_len > MAX_DATAGRAM {
-                    return Err(Malformed::FragmentOffset);
-                }
-                if offset != 0 {
-                    pkt.tuple.proto = f.next_header();
-                    pkt.fragment = Fragment::Later { id };
-                    return Ok(pkt);
-                }
-                pkt.fragment = Fragment::First { id };
-            }
-            next = f.next_header();
-            pos += Ipv6FragHeader::<&[u8]>::LEN;
+            self.seen_frag = true;
+            self.next = f.next_header();
+            self.pos += Ipv6FragHeader::<&[u8]>::LEN;
+            Ok(ChainStep::Fragment(f))
         } else {
             let h = Ipv6ExtHeader::new_checked(rest, next).map_err(|_| {
                 // An invalid length field is not a cut, fragment or not.
                 let h = Ipv6ExtHeader::new_unchecked(rest, next);
                 if rest.len() >= Ipv6ExtHeader::<&[u8]>::MIN_LEN && h.header_len() <= rest.len() {
-                    Malformed::Ipv6ExtensionHeader
+                    ChainError::Invalid
                 } else {
-                    cut
+                    ChainError::Cut
                 }
             })?;
-            next = h.next_header();
-            pos += h.header_len();
+            self.next = h.next_header();
+            self.pos += h.header_len();
+            Ok(ChainStep::Header)
         }
     }
-    pkt.tuple.proto = next;
-    transport(
-        &mut pkt,
-        tail(payload, pos),
-        payload_beyond,
-        l3 + Ipv6Packet::<&[u8]>::HEADER_LEN + pos,
-        ip_protocol::ICMPV6,
-    )?;
-    Ok(pkt)
 }
 
 /// Reads the upper-layer header of `pkt.tuple.proto` from `payload` (the IP

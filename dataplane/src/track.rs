@@ -1209,7 +1209,10 @@ mod tests {
     #[test]
     fn an_icmp_error_gets_the_verdict_of_the_flow_it_quotes() {
         use etherparse::icmpv4::DestUnreachableHeader;
-        use etherparse::{Icmpv4Type, Icmpv6Type};
+        use etherparse::{
+            Icmpv4Type, Icmpv6Type, IpHeaders, IpNumber, Ipv6Extensions, Ipv6Header,
+            Ipv6RawExtHeader,
+        };
         let act = |verdict, rule_id| RuleAction {
             verdict,
             rule_id,
@@ -1264,6 +1267,32 @@ mod tests {
             .icmpv6(Icmpv6Type::PacketTooBig { mtu: 1280 })
             .write(&mut too_big6, &syn6[14..14 + 48])
             .unwrap();
+        // The same flow's segment behind destination options, as a router
+        // quotes it: the ports are past the header.
+        let mut opts6 = Vec::new();
+        let exts = Ipv6Extensions {
+            destination_options: Some(
+                Ipv6RawExtHeader::new_raw(IpNumber(0), &[1, 4, 0, 0, 0, 0]).unwrap(),
+            ),
+            ..Default::default()
+        };
+        let hdr = Ipv6Header {
+            hop_limit: 64,
+            source: c6,
+            destination: s6,
+            ..Default::default()
+        };
+        PacketBuilder::ip(IpHeaders::Ipv6(hdr, exts))
+            .tcp(40000, 80, 1001, 1000)
+            .ack(1)
+            .write(&mut opts6, &[0; 1400])
+            .unwrap();
+        let mut too_big6_opts = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 1])
+            .ipv6(r6, c6, 64)
+            .icmpv6(Icmpv6Type::PacketTooBig { mtu: 1280 })
+            .write(&mut too_big6_opts, &opts6[..1232])
+            .unwrap();
         let frames = vec![tcp(C, S, SYN, &[]), tcp(C, telnet, SYN, &[]), syn6];
         let mut c = WorkerCounters::default();
         let a = run(&mut t, &frames, 5, &mut c);
@@ -1276,13 +1305,20 @@ mod tests {
             // About no flow: a flow of its own, which the default drops.
             error4(S.0, unreachable, &udp((C.0, 5353), (S.0, 53), b"q")),
             too_big6,
+            too_big6_opts,
         ];
         let a = run(&mut t, &errors, 6, &mut c);
         assert_eq!(
             a,
-            vec![Action::Forward, Action::Drop, Action::Drop, Action::Forward]
+            vec![
+                Action::Forward,
+                Action::Drop,
+                Action::Drop,
+                Action::Forward,
+                Action::Forward
+            ]
         );
-        assert_eq!(c.icmp_related, 3);
+        assert_eq!(c.icmp_related, 4);
         assert_eq!(
             t.table().len(),
             4,
@@ -1310,7 +1346,7 @@ mod tests {
             .unwrap();
         let a = run(&mut t, &[echo, astray], 7, &mut c);
         assert_eq!(a, vec![Action::Drop, Action::Drop]);
-        assert_eq!(c.icmp_related, 3);
+        assert_eq!(c.icmp_related, 4);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 
 use flowgate_dataplane::flow::AddrFamily;
 use flowgate_dataplane::parse::{
-    ipv4_header_verifies, parse, parse_segmented_but_checksum, tcp_seq, Fragment, Malformed, Parsed,
+    ipv4_header_verifies, is_icmp_error, parse, parse_segmented_but_checksum, quoted_flow, tcp_seq,
+    Fragment, Malformed, Parsed,
 };
 use flowgate_dataplane::wire::{ip_protocol, IcmpPacket, SctpPacket, TcpPacket, UdpPacket};
 use libfuzzer_sys::fuzz_target;
@@ -119,6 +120,17 @@ fuzz_target!(|frame: &[u8]| {
                         }
                     }
                     _ => assert_eq!((p.tuple.sport, p.tuple.dport), (0, 0)),
+                }
+            }
+
+            // An ICMP error's quote is attacker bytes walked a second time
+            // (IPv6 extension headers included): what it names is a flow
+            // of the error's family and VLAN, sent by the error's
+            // destination.
+            if is_icmp_error(p.tuple.proto, p.tuple.sport, p.tuple.dport) {
+                if let Some(q) = quoted_flow(frame, &p) {
+                    assert_eq!((q.family, q.vlan), (p.tuple.family, p.tuple.vlan));
+                    assert_eq!(q.src, p.tuple.dst);
                 }
             }
 

@@ -15,8 +15,8 @@ const MAC_S: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const MAC_D: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const V4S: [u8; 4] = [192, 0, 2, 1];
 const V4D: [u8; 4] = [198, 51, 100, 7];
-const V6S: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const V6D: [u8; 16] = [
+pub(super) const V6S: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+pub(super) const V6D: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xbe, 0xef,
 ];
 
@@ -204,7 +204,7 @@ fn routing() -> Ipv6RawExtHeader {
 
 /// IPv6 with a hand-written extension chain: each entry is (kind, header
 /// bytes with a placeholder next-header byte), then `last` and `l4`.
-fn v6_chain(chain: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
+pub(super) fn v6_chain(chain: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (_, h)) in chain.iter().enumerate() {
         let mut h = h.clone();
@@ -235,18 +235,18 @@ fn v6_chain(chain: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
     v
 }
 
-fn dstopt8() -> (u8, Vec<u8>) {
+pub(super) fn dstopt8() -> (u8, Vec<u8>) {
     (ip_protocol::IPV6_OPTS, vec![0, 0, 1, 4, 0, 0, 0, 0])
 }
 
-fn frag8(offset: u16, more: bool, id: u32) -> (u8, Vec<u8>) {
+pub(super) fn frag8(offset: u16, more: bool, id: u32) -> (u8, Vec<u8>) {
     let mut h = vec![0u8, 0];
     h.extend_from_slice(&(offset << 3 | u16::from(more)).to_be_bytes());
     h.extend_from_slice(&id.to_be_bytes());
     (ip_protocol::IPV6_FRAG, h)
 }
 
-fn udp_hdr(sport: u16, dport: u16, len: u16) -> Vec<u8> {
+pub(super) fn udp_hdr(sport: u16, dport: u16, len: u16) -> Vec<u8> {
     let mut h = Vec::new();
     for w in [sport, dport, len, 0] {
         h.extend_from_slice(&w.to_be_bytes());
