@@ -840,9 +840,11 @@ impl RunningJobs {
                     }
                 }),
                 Step::Done => {
-                    let job = self.jobs.swap_remove(j);
+                    // `remove`, not `swap_remove`: the jobs keep their
+                    // order, so the one after it has its turn next and the
+                    // last does not take a second turn in this slice.
+                    let job = self.jobs.remove(j);
                     turns -= 1;
-                    // The job moved into its place has its turn next.
                     if let Err(r) = ring.post(Reply::JobDone {
                         op: job.spec.op,
                         summary: job.summary,

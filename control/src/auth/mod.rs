@@ -73,6 +73,9 @@ pub struct Authenticator {
     enabled: bool,
     keys: HashMap<String, String>,
     tokens: Vec<String>,
+    /// SHA-256 of each of `tokens`, made once: a request's token is hashed
+    /// and compared with these, in a time that depends on neither token.
+    token_digests: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -284,6 +287,7 @@ impl Authenticator {
                 g.token_in_force = token_from_file;
             }
         }
+        auth.token_digests = auth.tokens.iter().map(|t| digest(t.as_bytes())).collect();
         Ok((auth, generated))
     }
 
@@ -343,10 +347,13 @@ impl Authenticator {
             .map(|(_, token)| token.trim())
             .filter(|token| !token.is_empty())
             .ok_or(TokenError::Missing)?;
-        // Compare every token fully so timing says nothing about which part matched.
-        let ok = self.tokens.iter().fold(false, |acc, t| {
-            acc | constant_time_eq(t.as_bytes(), given.as_bytes())
-        });
+        // Compare with every token fully, digest against digest, so that
+        // timing says nothing about which part matched or how long either is.
+        let given = digest(given.as_bytes());
+        let ok = self
+            .token_digests
+            .iter()
+            .fold(false, |acc, t| acc | digests_equal(t, &given));
         if ok {
             Ok(Caller::Authenticated("api-token".into()))
         } else {
@@ -355,15 +362,15 @@ impl Authenticator {
     }
 }
 
-/// Whether `a` and `b` are equal, in a time that says nothing about where
-/// they differ, nor (comparing their digests) how long either is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn digest(b: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    Sha256::digest(b).into()
+}
+
+/// Whether `a` and `b` are equal, in a time that says nothing about where
+/// they differ.
+fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
