@@ -1406,8 +1406,11 @@ fn validate_operations(l: &Loaded) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The protocols whose flow keys hold ports: TCP, UDP and SCTP.
-const PORT_PROTOCOLS: [u8; 3] = [6, 17, 132];
+/// The protocols whose flow keys hold ports.
+const PORT_PROTOCOLS: [u8; 3] = {
+    use flowgate_dataplane::wire::ip_protocol::{SCTP, TCP, UDP};
+    [TCP, UDP, SCTP]
+};
 
 /// The policy the config describes, compiled.
 pub fn compile_policy(l: &Loaded) -> Result<flowgate_dataplane::policy::Policy, ConfigError> {

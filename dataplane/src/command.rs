@@ -203,20 +203,26 @@ impl WorkerEnd {
         self.rings.replies.push(r)
     }
 
+    /// Posts `r`, or keeps it in `held` when the ring is full (the caller
+    /// posts nothing more until [`WorkerEnd::post_held`] has sent it);
+    /// false if it was kept.
+    #[inline]
+    pub fn post_or_hold(&mut self, r: Reply, held: &mut Option<Reply>) -> bool {
+        debug_assert!(held.is_none());
+        match self.post(r) {
+            Ok(()) => true,
+            Err(r) => {
+                *held = Some(r);
+                false
+            }
+        }
+    }
+
     /// Posts `held`, the reply the ring last refused, if any; false while
     /// the ring still has no room for it.
     #[inline]
     pub fn post_held(&mut self, held: &mut Option<Reply>) -> bool {
-        match held.take() {
-            None => true,
-            Some(r) => match self.post(r) {
-                Ok(()) => true,
-                Err(r) => {
-                    *held = Some(r);
-                    false
-                }
-            },
-        }
+        held.take().is_none_or(|r| self.post_or_hold(r, held))
     }
 
     /// An empty result chunk from the pool, if control has given one back

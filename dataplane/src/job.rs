@@ -845,13 +845,12 @@ impl RunningJobs {
                     // last does not take a second turn in this slice.
                     let job = self.jobs.remove(j);
                     turns -= 1;
-                    if let Err(r) = ring.post(Reply::JobDone {
+                    let done = Reply::JobDone {
                         op: job.spec.op,
                         summary: job.summary,
                         spec: job.spec,
-                    }) {
-                        *held = Some(r);
-                    }
+                    };
+                    ring.post_or_hold(done, held);
                     continue;
                 }
             };
@@ -859,8 +858,8 @@ impl RunningJobs {
             // posted: the next slice starts with the next job), or when it
             // has no chunk to post its results in.
             let turn_over = reply.is_none() || slice.is_spent();
-            if let Some(Err(r)) = reply.map(|r| ring.post(r)) {
-                *held = Some(r);
+            if let Some(r) = reply {
+                ring.post_or_hold(r, held);
             }
             if turn_over {
                 turns -= 1;

@@ -616,12 +616,7 @@ fn transport(
         p if p == icmp => {
             let msg =
                 IcmpPacket::new_checked(payload).map_err(|_| short(Malformed::TruncatedIcmp))?;
-            let echo = if icmp == ip_protocol::ICMP {
-                msg.is_echo_v4()
-            } else {
-                msg.is_echo_v6()
-            };
-            if echo {
+            if msg.is_echo(icmp) {
                 pkt.tuple.sport = msg.ident();
                 pkt.tuple.dport = msg.ident();
             } else {

@@ -220,12 +220,7 @@ fn icmp_unreachable(frame: &[u8], p: &ParsedPacket, out: &mut [u8]) -> Option<us
     // No error about an error: only echo messages among ICMP may be answered.
     if (p.tuple.proto == 1 && !v6) || (p.tuple.proto == 58 && v6) {
         let icmp = IcmpPacket::new_checked(&ip[p.l4_offset as usize - l3..]).ok()?;
-        let echo = if v6 {
-            icmp.is_echo_v6()
-        } else {
-            icmp.is_echo_v4()
-        };
-        if !echo {
+        if !icmp.is_echo(p.tuple.proto) {
             return None;
         }
     }

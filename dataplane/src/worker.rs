@@ -254,14 +254,7 @@ impl Worker {
     /// Posts a reply, or holds it if the ring is full (callers produce no
     /// new reply while one is held).
     fn post(&mut self, r: Reply) -> bool {
-        debug_assert!(self.pending_reply.is_none());
-        match self.ring.post(r) {
-            Ok(()) => true,
-            Err(r) => {
-                self.pending_reply = Some(r);
-                false
-            }
-        }
+        self.ring.post_or_hold(r, &mut self.pending_reply)
     }
 
     /// Handles the commands waiting on the ring, bounded per call.

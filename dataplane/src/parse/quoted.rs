@@ -123,13 +123,8 @@ pub fn quoted_flow(frame: &[u8], pp: &ParsedPacket) -> Option<Tuple> {
         }
         p if p == icmp => {
             let msg = IcmpPacket::new_checked(l4).ok()?;
-            let echo = if icmp == ip_protocol::ICMP {
-                msg.is_echo_v4()
-            } else {
-                msg.is_echo_v6()
-            };
             // An echo that went astray: its identifier is both ports.
-            if !echo {
+            if !msg.is_echo(icmp) {
                 return None;
             }
             t.sport = msg.ident();

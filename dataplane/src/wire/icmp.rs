@@ -142,6 +142,18 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         matches!(self.msg_type(), v6::ECHO_REQUEST | v6::ECHO_REPLY)
     }
 
+    /// Whether this is an echo request or reply of `icmp`, the protocol it
+    /// travels as: [`ip_protocol::ICMP`](super::ip_protocol::ICMP) or
+    /// ICMPv6, whose echo types differ.
+    #[inline(always)]
+    pub fn is_echo(&self, icmp: u8) -> bool {
+        if icmp == super::ip_protocol::ICMPV6 {
+            self.is_echo_v6()
+        } else {
+            self.is_echo_v4()
+        }
+    }
+
     /// Message body after the 8-byte header (echo data, or the invoking
     /// packet of an error message).
     #[inline(always)]
